@@ -1,0 +1,103 @@
+//! Compact JWS parsing: size bound, exactly three segments, strict base64url.
+
+use crate::error::{Error, Reason};
+use crate::jose::base64url;
+use crate::jose::header::Header;
+
+/// The default bound on a whole token, checked before anything else.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// A compact JWS whose structure and header were checked, and whose signature was not.
+///
+/// Nothing in it is trusted yet; it exists so the key source can choose keys by the header
+/// (and, for multi-issuer setups, by `iss`) before the signature is checked.
+#[derive(Debug)]
+pub struct UnverifiedToken<'a> {
+    header: Header,
+    header_json: Vec<u8>,
+    signing_input: &'a str,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl<'a> UnverifiedToken<'a> {
+    /// Parses `token`, rejecting anything larger than `max_len` bytes before looking at it.
+    pub fn parse(token: &'a str, max_len: usize) -> Result<Self, Error> {
+        if token.len() > max_len {
+            return Err(Error::new(
+                Reason::TokenTooLarge,
+                format!("token is {} bytes, above the {max_len}-byte limit", token.len()),
+            ));
+        }
+        if token.is_empty() {
+            return Err(Error::malformed("token is empty"));
+        }
+        if token.starts_with('{') {
+            return Err(Error::malformed(
+                "token is JSON: only the compact serialization (header.payload.signature) is accepted",
+            ));
+        }
+        let bytes = token.as_bytes();
+        let dots = bytes.iter().filter(|&&b| b == b'.').count();
+        if dots != 2 {
+            let detail = if dots == 4 {
+                "token has 5 segments: JWE (encrypted tokens) is not supported".to_owned()
+            } else {
+                format!("token has {} segments, a signed JWT has exactly 3", dots + 1)
+            };
+            return Err(Error::malformed(detail));
+        }
+        let (signing_input, signature_b64) =
+            token.rsplit_once('.').ok_or_else(|| Error::malformed("token has no signature segment"))?;
+        let (header_b64, payload_b64) =
+            signing_input.split_once('.').ok_or_else(|| Error::malformed("token has no payload segment"))?;
+        if header_b64.is_empty() {
+            return Err(Error::malformed("header segment is empty"));
+        }
+        let header_json = base64url::decode(header_b64)
+            .map_err(|_| Error::malformed("header segment is not canonical unpadded base64url"))?;
+        let payload = base64url::decode(payload_b64)
+            .map_err(|_| Error::malformed("payload segment is not canonical unpadded base64url"))?;
+        let signature = base64url::decode(signature_b64)
+            .map_err(|_| Error::malformed("signature segment is not canonical unpadded base64url"))?;
+        let header = Header::parse(&header_json)?;
+        if signature.is_empty() {
+            return Err(Error::new(Reason::InvalidSignature, "signature segment is empty")
+                .with_token_context(header.kid.as_deref(), Some(header.alg)));
+        }
+        Ok(Self { header, header_json, signing_input, payload, signature })
+    }
+
+    /// The checked header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The decoded header JSON, exactly as received.
+    pub fn header_json(&self) -> &[u8] {
+        &self.header_json
+    }
+
+    /// The exact received `header.payload` ASCII that the signature covers.
+    pub fn signing_input(&self) -> &'a str {
+        self.signing_input
+    }
+
+    /// The decoded payload bytes (claims JSON, unverified).
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// The decoded signature bytes.
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    pub(crate) fn into_parts(self) -> (Header, Vec<u8>, Vec<u8>) {
+        (self.header, self.header_json, self.payload)
+    }
+
+    pub(crate) fn context(&self) -> impl Fn(Error) -> Error + '_ {
+        move |e| e.with_token_context(self.header.kid.as_deref(), Some(self.header.alg))
+    }
+}

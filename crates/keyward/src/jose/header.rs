@@ -1,0 +1,160 @@
+//! The protected header: what keyward reads from it, and what it refuses.
+
+use crate::error::{Error, Reason};
+use crate::jose::algorithm::{AlgName, Algorithm};
+use crate::jose::json::{self, ObjectScan, Scalar};
+
+/// The longest `kid` keyward looks up; longer ones cannot name a key and are `unknown_kid`.
+pub const MAX_KID_LEN: usize = 256;
+
+/// The parts of a JWS protected header that keyward acts on.
+///
+/// `jku`, `x5u`, `jwk` and `x5c` are deliberately absent: keys come only from configuration,
+/// never from the token (THREATS.md A4, A18).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Header {
+    /// The signature algorithm.
+    pub alg: Algorithm,
+    /// The key id, an opaque string compared byte for byte.
+    pub kid: Option<String>,
+    /// The media type, e.g. `JWT` or `at+jwt`.
+    pub typ: Option<String>,
+}
+
+#[derive(Default)]
+struct Seen<'de> {
+    alg: Option<Scalar<'de>>,
+    kid: Option<Scalar<'de>>,
+    typ: Option<Scalar<'de>>,
+    cty: Option<Scalar<'de>>,
+    crit: Option<Scalar<'de>>,
+    b64: Option<Scalar<'de>>,
+    zip: bool,
+    enc: bool,
+}
+
+impl Header {
+    /// Parses and checks decoded header bytes.
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, Error> {
+        let mut seen = Seen::default();
+        json::scan(
+            bytes,
+            ObjectScan(|name: &str, value| match name {
+                "alg" => seen.alg = Some(value),
+                "kid" => seen.kid = Some(value),
+                "typ" => seen.typ = Some(value),
+                "cty" => seen.cty = Some(value),
+                "crit" => seen.crit = Some(value),
+                "b64" => seen.b64 = Some(value),
+                "zip" => seen.zip = true,
+                "enc" => seen.enc = true,
+                _ => {}
+            }),
+        )
+        .map_err(|e| Error::malformed(format!("header is not a JSON object: {e}")))?;
+
+        // A readable kid makes later errors more useful, so take it first.
+        let kid = match seen.kid {
+            None => None,
+            Some(Scalar::Str(s)) => Some(s.into_owned()),
+            Some(other) => {
+                return Err(Error::malformed(format!("header kid is {}, not a string", other.kind())));
+            }
+        };
+        let alg = match seen.alg {
+            None => {
+                return Err(Error::malformed("header has no alg").with_token_context(kid.as_deref(), None));
+            }
+            Some(Scalar::Str(name)) => match AlgName::classify(&name) {
+                AlgName::Supported(alg) => alg,
+                AlgName::Forbidden => {
+                    return Err(Error::new(
+                        Reason::AlgorithmNotAllowed,
+                        format!("alg {name:?} is never accepted: tokens must be signed with a public-key algorithm"),
+                    )
+                    .with_token_context(kid.as_deref(), None));
+                }
+                AlgName::Encryption | AlgName::Unknown => {
+                    return Err(Error::new(
+                        Reason::UnsupportedAlgorithm,
+                        format!("alg {name:?} is not a supported signature algorithm"),
+                    )
+                    .with_token_context(kid.as_deref(), None));
+                }
+            },
+            Some(other) => {
+                return Err(Error::malformed(format!("header alg is {}, not a string", other.kind()))
+                    .with_token_context(kid.as_deref(), None));
+            }
+        };
+        let context = |e: Error| e.with_token_context(kid.as_deref(), Some(alg));
+
+        if seen.enc {
+            return Err(context(Error::malformed(
+                "header has enc: this is a JWE, and keyward verifies only signed JWTs",
+            )));
+        }
+        if let Some(crit) = &seen.crit {
+            let detail = match crit {
+                Scalar::StrArray(names) if names.is_empty() => "crit is an empty array".to_owned(),
+                Scalar::StrArray(names) => format!(
+                    "crit lists {} which keyward does not understand",
+                    names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+                ),
+                other => format!("crit is {}, not an array of strings", other.kind()),
+            };
+            return Err(context(Error::new(Reason::UnsupportedCriticalHeader, detail)));
+        }
+        match &seen.b64 {
+            None | Some(Scalar::Bool(true)) => {}
+            Some(other) => {
+                return Err(context(Error::new(
+                    Reason::UnsupportedCriticalHeader,
+                    format!(
+                        "b64 is {} (unencoded payloads, RFC 7797, are not allowed in JWTs)",
+                        describe(other)
+                    ),
+                )));
+            }
+        }
+        if seen.zip {
+            return Err(context(Error::new(
+                Reason::UnsupportedCriticalHeader,
+                "header has zip: compressed payloads are never accepted",
+            )));
+        }
+        let typ = match seen.typ {
+            None => None,
+            Some(Scalar::Str(s)) => Some(s.into_owned()),
+            Some(other) => {
+                return Err(context(Error::malformed(format!(
+                    "header typ is {}, not a string",
+                    other.kind()
+                ))));
+            }
+        };
+        match seen.cty {
+            None => {}
+            Some(Scalar::Str(cty)) if cty.eq_ignore_ascii_case("jwt") => {
+                return Err(context(Error::malformed("header cty is JWT: nested tokens are not supported")));
+            }
+            Some(Scalar::Str(_)) => {}
+            Some(other) => {
+                return Err(context(Error::malformed(format!(
+                    "header cty is {}, not a string",
+                    other.kind()
+                ))));
+            }
+        }
+        Ok(Self { alg, kid, typ })
+    }
+}
+
+fn describe(value: &Scalar<'_>) -> String {
+    match value {
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Str(s) => format!("{s:?}"),
+        other => other.kind().to_owned(),
+    }
+}

@@ -1,0 +1,11 @@
+//! JOSE building blocks: algorithms, strict base64url and JSON, headers, compact JWS, JWK(S).
+
+pub(crate) mod algorithm;
+pub mod base64url;
+pub mod compact;
+pub mod header;
+pub(crate) mod json;
+pub mod jwk;
+pub mod jwks;
+
+pub use self::algorithm::{Algorithm, KeyFamily, UnknownAlgorithm};

@@ -1,0 +1,49 @@
+//! keyward: JWT verification that keeps working when the identity provider rotates its keys.
+//!
+//! Strict JOSE parsing (compact JWS only, canonical base64url, duplicate-free JSON), keys parsed
+//! once from a JWKS into `aws-lc-rs` verification keys, one stable [`Reason`] per rejection.
+//!
+//! ```
+//! use keyward::{FixedClock, Policy, Verifier};
+//! use keyward::jwk::JwkSet;
+//!
+//! # async fn run(jwks: &[u8], token: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let keys = JwkSet::from_json(jwks)?;
+//! let policy = Policy::builder()
+//!     .issuer("https://idp.example.com")
+//!     .audience("orders-api")
+//!     .build()?;
+//! let verifier = Verifier::builder().keys(keys).policy(policy).build()?;
+//! match verifier.verify(token).await {
+//!     Ok(verified) => println!("hello {:?}", verified.registered().sub),
+//!     Err(rejected) => println!("rejected: {} ({})", rejected.reason(), rejected),
+//! }
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
+pub mod clock;
+pub mod danger;
+mod error;
+pub mod jose;
+mod verify;
+
+pub use crate::clock::{Clock, FixedClock, SystemClock};
+pub use crate::error::{ConfigError, Error, Reason, TimeEvidence};
+pub use crate::jose::Algorithm;
+pub use crate::verify::{
+    DEFAULT_LEEWAY_SECS, KeysArg, MAX_LEEWAY_SECS, Policy, PolicyBuilder, RegisteredClaims, Verified,
+    Verifier, VerifierBuilder, verify_with_keys,
+};
+
+/// Key sets: JWKS parsing, parsed verification keys, and keys set aside with reasons.
+pub mod jwk {
+    pub use crate::jose::jwk::{KeyProblem, MAX_RSA_BITS, MIN_RSA_BITS, SetAsideKey, VerifyingKey};
+    pub use crate::jose::jwks::{
+        DEFAULT_MAX_JWKS_BYTES, DEFAULT_MAX_KEYS, JwkSet, JwksError, KeySetWarning, MAX_KIDLESS_CANDIDATES,
+    };
+}

@@ -1,0 +1,270 @@
+//! Registered-claim validation: types first (an ill-typed claim is never "absent"), then values.
+
+use crate::clock::format_rfc3339;
+use crate::error::{Error, Reason, TimeEvidence};
+use crate::jose::json::{self, ObjectScan, Scalar};
+use crate::jose::jwk::VerifyingKey;
+use crate::verify::policy::Policy;
+
+/// The largest NumericDate keyward accepts (2^53, the exact-integer range of a JSON double).
+const MAX_NUMERIC_DATE: u64 = 1 << 53;
+/// Entra ID's placeholder in a key's `issuer` member.
+const TENANT_PLACEHOLDER: &str = "{tenantid}";
+
+/// The registered claims of a verified token, already type-checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RegisteredClaims {
+    /// `iss`.
+    pub iss: Option<String>,
+    /// `sub`.
+    pub sub: Option<String>,
+    /// `aud`, as a list even when the token used a single string.
+    pub aud: Vec<String>,
+    /// `exp`, rounded down.
+    pub exp: Option<i64>,
+    /// `nbf`, rounded up.
+    pub nbf: Option<i64>,
+    /// `iat`, rounded up.
+    pub iat: Option<i64>,
+}
+
+#[derive(Default)]
+struct Seen<'de> {
+    iss: Option<Scalar<'de>>,
+    sub: Option<Scalar<'de>>,
+    aud: Option<Scalar<'de>>,
+    exp: Option<Scalar<'de>>,
+    nbf: Option<Scalar<'de>>,
+    iat: Option<Scalar<'de>>,
+    jti: Option<Scalar<'de>>,
+    tid: Option<Scalar<'de>>,
+}
+
+#[derive(Clone, Copy)]
+enum Round {
+    Down,
+    Up,
+}
+
+fn numeric_date(name: &str, value: Option<Scalar<'_>>, round: Round) -> Result<Option<i64>, Error> {
+    let invalid = |what: String| {
+        Error::new(Reason::InvalidClaim, format!("{name} is {what}; a NumericDate is a number of seconds"))
+    };
+    let Some(value) = value else { return Ok(None) };
+    let seconds = match value {
+        Scalar::UInt(v) if v <= MAX_NUMERIC_DATE => v,
+        Scalar::UInt(v) => return Err(invalid(format!("{v}, beyond the supported range"))),
+        Scalar::Int(v) => return Err(invalid(format!("{v}, which is negative"))),
+        Scalar::Float(v) if v.is_finite() && v >= 0.0 && v <= MAX_NUMERIC_DATE as f64 => {
+            let rounded = match round {
+                Round::Down => v.floor(),
+                Round::Up => v.ceil(),
+            };
+            // In range by the guard above, so the conversion is exact.
+            rounded as u64
+        }
+        Scalar::Float(v) => return Err(invalid(format!("{v}, outside the supported range"))),
+        other => return Err(invalid(other.kind().to_owned())),
+    };
+    Ok(Some(i64::try_from(seconds).unwrap_or(i64::MAX)))
+}
+
+fn string_claim(name: &str, value: Option<Scalar<'_>>) -> Result<Option<String>, Error> {
+    match value {
+        None => Ok(None),
+        Some(Scalar::Str(s)) => Ok(Some(s.into_owned())),
+        Some(other) => {
+            Err(Error::new(Reason::InvalidClaim, format!("{name} is {}, not a string", other.kind())))
+        }
+    }
+}
+
+fn ago(now: i64, t: i64) -> String {
+    let diff = now.saturating_sub(t);
+    if diff >= 0 { format!("{diff} s ago") } else { format!("in {} s", diff.unsigned_abs()) }
+}
+
+/// Type-checks and validates the claims of a token whose signature verified with `key`.
+pub(crate) fn validate(
+    payload: &[u8],
+    policy: &Policy,
+    now: i64,
+    key: &VerifyingKey,
+) -> Result<RegisteredClaims, Error> {
+    let mut seen = Seen::default();
+    let names = json::scan(
+        payload,
+        ObjectScan(|name: &str, value| match name {
+            "iss" => seen.iss = Some(value),
+            "sub" => seen.sub = Some(value),
+            "aud" => seen.aud = Some(value),
+            "exp" => seen.exp = Some(value),
+            "nbf" => seen.nbf = Some(value),
+            "iat" => seen.iat = Some(value),
+            "jti" => seen.jti = Some(value),
+            "tid" => seen.tid = Some(value),
+            _ => {}
+        }),
+    )
+    .map_err(|e| Error::malformed(format!("claims are not a JSON object: {e}")))?;
+
+    let exp = numeric_date("exp", seen.exp, Round::Down)?;
+    let nbf = numeric_date("nbf", seen.nbf, Round::Up)?;
+    let iat = numeric_date("iat", seen.iat, Round::Up)?;
+    let iss = string_claim("iss", seen.iss)?;
+    let sub = string_claim("sub", seen.sub)?;
+    string_claim("jti", seen.jti)?;
+    let aud = match seen.aud {
+        None => Vec::new(),
+        Some(Scalar::Str(a)) => vec![a.into_owned()],
+        Some(Scalar::StrArray(list)) if !list.is_empty() => {
+            list.into_iter().map(|a| a.into_owned()).collect()
+        }
+        Some(Scalar::StrArray(_)) => {
+            return Err(Error::new(Reason::InvalidClaim, "aud is an empty array"));
+        }
+        Some(other) => {
+            return Err(Error::new(
+                Reason::InvalidClaim,
+                format!("aud is {}, not a string or an array of strings", other.kind()),
+            ));
+        }
+    };
+
+    let leeway = policy.leeway;
+    let leeway_i = i64::try_from(leeway).unwrap_or(i64::MAX);
+    match exp {
+        Some(exp) => {
+            if now >= exp.saturating_add(leeway_i) {
+                return Err(Error::new(
+                    Reason::Expired,
+                    format!("expired at {}, {}, leeway {leeway} s", format_rfc3339(exp), ago(now, exp)),
+                )
+                .with_times(TimeEvidence { claim: exp, now, leeway }));
+            }
+        }
+        None if policy.require_exp => {
+            return Err(Error::new(Reason::MissingClaim, "exp is missing and the policy requires it"));
+        }
+        None => {}
+    }
+    if let Some(nbf) = nbf {
+        if now.saturating_add(leeway_i) < nbf {
+            return Err(Error::new(
+                Reason::NotYetValid,
+                format!("not valid before {}, {}, leeway {leeway} s", format_rfc3339(nbf), ago(now, nbf)),
+            )
+            .with_times(TimeEvidence { claim: nbf, now, leeway }));
+        }
+    }
+    if let Some(iat) = iat {
+        if iat > now.saturating_add(leeway_i) {
+            return Err(Error::new(
+                Reason::IssuedInFuture,
+                format!(
+                    "issued at {}, {} by this clock, leeway {leeway} s: check the clocks of issuer and verifier",
+                    format_rfc3339(iat),
+                    ago(now, iat)
+                ),
+            )
+            .with_times(TimeEvidence { claim: iat, now, leeway }));
+        }
+    }
+
+    if let Some(expected) = &policy.issuer {
+        match &iss {
+            None => {
+                return Err(Error::new(
+                    Reason::MissingClaim,
+                    format!("iss is missing; expected {expected:?}"),
+                ));
+            }
+            Some(iss) if iss != expected => {
+                return Err(Error::new(
+                    Reason::IssuerMismatch,
+                    format!("iss is {iss:?}, expected {expected:?}"),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(bound) = key.issuer() {
+        check_key_issuer(bound, iss.as_deref(), seen.tid)?;
+    }
+
+    if let Some(allowed) = &policy.audiences {
+        if aud.is_empty() {
+            return Err(Error::new(
+                Reason::MissingClaim,
+                format!("aud is missing; expected one of {allowed:?}"),
+            ));
+        }
+        if !aud.iter().any(|a| allowed.contains(a)) {
+            return Err(Error::new(
+                Reason::AudienceMismatch,
+                format!("aud {aud:?} does not include any of {allowed:?}"),
+            ));
+        }
+    }
+    for required in &policy.required_claims {
+        if !names.contains(required) {
+            return Err(Error::new(
+                Reason::MissingClaim,
+                format!("{required} is missing and the policy requires it"),
+            ));
+        }
+    }
+    Ok(RegisteredClaims { iss, sub, aud, exp, nbf, iat })
+}
+
+/// A key that names its issuer (Entra ID does) verifies only that issuer's tokens.
+fn check_key_issuer(bound: &str, iss: Option<&str>, tid: Option<Scalar<'_>>) -> Result<(), Error> {
+    let Some(iss) = iss else {
+        return Err(Error::new(
+            Reason::MissingClaim,
+            format!("iss is missing; the key is bound to issuer {bound:?}"),
+        ));
+    };
+    let expected = if bound.contains(TENANT_PLACEHOLDER) {
+        let tid = match tid {
+            Some(Scalar::Str(tid)) if is_guid(&tid) => tid,
+            Some(Scalar::Str(tid)) => {
+                return Err(Error::new(Reason::InvalidClaim, format!("tid {tid:?} is not a GUID")));
+            }
+            Some(other) => {
+                return Err(Error::new(
+                    Reason::InvalidClaim,
+                    format!("tid is {}, not a string", other.kind()),
+                ));
+            }
+            None => {
+                return Err(Error::new(
+                    Reason::MissingClaim,
+                    format!("tid is missing; the key is bound to the templated issuer {bound:?}"),
+                ));
+            }
+        };
+        bound.replace(TENANT_PLACEHOLDER, &tid)
+    } else {
+        bound.to_owned()
+    };
+    if iss == expected {
+        Ok(())
+    } else {
+        Err(Error::new(
+            Reason::IssuerMismatch,
+            format!("iss is {iss:?} but the verifying key is bound to issuer {expected:?}"),
+        ))
+    }
+}
+
+/// True for the 8-4-4-4-12 hex form Entra uses for tenant ids.
+pub(crate) fn is_guid(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
