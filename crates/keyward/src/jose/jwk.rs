@@ -136,7 +136,8 @@ impl fmt::Debug for VerifyingKey {
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyProblem {
-    /// RSA modulus under 2048 bits, exponent 1 or even, or a ROCA-vulnerable modulus.
+    /// RSA modulus under 2048 bits, exponent 1 or even, a ROCA-vulnerable modulus, or a
+    /// small-order Ed25519 point.
     Weak,
     /// `use` is not `sig`, `key_ops` lacks `verify`, or the key is meant for encryption or agreement.
     NotForSigning,
@@ -436,7 +437,59 @@ fn okp_material(jwk: &Map<String, Value>) -> KeyResult<(KeyFamily, usize, Materi
     if x.len() != 32 {
         return malformed(format!("Ed25519 x must be 32 bytes, found {}", x.len()));
     }
+    if is_small_order_ed25519(&x) {
+        return Err((
+            KeyProblem::Weak,
+            "Ed25519 public key is a small-order point: signatures under it can be forged".to_owned(),
+        ));
+    }
     Ok((KeyFamily::Ed25519, 256, Material::Point(x)))
+}
+
+/// True when `point` encodes one of the 8 small-order points of edwards25519, in canonical or
+/// non-canonical form (libsodium's blocklist, compared with the sign bit masked). Under such a
+/// key a cofactorless verifier accepts forgeries (THREATS.md A17): with the identity as key,
+/// R = identity and S = 0 verify for every message.
+fn is_small_order_ed25519(point: &[u8]) -> bool {
+    const BLOCKLIST: [[u8; 32]; 7] = [
+        // 0 (order 4)
+        [0; 32],
+        // 1 (order 1, the identity)
+        [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        // order 8
+        [
+            0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0,
+            0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05,
+        ],
+        // order 8
+        [
+            0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+            0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a,
+        ],
+        // p - 1 (order 2)
+        [
+            0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+        ],
+        // p (non-canonical 0, order 4)
+        [
+            0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+        ],
+        // p + 1 (non-canonical 1, order 1)
+        [
+            0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+        ],
+    ];
+    BLOCKLIST.iter().any(|blocked| {
+        point.len() == 32
+            && point
+                .iter()
+                .zip(blocked)
+                .enumerate()
+                .all(|(i, (p, b))| if i == 31 { p & 0x7f == *b } else { p == b })
+    })
 }
 
 /// RFC 7638: SHA-256 over the required members in lexicographic order, no whitespace.
@@ -485,6 +538,18 @@ fn is_roca_vulnerable(n: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_order_ed25519_keys_are_flagged_with_either_sign_bit() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert!(is_small_order_ed25519(&identity));
+        identity[31] = 0x80;
+        assert!(is_small_order_ed25519(&identity), "sign bit set");
+        let mut not_small = identity;
+        not_small[0] = 2;
+        assert!(!is_small_order_ed25519(&not_small));
+    }
 
     #[test]
     fn roca_check_flags_only_fingerprinted_moduli() {
