@@ -238,6 +238,13 @@ fn build_key(jwk: &Map<String, Value>) -> KeyResult<VerifyingKey> {
     if kid.is_some_and(|k| k.len() > MAX_JWK_KID_LEN) {
         return malformed(format!("kid is longer than {MAX_JWK_KID_LEN} bytes"));
     }
+    // Before `alg`: an oct key usually says `alg: HS256`, and is still a secret, not a public key.
+    if kty == "oct" {
+        return Err((
+            KeyProblem::NotForSigning,
+            "kty oct is a symmetric secret: it never verifies a public-key signature".to_owned(),
+        ));
+    }
     check_usage(jwk)?;
     let alg = match str_member(jwk, "alg")? {
         None => None,
@@ -260,12 +267,6 @@ fn build_key(jwk: &Map<String, Value>) -> KeyResult<VerifyingKey> {
         "RSA" => rsa_material(jwk)?,
         "EC" => ec_material(jwk)?,
         "OKP" => okp_material(jwk)?,
-        "oct" => {
-            return Err((
-                KeyProblem::NotForSigning,
-                "kty oct is a symmetric secret: it never verifies a public-key signature".to_owned(),
-            ));
-        }
         other => return Err((KeyProblem::Unsupported, format!("kty {other:?} is not supported"))),
     };
     if let Some(alg) = alg {
