@@ -30,13 +30,15 @@ pub mod clock;
 pub mod danger;
 mod error;
 pub mod jose;
+pub mod source;
+pub mod telemetry;
 mod verify;
 
 pub use crate::clock::{Clock, FixedClock, SystemClock};
 pub use crate::error::{ConfigError, Error, Reason, TimeEvidence};
 pub use crate::jose::Algorithm;
 pub use crate::verify::{
-    DEFAULT_LEEWAY_SECS, KeysArg, MAX_LEEWAY_SECS, Policy, PolicyBuilder, RegisteredClaims, Verified,
+    DEFAULT_LEEWAY_SECS, Issuer, KeysArg, MAX_LEEWAY_SECS, Policy, PolicyBuilder, RegisteredClaims, Verified,
     Verifier, VerifierBuilder, verify_with_keys,
 };
 

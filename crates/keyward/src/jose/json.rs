@@ -140,7 +140,7 @@ pub(crate) struct MemberNames<'de> {
 
 impl<'de> MemberNames<'de> {
     pub(crate) fn insert<E: de::Error>(&mut self, name: Cow<'de, str>) -> Result<(), E> {
-        if self.names.iter().any(|n| *n == name) {
+        if self.names.contains(&name) {
             return Err(E::custom(format_args!("duplicate member {name:?}")));
         }
         self.names.push(name);

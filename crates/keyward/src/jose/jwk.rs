@@ -269,13 +269,13 @@ fn build_key(jwk: &Map<String, Value>) -> KeyResult<VerifyingKey> {
         "OKP" => okp_material(jwk)?,
         other => return Err((KeyProblem::Unsupported, format!("kty {other:?} is not supported"))),
     };
-    if let Some(alg) = alg {
-        if alg.family() != family {
-            return Err((
-                KeyProblem::AlgorithmMismatch,
-                format!("alg {alg} does not fit a {} key", family.describe()),
-            ));
-        }
+    if let Some(alg) = alg
+        && alg.family() != family
+    {
+        return Err((
+            KeyProblem::AlgorithmMismatch,
+            format!("alg {alg} does not fit a {} key", family.describe()),
+        ));
     }
 
     let algorithms: Vec<Algorithm> = match alg {
@@ -325,10 +325,10 @@ fn build_key(jwk: &Map<String, Value>) -> KeyResult<VerifyingKey> {
 /// `use` and `key_ops` must both allow verification and agree with each other (RFC 7517 §4.3).
 fn check_usage(jwk: &Map<String, Value>) -> KeyResult<()> {
     let usage = str_member(jwk, "use")?;
-    if let Some(usage) = usage {
-        if usage != "sig" {
-            return Err((KeyProblem::NotForSigning, format!("use is {usage:?}, not \"sig\"")));
-        }
+    if let Some(usage) = usage
+        && usage != "sig"
+    {
+        return Err((KeyProblem::NotForSigning, format!("use is {usage:?}, not \"sig\"")));
     }
     let Some(ops) = jwk.get("key_ops") else {
         return Ok(());
@@ -349,10 +349,10 @@ fn check_usage(jwk: &Map<String, Value>) -> KeyResult<()> {
     if !names.contains(&"verify") {
         return Err((KeyProblem::NotForSigning, format!("key_ops {names:?} does not include \"verify\"")));
     }
-    if usage.is_some() {
-        if let Some(op) = names.iter().find(|op| !matches!(**op, "sign" | "verify")) {
-            return Err((KeyProblem::NotForSigning, format!("use \"sig\" disagrees with key_ops {op:?}")));
-        }
+    if usage.is_some()
+        && let Some(op) = names.iter().find(|op| !matches!(**op, "sign" | "verify"))
+    {
+        return Err((KeyProblem::NotForSigning, format!("use \"sig\" disagrees with key_ops {op:?}")));
     }
     Ok(())
 }

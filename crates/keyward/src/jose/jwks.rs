@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Reason};
 use crate::jose::algorithm::Algorithm;
-use crate::jose::json;
 use crate::jose::jwk::{self, SetAsideKey, VerifyingKey};
+use crate::jose::{json, pem_map};
 
 /// Default bound on a JWKS document's size.
 pub const DEFAULT_MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -105,7 +105,8 @@ pub struct JwkSet {
 }
 
 impl JwkSet {
-    /// Parses a JWKS document with the default bounds (1 MiB, 256 keys).
+    /// Parses a JWKS document (or a `{kid: PEM certificate}` map) with the default bounds
+    /// (1 MiB, 256 keys).
     pub fn from_json(bytes: &[u8]) -> Result<Self, JwksError> {
         Self::from_json_with_limits(bytes, DEFAULT_MAX_JWKS_BYTES, DEFAULT_MAX_KEYS)
     }
@@ -127,7 +128,17 @@ impl JwkSet {
                     json::kind_of(other)
                 )));
             }
-            None => return Err(JwksError::NotAKeySet("no \"keys\" member".to_owned())),
+            None if pem_map::looks_like_pem_map(&document) => {
+                if document.len() > max_keys {
+                    return Err(JwksError::TooManyKeys { count: document.len(), limit: max_keys });
+                }
+                return Ok(Self::from_entries(pem_map::parse_pem_map(&document)));
+            }
+            None => {
+                return Err(JwksError::NotAKeySet(
+                    "no \"keys\" member, and not a {kid: PEM certificate} map".to_owned(),
+                ));
+            }
         };
         if keys.len() > max_keys {
             return Err(JwksError::TooManyKeys { count: keys.len(), limit: max_keys });

@@ -7,5 +7,6 @@ pub mod header;
 pub(crate) mod json;
 pub mod jwk;
 pub mod jwks;
+mod pem_map;
 
 pub use self::algorithm::{Algorithm, KeyFamily, UnknownAlgorithm};

@@ -9,7 +9,7 @@ use crate::verify::policy::Policy;
 /// The largest NumericDate keyward accepts (2^53, the exact-integer range of a JSON double).
 const MAX_NUMERIC_DATE: u64 = 1 << 53;
 /// Entra ID's placeholder in a key's `issuer` member.
-const TENANT_PLACEHOLDER: &str = "{tenantid}";
+pub(crate) const TENANT_PLACEHOLDER: &str = "{tenantid}";
 
 /// The registered claims of a verified token, already type-checked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -91,6 +91,7 @@ pub(crate) fn validate(
     policy: &Policy,
     now: i64,
     key: &VerifyingKey,
+    expected_issuer: Option<&str>,
 ) -> Result<RegisteredClaims, Error> {
     let mut seen = Seen::default();
     let names = json::scan(
@@ -135,44 +136,43 @@ pub(crate) fn validate(
     let leeway = policy.leeway;
     let leeway_i = i64::try_from(leeway).unwrap_or(i64::MAX);
     match exp {
-        Some(exp) => {
-            if now >= exp.saturating_add(leeway_i) {
-                return Err(Error::new(
-                    Reason::Expired,
-                    format!("expired at {}, {}, leeway {leeway} s", format_rfc3339(exp), ago(now, exp)),
-                )
-                .with_times(TimeEvidence { claim: exp, now, leeway }));
-            }
+        Some(exp) if now >= exp.saturating_add(leeway_i) => {
+            return Err(Error::new(
+                Reason::Expired,
+                format!("expired at {}, {}, leeway {leeway} s", format_rfc3339(exp), ago(now, exp)),
+            )
+            .with_times(TimeEvidence { claim: exp, now, leeway }));
         }
+        Some(_) => {}
         None if policy.require_exp => {
             return Err(Error::new(Reason::MissingClaim, "exp is missing and the policy requires it"));
         }
         None => {}
     }
-    if let Some(nbf) = nbf {
-        if now.saturating_add(leeway_i) < nbf {
-            return Err(Error::new(
-                Reason::NotYetValid,
-                format!("not valid before {}, {}, leeway {leeway} s", format_rfc3339(nbf), ago(now, nbf)),
-            )
-            .with_times(TimeEvidence { claim: nbf, now, leeway }));
-        }
+    if let Some(nbf) = nbf
+        && now.saturating_add(leeway_i) < nbf
+    {
+        return Err(Error::new(
+            Reason::NotYetValid,
+            format!("not valid before {}, {}, leeway {leeway} s", format_rfc3339(nbf), ago(now, nbf)),
+        )
+        .with_times(TimeEvidence { claim: nbf, now, leeway }));
     }
-    if let Some(iat) = iat {
-        if iat > now.saturating_add(leeway_i) {
-            return Err(Error::new(
-                Reason::IssuedInFuture,
-                format!(
-                    "issued at {}, {} by this clock, leeway {leeway} s: check the clocks of issuer and verifier",
-                    format_rfc3339(iat),
-                    ago(now, iat)
-                ),
-            )
-            .with_times(TimeEvidence { claim: iat, now, leeway }));
-        }
+    if let Some(iat) = iat
+        && iat > now.saturating_add(leeway_i)
+    {
+        return Err(Error::new(
+            Reason::IssuedInFuture,
+            format!(
+                "issued at {}, {} by this clock, leeway {leeway} s: check the clocks of issuer and verifier",
+                format_rfc3339(iat),
+                ago(now, iat)
+            ),
+        )
+        .with_times(TimeEvidence { claim: iat, now, leeway }));
     }
 
-    if let Some(expected) = &policy.issuer {
+    if let Some(expected) = expected_issuer {
         match &iss {
             None => {
                 return Err(Error::new(
@@ -267,4 +267,24 @@ pub(crate) fn is_guid(s: &str) -> bool {
             8 | 13 | 18 | 23 => *b == b'-',
             _ => b.is_ascii_hexdigit(),
         })
+}
+
+/// Reads `iss` and `tid` from an unverified payload, only to pick which issuer's keys to use.
+pub(crate) fn peek_issuer(payload: &[u8]) -> Result<(Option<String>, Option<String>), Error> {
+    let mut iss = None;
+    let mut tid = None;
+    json::scan(
+        payload,
+        ObjectScan(|name: &str, value| match (name, value) {
+            ("iss", Scalar::Str(s)) => iss = Some(s.into_owned()),
+            ("tid", Scalar::Str(s)) => tid = Some(s.into_owned()),
+            ("iss", other) => iss = Some(format!("\u{0}{}", other.kind())),
+            _ => {}
+        }),
+    )
+    .map_err(|e| Error::malformed(format!("claims are not a JSON object: {e}")))?;
+    if let Some(kind) = iss.as_deref().and_then(|i| i.strip_prefix('\u{0}')) {
+        return Err(Error::new(Reason::InvalidClaim, format!("iss is {kind}, not a string")));
+    }
+    Ok((iss, tid))
 }

@@ -12,12 +12,14 @@ use serde_json::{Map, Value};
 pub use self::claims::RegisteredClaims;
 pub use self::policy::{DEFAULT_LEEWAY_SECS, MAX_LEEWAY_SECS, Policy, PolicyBuilder};
 use crate::clock::{Clock, SystemClock};
-use crate::error::{ConfigError, Error};
+use crate::error::{ConfigError, Error, Reason};
 use crate::jose::compact::UnverifiedToken;
 use crate::jose::header::Header;
 use crate::jose::jwk::VerifyingKey;
 use crate::jose::jwks::JwkSet;
 use crate::jose::{Algorithm, json};
+use crate::source::JwksSource;
+use crate::telemetry;
 
 /// Verifies `token` against a fixed key set: the synchronous core every verifier shares.
 ///
@@ -51,7 +53,7 @@ pub(crate) fn verify_parsed(
         )
         .map_err(&context)?
     };
-    finish(policy, parsed, key, now_unix)
+    finish(policy, parsed, key, now_unix, policy.issuer.as_deref())
 }
 
 /// Claims checks after a signature verified with `key`.
@@ -60,11 +62,12 @@ pub(crate) fn finish(
     parsed: UnverifiedToken<'_>,
     key: &Arc<VerifyingKey>,
     now_unix: i64,
+    expected_issuer: Option<&str>,
 ) -> Result<Verified, Error> {
     let registered = {
         let context = parsed.context();
         policy.check_typ(parsed.header().typ.as_deref()).map_err(&context)?;
-        claims::validate(parsed.payload(), policy, now_unix, key).map_err(&context)?
+        claims::validate(parsed.payload(), policy, now_unix, key, expected_issuer).map_err(&context)?
     };
     let (header, header_json, payload) = parsed.into_parts();
     Ok(Verified {
@@ -126,7 +129,7 @@ impl Verified {
     /// The claims deserialised into your own type.
     pub fn claims_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
         serde_json::from_slice(&self.payload).map_err(|e| {
-            Error::new(crate::Reason::InvalidClaim, format!("claims do not fit the expected type: {e}"))
+            Error::new(Reason::InvalidClaim, format!("claims do not fit the expected type: {e}"))
         })
     }
 
@@ -150,6 +153,7 @@ impl fmt::Debug for Verified {
 #[derive(Debug, Clone)]
 pub(crate) enum Keys {
     Static(Arc<JwkSet>),
+    Remote(JwksSource),
 }
 
 impl From<JwkSet> for Keys {
@@ -164,7 +168,120 @@ impl From<Arc<JwkSet>> for Keys {
     }
 }
 
-/// A configured verifier: keys, policy and clock. Cheap to clone and share across tasks.
+impl From<JwksSource> for Keys {
+    fn from(source: JwksSource) -> Self {
+        Self::Remote(source)
+    }
+}
+
+/// How a configured issuer recognises its tokens' `iss`.
+#[derive(Debug, Clone)]
+enum IssuerMatch {
+    /// No issuer configured: `iss` is not checked.
+    Any,
+    /// `iss` must equal this string exactly.
+    Exact(String),
+    /// `iss` must equal the template with `{tenantid}` replaced by the token's `tid`.
+    Template { template: String, tenants: Option<Vec<String>> },
+}
+
+/// One trusted issuer and its keys. Keys are looked up by (issuer, kid), never by kid alone.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    matcher: IssuerMatch,
+    keys: Keys,
+    label: Arc<str>,
+    any_tenant: bool,
+}
+
+impl Issuer {
+    /// Tokens whose `iss` equals `issuer` exactly (no URL normalisation) use `keys`.
+    pub fn new(issuer: impl Into<String>, keys: impl Into<KeysArg>) -> Self {
+        let issuer = issuer.into();
+        Self {
+            label: Arc::from(issuer.as_str()),
+            matcher: IssuerMatch::Exact(issuer),
+            keys: keys.into().0,
+            any_tenant: false,
+        }
+    }
+
+    /// A templated issuer such as Entra ID's `https://login.microsoftonline.com/{tenantid}/v2.0`:
+    /// the token's `tid` must be a GUID and `iss` must equal the template filled with it.
+    /// Choose the tenants with [`Issuer::tenants`] or, explicitly, [`Issuer::any_tenant`].
+    pub fn templated(template: impl Into<String>, keys: impl Into<KeysArg>) -> Self {
+        let template = template.into();
+        Self {
+            label: Arc::from(template.as_str()),
+            matcher: IssuerMatch::Template { template, tenants: None },
+            keys: keys.into().0,
+            any_tenant: false,
+        }
+    }
+
+    /// The tenant ids a templated issuer accepts.
+    pub fn tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        if let IssuerMatch::Template { tenants: allowed, .. } = &mut self.matcher {
+            allowed
+                .get_or_insert_with(Vec::new)
+                .extend(tenants.into_iter().map(|t| t.into().to_ascii_lowercase()));
+        }
+        self
+    }
+
+    /// Accepts every tenant of a templated issuer (multi-tenant applications).
+    pub fn any_tenant(mut self) -> Self {
+        self.any_tenant = true;
+        self
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        match &self.matcher {
+            IssuerMatch::Template { template, tenants } => {
+                if !template.contains(claims::TENANT_PLACEHOLDER) {
+                    return Err(ConfigError::Invalid(format!(
+                        "templated issuer {template:?} has no {{tenantid}}"
+                    )));
+                }
+                match (tenants, self.any_tenant) {
+                    (None, false) => Err(ConfigError::Invalid(format!(
+                        "templated issuer {template:?} needs .tenants(..) or, explicitly, .any_tenant()"
+                    ))),
+                    (Some(_), true) => Err(ConfigError::Invalid(format!(
+                        "templated issuer {template:?}: tenants were given and any_tenant() was called"
+                    ))),
+                    _ => Ok(()),
+                }
+            }
+            IssuerMatch::Exact(iss) if iss.is_empty() => {
+                Err(ConfigError::Invalid("issuer must not be empty".to_owned()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The `iss` this issuer expects for a token with these (unverified) `iss` and `tid`.
+    fn expected_iss(&self, iss: &str, tid: Option<&str>) -> Option<String> {
+        match &self.matcher {
+            IssuerMatch::Any => None,
+            IssuerMatch::Exact(exact) => (exact == iss).then(|| exact.clone()),
+            IssuerMatch::Template { template, tenants } => {
+                let tid = tid.filter(|t| claims::is_guid(t))?;
+                let allowed = self.any_tenant
+                    || tenants.as_ref().is_some_and(|list| list.iter().any(|t| t.eq_ignore_ascii_case(tid)));
+                let filled = template.replace(claims::TENANT_PLACEHOLDER, tid);
+                (allowed && filled == iss).then_some(filled)
+            }
+        }
+    }
+}
+
+/// A configured verifier: issuers with their keys, a policy and a clock. Cheap to clone and
+/// share across tasks.
 #[derive(Clone, Debug)]
 pub struct Verifier {
     inner: Arc<Inner>,
@@ -172,23 +289,109 @@ pub struct Verifier {
 
 #[derive(Debug)]
 struct Inner {
-    keys: Keys,
+    issuers: Vec<Issuer>,
     policy: Policy,
     clock: Arc<dyn Clock>,
+    /// True when the issuer must be known before the signature is checked (remote keys or
+    /// several issuers): no token can make an unconfigured issuer's keys be fetched.
+    preselect: bool,
 }
 
+const UNKNOWN_ISSUER_LABEL: &str = "unconfigured";
+
 impl Verifier {
-    /// Starts a verifier; `policy` and `keys` are required.
+    /// Starts a verifier; a policy and keys (or issuers) are required.
     pub fn builder() -> VerifierBuilder {
-        VerifierBuilder { keys: None, policy: None, clock: None }
+        VerifierBuilder { keys: None, issuers: Vec::new(), policy: None, clock: None }
     }
 
     /// Verifies a compact JWS and its claims.
     pub async fn verify(&self, token: &str) -> Result<Verified, Error> {
-        let inner = &*self.inner;
-        match &inner.keys {
-            Keys::Static(set) => verify_with_keys(set, &inner.policy, token, inner.clock.now_unix()),
+        let started = std::time::Instant::now();
+        let (label, result) = self.verify_inner(token).await;
+        let outcome = match &result {
+            Ok(_) => "valid",
+            Err(e) => e.reason().as_str(),
+        };
+        metrics::counter!(telemetry::VERIFICATIONS_TOTAL, "issuer" => label, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!(telemetry::VERIFY_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            tracing::debug!(
+                reason = e.reason().as_str(),
+                kid = e.kid().unwrap_or(""),
+                "token rejected: {}",
+                e.detail()
+            );
         }
+        result
+    }
+
+    async fn verify_inner(&self, token: &str) -> (metrics::SharedString, Result<Verified, Error>) {
+        let inner = &*self.inner;
+        let default_label = match inner.issuers.as_slice() {
+            [only] => metrics::SharedString::from(Arc::clone(&only.label)),
+            _ => metrics::SharedString::const_str(UNKNOWN_ISSUER_LABEL),
+        };
+        let parsed = match UnverifiedToken::parse(token, inner.policy.max_token_len) {
+            Ok(parsed) => parsed,
+            Err(e) => return (default_label, Err(e)),
+        };
+        if let Err(e) = inner.policy.check_algorithm(parsed.header().alg) {
+            return (default_label, Err(parsed.context()(e)));
+        }
+        let (issuer, expected) = match self.select_issuer(&parsed) {
+            Ok(found) => found,
+            Err(e) => return (default_label, Err(parsed.context()(e))),
+        };
+        let label = metrics::SharedString::from(Arc::clone(&issuer.label));
+        let key = match &issuer.keys {
+            Keys::Static(set) => {
+                let header = parsed.header();
+                set.verify_signature(
+                    header.kid.as_deref(),
+                    header.alg,
+                    parsed.signing_input().as_bytes(),
+                    parsed.signature(),
+                )
+                .map(Arc::clone)
+            }
+            Keys::Remote(source) => source.verify_signature(&parsed).await,
+        };
+        let key = match key {
+            Ok(key) => key,
+            Err(e) => return (label, Err(parsed.context()(e))),
+        };
+        let expected = expected.or_else(|| inner.policy.issuer.clone());
+        (label, finish(&inner.policy, parsed, &key, inner.clock.now_unix(), expected.as_deref()))
+    }
+
+    /// Picks the configured issuer for this token before any key is consulted.
+    fn select_issuer(&self, parsed: &UnverifiedToken<'_>) -> Result<(&Issuer, Option<String>), Error> {
+        let inner = &*self.inner;
+        if !inner.preselect {
+            return inner
+                .issuers
+                .first()
+                .map(|i| (i, None))
+                .ok_or_else(|| Error::new(Reason::KeysUnavailable, "no issuer configured"));
+        }
+        let (iss, tid) = claims::peek_issuer(parsed.payload())?;
+        let Some(iss) = iss else {
+            return Err(Error::new(
+                Reason::MissingClaim,
+                "iss is missing; it selects which issuer's keys verify the token",
+            ));
+        };
+        for issuer in &inner.issuers {
+            if matches!(issuer.matcher, IssuerMatch::Any) {
+                return Ok((issuer, None));
+            }
+            if let Some(expected) = issuer.expected_iss(&iss, tid.as_deref()) {
+                return Ok((issuer, Some(expected)));
+            }
+        }
+        Err(Error::new(Reason::IssuerMismatch, format!("iss {iss:?} is not a configured issuer")))
     }
 
     /// The policy tokens are checked against.
@@ -200,24 +403,46 @@ impl Verifier {
     pub fn now_unix(&self) -> i64 {
         self.inner.clock.now_unix()
     }
+
+    /// Health of every remote key source, one per configured issuer with remote keys.
+    pub fn health(&self) -> Vec<crate::source::Health> {
+        self.inner
+            .issuers
+            .iter()
+            .filter_map(|i| match &i.keys {
+                Keys::Remote(source) => Some(source.health()),
+                Keys::Static(_) => None,
+            })
+            .collect()
+    }
 }
 
 /// Builds a [`Verifier`].
 #[derive(Debug)]
 pub struct VerifierBuilder {
     keys: Option<Keys>,
+    issuers: Vec<Issuer>,
     policy: Option<Policy>,
     clock: Option<Arc<dyn Clock>>,
 }
 
 impl VerifierBuilder {
-    /// A fixed key set.
+    /// The keys for the policy's issuer (or for any issuer, when the policy names none):
+    /// a [`JwkSet`] or a remote [`JwksSource`].
     pub fn keys(mut self, keys: impl Into<KeysArg>) -> Self {
         self.keys = Some(keys.into().0);
         self
     }
 
-    /// The validation policy.
+    /// Adds a trusted issuer with its own keys; the token's `iss` picks the issuer (read
+    /// before the signature only for that), and an unconfigured `iss` is `issuer_mismatch`
+    /// without any network traffic.
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// The validation policy (its `issuer`, if any, applies with [`VerifierBuilder::keys`]).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = Some(policy);
         self
@@ -231,17 +456,47 @@ impl VerifierBuilder {
 
     /// Checks the configuration and builds the verifier.
     pub fn build(self) -> Result<Verifier, ConfigError> {
+        let policy = self.policy.ok_or(ConfigError::NoPolicy)?;
+        let mut issuers = self.issuers;
+        if let Some(keys) = self.keys {
+            if !issuers.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "use either .keys(..) with the policy's issuer, or .issuer(..) for each issuer"
+                        .to_owned(),
+                ));
+            }
+            let (matcher, label) = match &policy.issuer {
+                Some(iss) => (IssuerMatch::Exact(iss.clone()), Arc::from(iss.as_str())),
+                None => (IssuerMatch::Any, Arc::from(UNKNOWN_ISSUER_LABEL)),
+            };
+            issuers.push(Issuer { matcher, keys, label, any_tenant: false });
+        } else if policy.issuer.is_some() {
+            return Err(ConfigError::Invalid(
+                "the policy names an issuer but keys come from .issuer(..): configure issuers there"
+                    .to_owned(),
+            ));
+        }
+        if issuers.is_empty() {
+            return Err(ConfigError::NoKeys);
+        }
+        for issuer in &issuers {
+            issuer.check()?;
+        }
+        let remote = issuers.iter().any(|i| matches!(i.keys, Keys::Remote(_)));
+        let any = issuers.iter().any(|i| matches!(i.matcher, IssuerMatch::Any));
+        let preselect = (issuers.len() > 1 || remote) && !(any && issuers.len() == 1);
         Ok(Verifier {
             inner: Arc::new(Inner {
-                keys: self.keys.ok_or(ConfigError::NoKeys)?,
-                policy: self.policy.ok_or(ConfigError::NoPolicy)?,
+                issuers,
+                policy,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                preselect,
             }),
         })
     }
 }
 
-/// Anything a verifier can take keys from: a [`JwkSet`] (or `Arc` of one).
+/// Anything a verifier can take keys from: a [`JwkSet`] (or `Arc` of one) or a [`JwksSource`].
 #[derive(Debug)]
 pub struct KeysArg(pub(crate) Keys);
 
