@@ -1,0 +1,17 @@
+//! Attack-class tests: one or more `#[test]`s per class in `shared/THREATS.md` that applies to
+//! verification (A1–A17, A20, A22–A24, and the header half of A18).
+//!
+//! Every attack token is built here, from keys generated in the test (`keyward_idp`) and, where
+//! the attack needs it, hand-assembled segments. Each test runs the token through the public API
+//! (`verify_with_keys` or `Verifier::verify`) and asserts the exact reason code.
+//! Key-source (A18 fetching, A19) and gateway (A25) classes are tested with those components.
+
+mod threats {
+    pub(crate) mod support;
+
+    mod claims;
+    mod crypto;
+    mod header;
+    mod keys;
+    mod structure;
+}
