@@ -1,5 +1,7 @@
 //! Command-line definitions: every flag's name, default and help live here.
 
+use std::time::Duration;
+
 use clap::{Args, Parser, Subcommand};
 use keyward::Algorithm;
 
@@ -23,7 +25,7 @@ pub(crate) enum Command {
     /// Exit status: 0 valid, 1 rejected (including an empty or unparsable token),
     /// 2 usage error, unreadable file, or a key set that is not a JWKS.
     #[command(after_help = VERIFY_EXAMPLES)]
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
     /// Decode a token's header and claims WITHOUT verifying anything.
     ///
     /// Exit status: 0 decoded, 1 not a decodable token, 2 usage error.
@@ -34,15 +36,21 @@ const VERIFY_EXAMPLES: &str = "\
 Examples:
   keyward verify --jwks jwks.json --issuer https://idp.example.com --audience api \"$TOKEN\"
   echo \"$TOKEN\" | keyward verify --jwks jwks.json --json
-  keyward verify --jwks jwks.json --now 1767225600 @old-token.jwt   # replay an old token from a file";
+  keyward verify --jwks jwks.json --now 1767225600 @old-token.jwt   # replay an old token from a file
+  keyward verify --issuer https://login.example.com --audience api \"$TOKEN\"   # discover the JWKS
+  keyward verify --jwks https://idp.example.com/jwks.json --stream < tokens.txt  # audit a token log";
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("keys").required(true).multiple(true).args(["jwks", "issuer"])))]
 pub(crate) struct VerifyArgs {
-    /// The key set: a JWKS file.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) jwks: std::path::PathBuf,
+    /// The key set: a JWKS file (or `{kid: PEM certificate}` map), or an https URL to fetch it
+    /// from (http only to loopback addresses unless --allow-insecure-http).
+    #[arg(long, value_name = "FILE|URL")]
+    pub(crate) jwks: Option<String>,
 
-    /// Require `iss` to equal this string exactly. Without it, `iss` is not checked.
+    /// Require `iss` to equal this string exactly. Alone (without --jwks), the JWKS is found
+    /// through OIDC discovery at {ISS}/.well-known/openid-configuration. Without it, `iss` is
+    /// not checked.
     #[arg(long, value_name = "ISS")]
     pub(crate) issuer: Option<String>,
 
@@ -67,10 +75,54 @@ pub(crate) struct VerifyArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
+    /// Read one token per line from stdin and print one JSON result per line as each line is
+    /// read, with ONE long-lived verifier (the key cache lives across lines). Exit status 0 when
+    /// every token was valid, 1 when any was rejected.
+    #[arg(long, conflicts_with = "token")]
+    pub(crate) stream: bool,
+
+    #[command(flatten)]
+    pub(crate) source: SourceArgs,
+
     /// The token, `@FILE` to read it from a file, `-` or absent for stdin. Surrounding
     /// whitespace is ignored.
     #[arg(value_name = "TOKEN")]
     pub(crate) token: Option<String>,
+}
+
+/// Key-source settings for a fetched key set (--jwks URL or --issuer). Durations take a
+/// unit: `500ms`, `30s`, `15m`, `6h`, `1d`, or combinations such as `1h30m`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Key source (with --jwks URL or --issuer)")]
+pub(crate) struct SourceArgs {
+    /// Lower bound on the TTL taken from Cache-Control/Expires.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) min_ttl: Duration,
+
+    /// Upper bound on the TTL.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    pub(crate) max_ttl: Duration,
+
+    /// Window of the unknown-kid refetch limiter (2 fetches per window), and the minimum key-set
+    /// age before a failed signature under a known kid refetches.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub(crate) refresh_cooldown: Duration,
+
+    /// How long past expiry the last good key set keeps serving while fetches fail.
+    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = parse_duration)]
+    pub(crate) max_stale: Duration,
+
+    /// How long a key removed from the published set keeps verifying (0s = at once; at most --max-ttl).
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    pub(crate) removal_grace: Duration,
+
+    /// Keep the last good key set here, and load it at start if younger than --max-stale.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) cache_dir: Option<std::path::PathBuf>,
+
+    /// Allow plain http:// to hosts other than loopback.
+    #[arg(long)]
+    pub(crate) allow_insecure_http: bool,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +136,36 @@ pub(crate) struct InspectArgs {
     pub(crate) token: Option<String>,
 }
 
+/// Parses `500ms`, `30s`, `15m`, `6h`, `1d` and sums such as `1h30m`.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let err = || {
+        format!("invalid duration {text:?}: use a number with a unit, e.g. 0s, 30s, 15m, 6h, 500ms, 1h30m")
+    };
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(err());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let (number, after) = rest.split_at(digits);
+        let value: u64 = number.parse().map_err(|_| err())?;
+        let unit_len = after.find(|c: char| c.is_ascii_digit()).unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let part = match unit {
+            "ms" => Duration::from_millis(value),
+            "s" => Duration::from_secs(value),
+            "m" => Duration::from_secs(value.saturating_mul(60)),
+            "h" => Duration::from_secs(value.saturating_mul(3600)),
+            "d" => Duration::from_secs(value.saturating_mul(86_400)),
+            _ => return Err(err()),
+        };
+        total = total.saturating_add(part);
+        rest = after;
+    }
+    Ok(total)
+}
+
 fn parse_alg(name: &str) -> Result<Algorithm, String> {
     name.parse().map_err(|_| match name {
         "none" | "HS256" | "HS384" | "HS512" => {
@@ -94,4 +176,22 @@ fn parse_alg(name: &str) -> Result<Algorithm, String> {
             Algorithm::ALL.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("6h"), Ok(Duration::from_secs(21_600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["", "30", "s", "5x", "-1s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 }

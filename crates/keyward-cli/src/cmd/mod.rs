@@ -9,12 +9,13 @@ use crate::cli::{Cli, Command};
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Verify(args) => verify::run(args),
+        Command::Verify(args) => verify::run(*args),
         Command::Inspect(args) => inspect::run(&args),
     }
 }
 
 /// Prints `value` as one line of JSON on stdout.
+#[allow(dead_code)]
 pub(crate) fn print_json(value: &serde_json::Value) {
     println!("{value}");
 }

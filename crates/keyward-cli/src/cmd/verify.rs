@@ -1,43 +1,89 @@
-//! `keyward verify`: one token, one verdict, one reason code.
+//! `keyward verify`: one token (or a stream of them), one verdict each, one reason code.
 
+use std::borrow::Cow;
+use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use keyward::clock::format_rfc3339;
 use keyward::danger::decode_unverified;
 use keyward::jwk::JwkSet;
-use keyward::{Error, FixedClock, Policy, Reason, SystemClock, Verified, Verifier};
-use serde_json::{Value, json};
+use keyward::source::{JwksSource, SourceSettings};
+use keyward::{Error, FixedClock, KeysArg, Policy, Reason, SystemClock, Verified, Verifier};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
-use crate::cli::VerifyArgs;
-use crate::cmd::print_json;
+use crate::cli::{SourceArgs, VerifyArgs};
 use crate::input;
 
+/// A stream line longer than this is answered `token_too_large` without being kept whole.
+const MAX_STREAM_LINE: u64 = 1024 * 1024;
+
 pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode> {
-    let policy = policy(&args)?;
-    let bytes = input::file(&args.jwks)?;
-    let keys = JwkSet::from_json(&bytes)
-        .with_context(|| format!("cannot use {} as a key set", args.jwks.display()))?;
-    for warning in keys.warnings() {
-        tracing::warn!(warning = warning.as_str(), "{warning}");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let verifier = runtime.block_on(async { build_verifier(&args) })?;
+    if args.stream {
+        return stream(&runtime, &verifier);
     }
-    let mut builder = Verifier::builder().keys(keys).policy(policy);
-    builder = match args.now {
+    let token = input::token(args.token.as_deref())?;
+    let outcome = runtime.block_on(verifier.verify(&token));
+    let report = Report::new(&token, &verifier, outcome);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        report.write_json(&mut out)?;
+    } else {
+        out.write_all(report.human().as_bytes())?;
+    }
+    out.flush()?;
+    Ok(report.exit_code())
+}
+
+fn build_verifier(args: &VerifyArgs) -> Result<Verifier> {
+    let policy = policy(args)?;
+    let keys: KeysArg = match (&args.jwks, &args.issuer) {
+        (Some(jwks), _) if jwks.starts_with("https://") || jwks.starts_with("http://") => {
+            let mut builder = JwksSource::from_url(jwks.clone()).settings(source_settings(&args.source)?);
+            if let Some(issuer) = &args.issuer {
+                builder = builder.name(issuer.clone());
+            }
+            builder.build()?.into()
+        }
+        (Some(path), _) => {
+            let bytes = input::file(std::path::Path::new(path))?;
+            let keys =
+                JwkSet::from_json(&bytes).with_context(|| format!("cannot use {path} as a key set"))?;
+            for warning in keys.warnings() {
+                tracing::warn!(warning = warning.as_str(), "{warning}");
+            }
+            keys.into()
+        }
+        (None, Some(issuer)) => {
+            JwksSource::from_issuer(issuer.clone()).settings(source_settings(&args.source)?).build()?.into()
+        }
+        (None, None) => bail!("give --jwks FILE|URL, or --issuer to discover the key set"),
+    };
+    let builder = Verifier::builder().keys(keys).policy(policy);
+    let builder = match args.now {
         Some(now) => builder.clock(FixedClock::at(now)),
         None => builder.clock(SystemClock),
     };
-    let verifier = builder.build()?;
-    let token = input::token(args.token.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let outcome = runtime.block_on(verifier.verify(&token));
-    let report = Report::new(&token, &verifier, outcome);
-    if args.json {
-        print_json(&report.json());
-    } else {
-        print!("{}", report.human());
-    }
-    Ok(report.exit_code())
+    Ok(builder.build()?)
+}
+
+fn source_settings(args: &SourceArgs) -> Result<SourceSettings> {
+    let mut settings = SourceSettings::default();
+    settings.min_ttl = args.min_ttl;
+    settings.max_ttl = args.max_ttl;
+    settings.refresh_cooldown = args.refresh_cooldown;
+    settings.negative_cache_ttl = args.refresh_cooldown;
+    settings.max_stale = args.max_stale;
+    settings.removal_grace = args.removal_grace;
+    settings.cache_dir = args.cache_dir.clone();
+    settings.http.allow_insecure_http = args.allow_insecure_http;
+    settings.validate()?;
+    Ok(settings)
 }
 
 fn policy(args: &VerifyArgs) -> Result<Policy> {
@@ -56,14 +102,77 @@ fn policy(args: &VerifyArgs) -> Result<Policy> {
     Ok(builder.build()?)
 }
 
+/// One token per line in, one JSON line out, flushed as each line is answered.
+fn stream(runtime: &tokio::runtime::Runtime, verifier: &Verifier) -> Result<ExitCode> {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut line = String::new();
+    let mut all_valid = true;
+    loop {
+        line.clear();
+        let read = Read::by_ref(&mut input)
+            .take(MAX_STREAM_LINE)
+            .read_line(&mut line)
+            .context("cannot read tokens from stdin")?;
+        if read == 0 {
+            break;
+        }
+        if !line.ends_with('\n') && read as u64 == MAX_STREAM_LINE {
+            // Drain the rest of an oversized line; the token is rejected by its size anyway.
+            let mut sink = Vec::new();
+            input.read_until(b'\n', &mut sink).context("cannot read tokens from stdin")?;
+        }
+        let token = line.trim();
+        if token.is_empty() {
+            continue;
+        }
+        let outcome = runtime.block_on(verifier.verify(token));
+        let report = Report::new(token, verifier, outcome);
+        all_valid &= report.outcome.is_ok();
+        match report.write_json(&mut out).and_then(|()| out.flush().map_err(Into::into)) {
+            Ok(()) => {}
+            // The reader went away (e.g. `| head`): stop quietly.
+            Err(e) if is_broken_pipe(&e) => return Ok(ExitCode::from(u8::from(!all_valid))),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ExitCode::from(u8::from(!all_valid)))
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 /// The verdict on one token, ready to print either way.
 pub(crate) struct Report {
     outcome: Result<Verified, Error>,
-    header: Option<serde_json::Map<String, Value>>,
-    unverified_claims: Option<serde_json::Map<String, Value>>,
+    header: Option<Map<String, Value>>,
+    unverified_claims: Option<Map<String, Value>>,
     issuer_checked: bool,
     audience_checked: bool,
     now: i64,
+}
+
+/// The `--json` object: field names are a contract (see README).
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    valid: bool,
+    reason: Option<&'static str>,
+    detail: Cow<'a, str>,
+    header: Option<HeaderOrClaims<'a>>,
+    claims: Option<HeaderOrClaims<'a>>,
+    kid: Option<&'a str>,
+    alg: Option<&'static str>,
+    signature_verified: bool,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum HeaderOrClaims<'a> {
+    Raw(&'a RawValue),
+    Map(&'a Map<String, Value>),
 }
 
 /// Reasons decided after the signature verified, so the claims shown are authentic.
@@ -78,6 +187,10 @@ fn signature_verified(reason: Reason) -> bool {
             | Reason::MissingClaim
             | Reason::InvalidClaim
     )
+}
+
+fn raw(bytes: &[u8]) -> Option<HeaderOrClaims<'_>> {
+    serde_json::from_slice::<&RawValue>(bytes).ok().map(HeaderOrClaims::Raw)
 }
 
 impl Report {
@@ -115,39 +228,47 @@ impl Report {
         notes
     }
 
-    pub(crate) fn json(&self) -> Value {
-        match &self.outcome {
+    /// Writes the `--json` object and a newline.
+    pub(crate) fn write_json(&self, out: &mut impl Write) -> Result<()> {
+        let report = match &self.outcome {
             Ok(v) => {
                 let mut detail = format!("signature verified with {}", v.key().describe());
                 for note in self.unchecked_notes() {
                     detail.push_str("; ");
                     detail.push_str(note);
                 }
-                json!({
-                    "valid": true,
-                    "reason": null,
-                    "detail": detail,
-                    "header": v.header(),
-                    "claims": v.claims(),
-                    "kid": v.kid(),
-                    "alg": v.alg().as_str(),
-                    "signature_verified": true,
-                })
+                JsonReport {
+                    valid: true,
+                    reason: None,
+                    detail: Cow::Owned(detail),
+                    header: raw(v.header_json()),
+                    claims: raw(v.payload_json()),
+                    kid: v.kid(),
+                    alg: Some(v.alg().as_str()),
+                    signature_verified: true,
+                }
             }
             Err(e) => {
                 let verified_sig = signature_verified(e.reason());
-                json!({
-                    "valid": false,
-                    "reason": e.reason().as_str(),
-                    "detail": e.detail(),
-                    "header": self.header,
-                    "claims": if verified_sig { self.unverified_claims.clone() } else { None },
-                    "kid": e.kid(),
-                    "alg": e.alg().map(|a| a.as_str()),
-                    "signature_verified": verified_sig,
-                })
+                JsonReport {
+                    valid: false,
+                    reason: Some(e.reason().as_str()),
+                    detail: Cow::Borrowed(e.detail()),
+                    header: self.header.as_ref().map(HeaderOrClaims::Map),
+                    claims: if verified_sig {
+                        self.unverified_claims.as_ref().map(HeaderOrClaims::Map)
+                    } else {
+                        None
+                    },
+                    kid: e.kid(),
+                    alg: e.alg().map(|a| a.as_str()),
+                    signature_verified: verified_sig,
+                }
             }
-        }
+        };
+        serde_json::to_writer(&mut *out, &report)?;
+        out.write_all(b"\n")?;
+        Ok(())
     }
 
     pub(crate) fn human(&self) -> String {

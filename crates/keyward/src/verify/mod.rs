@@ -137,6 +137,11 @@ impl Verified {
     pub fn payload_json(&self) -> &[u8] {
         &self.payload
     }
+
+    /// The raw header JSON exactly as signed.
+    pub fn header_json(&self) -> &[u8] {
+        &self.header_json
+    }
 }
 
 impl fmt::Debug for Verified {
