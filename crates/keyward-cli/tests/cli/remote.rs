@@ -1,0 +1,136 @@
+//! Remote keys: `--jwks URL` and `--issuer URL` discovery against an in-process IdP.
+
+use keyward_idp::{SigningAlg, jwks};
+use serde_json::json;
+
+use super::support::{
+    Idp, Interactive, assert_rejected, assert_valid, claims_for, dead_base, key, run, str_of,
+};
+
+const NOW_ARG: &str = "1767225600";
+
+#[test]
+fn jwks_url_verifies() {
+    let signer = key(SigningAlg::ES256, "k1");
+    let idp = Idp::start(jwks([&signer]));
+    let token = signer.sign_jwt(&claims_for("https://idp.example.test")).unwrap();
+    let out = run(&["verify", "--jwks", &idp.jwks_url(), "--now", NOW_ARG, "--json", &token], "");
+    assert_eq!(out.code, 0, "{out:?}");
+    let report = out.json();
+    assert_valid(&report);
+    assert_eq!(report["kid"], json!("k1"));
+    assert_eq!(idp.jwks_hits(), 1, "one startup fetch");
+    assert_eq!(idp.discovery_hits(), 0, "a JWKS URL needs no discovery");
+}
+
+#[test]
+fn issuer_alone_discovers_the_jwks_and_verifies() {
+    let signer = key(SigningAlg::ES256, "k1");
+    let idp = Idp::start(jwks([&signer]));
+    let token = signer.sign_jwt(&claims_for(&idp.base)).unwrap();
+    let out = run(&["verify", "--issuer", &idp.base, "--now", NOW_ARG, &token], "");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.starts_with("valid: signature verified with key \"k1\""), "{out:?}");
+    assert!(out.stdout.contains(&format!("iss  {}\n", idp.base)), "iss is checked: {out:?}");
+    assert!(out.stdout.contains("aud was not checked"), "{out:?}");
+    assert!(!out.stdout.contains("iss was not checked"), "{out:?}");
+    assert_eq!(idp.discovery_hits(), 1, "discovery once");
+    assert_eq!(idp.jwks_hits(), 1, "then the discovered jwks_uri once");
+}
+
+#[test]
+fn another_issuer_is_rejected_without_fetching_for_it() {
+    let signer = key(SigningAlg::ES256, "k1");
+    let idp = Idp::start(jwks([&signer]));
+    // An unknown kid would trigger a refetch if the token reached the key source.
+    let attacker = key(SigningAlg::ES256, "attacker-kid");
+    let foreign = attacker.sign_jwt(&claims_for("https://evil.example.test")).unwrap();
+
+    let out = run(&["verify", "--issuer", &idp.base, "--now", NOW_ARG, "--json", &foreign], "");
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = out.json();
+    assert_rejected(&report, "issuer_mismatch");
+    assert!(idp.jwks_hits() <= 1, "at most the startup fetch, got {}", idp.jwks_hits());
+
+    // Counted exactly on a long-lived process: after the startup fetch, tokens naming another
+    // issuer (each with a new kid) cause no request at all.
+    let (hits_before, discovery_before) = (idp.jwks_hits(), idp.discovery_hits());
+    let valid = signer.sign_jwt(&claims_for(&idp.base)).unwrap();
+    let mut stream = Interactive::spawn(&["verify", "--issuer", &idp.base, "--now", NOW_ARG, "--stream"]);
+    assert_valid(&stream.ask(&valid));
+    assert_eq!(idp.jwks_hits(), hits_before + 1);
+    for n in 0..5 {
+        let kid = format!("attacker-{n}");
+        let token = key(SigningAlg::ES256, &kid)
+            .sign_jwt(&claims_for(&format!("https://evil-{n}.example.test")))
+            .unwrap();
+        let answer = stream.ask(&token);
+        assert_rejected(&answer, "issuer_mismatch");
+    }
+    assert_eq!(stream.finish(), 1);
+    assert_eq!(idp.jwks_hits(), hits_before + 1, "no fetch for tokens of another issuer");
+    assert_eq!(idp.discovery_hits(), discovery_before + 1, "one discovery for the process");
+}
+
+/// README: `claims` is present only when the signature verified (so the claims shown are
+/// authentic). With remote keys the issuer is chosen from the unverified `iss` BEFORE any key
+/// is consulted, so an `issuer_mismatch` there says nothing about the signature.
+#[test]
+#[ignore = "CLI bug: preselected issuer_mismatch is reported with signature_verified: true and unverified claims"]
+fn preselected_issuer_mismatch_does_not_claim_a_verified_signature() {
+    let signer = key(SigningAlg::ES256, "k1");
+    let idp = Idp::start(jwks([&signer]));
+    let forged = key(SigningAlg::ES256, "k1").sign_jwt(&claims_for("https://evil.example.test")).unwrap();
+    let out = run(&["verify", "--issuer", &idp.base, "--now", NOW_ARG, "--json", &forged], "");
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = out.json();
+    assert_rejected(&report, "issuer_mismatch");
+    assert_eq!(report["signature_verified"], json!(false), "{report:?}");
+    assert_eq!(report["claims"], json!(null), "{report:?}");
+
+    // The same holds for a token without iss (missing_claim, decided before any key too).
+    let mut no_iss = claims_for(&idp.base);
+    no_iss.as_object_mut().unwrap().remove("iss");
+    let forged = key(SigningAlg::ES256, "k1").sign_jwt(&no_iss).unwrap();
+    let out = run(&["verify", "--issuer", &idp.base, "--now", NOW_ARG, "--json", &forged], "");
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = out.json();
+    assert_rejected(&report, "missing_claim");
+    assert_eq!(report["signature_verified"], json!(false), "{report:?}");
+    assert_eq!(report["claims"], json!(null), "{report:?}");
+}
+
+#[test]
+fn server_down_is_keys_unavailable_promptly() {
+    let signer = key(SigningAlg::ES256, "k1");
+    let base = dead_base();
+    let token = signer.sign_jwt(&claims_for(&base)).unwrap();
+
+    let url = format!("{base}/jwks");
+    let out = run(&["verify", "--jwks", &url, "--now", NOW_ARG, "--json", &token], "");
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = out.json();
+    assert_rejected(&report, "keys_unavailable");
+    assert_eq!(report["signature_verified"], json!(false));
+    assert_eq!(report["claims"], json!(null));
+    assert!(str_of(&report, "detail").contains(&base), "{report:?}");
+
+    let out = run(&["verify", "--issuer", &base, "--now", NOW_ARG, "--json", &token], "");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_rejected(&out.json(), "keys_unavailable");
+
+    let out = run(&["verify", "--issuer", &base, "--now", NOW_ARG, &token], "");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.starts_with("rejected: keys_unavailable\n"), "{out:?}");
+}
+
+#[test]
+fn plain_http_is_refused_for_non_loopback_hosts() {
+    let signer = key(SigningAlg::ES256, "k1");
+    let token = signer.sign_jwt(&claims_for("https://idp.example.test")).unwrap();
+    // Refused by policy before any connection (the .invalid TLD never resolves anyway).
+    let out = run(&["verify", "--jwks", "http://idp.example.invalid/jwks", "--json", &token], "");
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(out.stdout, "", "{out:?}");
+    assert!(out.stderr.contains("plain http is allowed only to loopback"), "says why: {out:?}");
+}

@@ -1,0 +1,118 @@
+//! `keyward verify --stream`: one JSON line per token line, in order, flushed per line, with
+//! one long-lived verifier whose key cache lives across lines.
+
+use keyward_idp::{SigningAlg, jwks};
+use serde_json::json;
+
+use super::support::{
+    Files, Idp, Interactive, NOW, assert_rejected, assert_valid, claims, claims_for, claims_with, key, run,
+};
+
+const NOW_ARG: &str = "1767225600";
+
+#[test]
+fn batch_answers_every_line_in_order_and_exits_1_when_any_is_rejected() {
+    let files = Files::new("k1");
+    let valid = files.token(&claims());
+    let expired = files.token(&claims_with(json!({"exp": NOW - 3600})));
+    let valid_two = files.token(&claims_with(json!({"sub": "bob"})));
+    // An empty line and a whitespace-only line are skipped; CRLF and padding are ignored.
+    let stdin = format!("{valid}\n{expired}\r\n\n   \ngarbage\n  {valid_two}  ");
+    let out = run(&["verify", "--jwks", &files.jwks(), "--now", NOW_ARG, "--stream"], &stdin);
+    assert_eq!(out.code, 1, "{out:?}");
+    let lines = out.json_lines();
+    assert_eq!(lines.len(), 4, "one answer per token, none for blank lines: {out:?}");
+    assert_valid(&lines[0]);
+    assert_eq!(lines[0]["claims"]["sub"], json!("alice"));
+    assert_rejected(&lines[1], "expired");
+    assert_eq!(lines[1]["signature_verified"], json!(true));
+    assert_rejected(&lines[2], "malformed");
+    assert_valid(&lines[3]);
+    assert_eq!(lines[3]["claims"]["sub"], json!("bob"), "answers are in input order");
+}
+
+#[test]
+fn batch_of_valid_tokens_exits_0() {
+    let files = Files::new("k1");
+    let tokens: Vec<String> =
+        (0..5).map(|n| files.token(&claims_with(json!({"sub": format!("user-{n}")})))).collect();
+    let stdin = tokens.join("\n\n") + "\n";
+    let out = run(&["verify", "--jwks", &files.jwks(), "--now", NOW_ARG, "--stream"], &stdin);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines = out.json_lines();
+    assert_eq!(lines.len(), 5, "{out:?}");
+    for (n, line) in lines.iter().enumerate() {
+        assert_valid(line);
+        assert_eq!(line["claims"]["sub"], json!(format!("user-{n}")));
+    }
+
+    // No tokens at all: nothing printed, nothing rejected.
+    let out = run(&["verify", "--jwks", &files.jwks(), "--stream"], "\n\n");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "", "{out:?}");
+}
+
+#[test]
+fn answers_are_flushed_line_by_line() {
+    let files = Files::new("k1");
+    let valid = files.token(&claims());
+    let expired = files.token(&claims_with(json!({"exp": NOW - 3600})));
+    // Each answer is read before the next token is written, with stdin still open.
+    let mut stream = Interactive::spawn(&["verify", "--jwks", &files.jwks(), "--now", NOW_ARG, "--stream"]);
+    assert_valid(&stream.ask(&valid));
+    assert_rejected(&stream.ask(&expired), "expired");
+    assert_rejected(&stream.ask("garbage"), "malformed");
+    assert_valid(&stream.ask(&valid));
+    assert_eq!(stream.finish(), 1, "one token was rejected");
+
+    let mut stream = Interactive::spawn(&["verify", "--jwks", &files.jwks(), "--now", NOW_ARG, "--stream"]);
+    for _ in 0..3 {
+        assert_valid(&stream.ask(&valid));
+    }
+    assert_eq!(stream.finish(), 0, "every token was valid");
+}
+
+#[test]
+fn key_cache_lives_across_lines_and_a_new_kid_refetches_once() {
+    let old = key(SigningAlg::ES256, "2026-01");
+    let idp = Idp::start(jwks([&old]));
+    let mut stream = Interactive::spawn(&[
+        "verify",
+        "--issuer",
+        &idp.base,
+        "--audience",
+        "orders-api",
+        "--now",
+        NOW_ARG,
+        "--stream",
+    ]);
+    for n in 0..20 {
+        let token = old.sign_jwt(&claims_with_iss(&idp.base, n)).unwrap();
+        let answer = stream.ask(&token);
+        assert_valid(&answer);
+        assert_eq!(answer["claims"]["sub"], json!(format!("user-{n}")));
+    }
+    assert_eq!(idp.jwks_hits(), 1, "20 tokens under one kid: one fetch");
+    assert_eq!(idp.discovery_hits(), 1);
+
+    // The IdP rotates: the new key is published next to the old one.
+    let new = key(SigningAlg::ES256, "2026-02");
+    idp.publish(jwks([&old, &new]));
+    let answer = stream.ask(&new.sign_jwt(&claims_with_iss(&idp.base, 20)).unwrap());
+    assert_valid(&answer);
+    assert_eq!(answer["kid"], json!("2026-02"));
+    assert_eq!(idp.jwks_hits(), 2, "the unknown kid fetched exactly once more");
+
+    // Both keys now verify from the cache.
+    assert_valid(&stream.ask(&new.sign_jwt(&claims_with_iss(&idp.base, 21)).unwrap()));
+    assert_valid(&stream.ask(&old.sign_jwt(&claims_with_iss(&idp.base, 22)).unwrap()));
+    assert_eq!(idp.jwks_hits(), 2);
+    assert_eq!(idp.discovery_hits(), 1, "discovery is not repeated for a refetch");
+    assert_eq!(stream.finish(), 0);
+}
+
+fn claims_with_iss(iss: &str, n: usize) -> serde_json::Value {
+    let mut claims = claims_for(iss);
+    claims["sub"] = json!(format!("user-{n}"));
+    claims
+}
