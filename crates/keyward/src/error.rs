@@ -142,6 +142,7 @@ struct Inner {
     alg: Option<Algorithm>,
     times: Option<TimeEvidence>,
     key_material_changed: bool,
+    signature_verified: bool,
 }
 
 impl Error {
@@ -154,6 +155,7 @@ impl Error {
             alg: None,
             times: None,
             key_material_changed: false,
+            signature_verified: false,
         }))
     }
 
@@ -184,6 +186,17 @@ impl Error {
     /// For `expired`, `not_yet_valid` and `issued_in_future`: the times compared.
     pub fn times(&self) -> Option<TimeEvidence> {
         self.0.times
+    }
+
+    /// True when the signature verified and a later check (claims, `typ`) rejected the token:
+    /// only then are the token's claims authentic.
+    pub fn signature_verified(&self) -> bool {
+        self.0.signature_verified
+    }
+
+    pub(crate) fn after_signature(mut self) -> Self {
+        self.0.signature_verified = true;
+        self
     }
 
     /// True when a refetch showed the token's `kid` now maps to different key material.

@@ -10,7 +10,7 @@ use keyward::clock::format_rfc3339;
 use keyward::danger::decode_unverified;
 use keyward::jwk::JwkSet;
 use keyward::source::{JwksSource, SourceSettings};
-use keyward::{Error, FixedClock, KeysArg, Policy, Reason, SystemClock, Verified, Verifier};
+use keyward::{Error, FixedClock, KeysArg, Policy, SystemClock, Verified, Verifier};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -42,9 +42,11 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode> {
 
 fn build_verifier(args: &VerifyArgs) -> Result<Verifier> {
     let policy = policy(args)?;
+    // Checked even for a key file, so an incoherent command line never passes silently.
+    let settings = source_settings(&args.source)?;
     let keys: KeysArg = match (&args.jwks, &args.issuer) {
         (Some(jwks), _) if jwks.starts_with("https://") || jwks.starts_with("http://") => {
-            let mut builder = JwksSource::from_url(jwks.clone()).settings(source_settings(&args.source)?);
+            let mut builder = JwksSource::from_url(jwks.clone()).settings(settings);
             if let Some(issuer) = &args.issuer {
                 builder = builder.name(issuer.clone());
             }
@@ -59,9 +61,7 @@ fn build_verifier(args: &VerifyArgs) -> Result<Verifier> {
             }
             keys.into()
         }
-        (None, Some(issuer)) => {
-            JwksSource::from_issuer(issuer.clone()).settings(source_settings(&args.source)?).build()?.into()
-        }
+        (None, Some(issuer)) => JwksSource::from_issuer(issuer.clone()).settings(settings).build()?.into(),
         (None, None) => bail!("give --jwks FILE|URL, or --issuer to discover the key set"),
     };
     let builder = Verifier::builder().keys(keys).policy(policy);
@@ -175,20 +175,6 @@ enum HeaderOrClaims<'a> {
     Map(&'a Map<String, Value>),
 }
 
-/// Reasons decided after the signature verified, so the claims shown are authentic.
-fn signature_verified(reason: Reason) -> bool {
-    matches!(
-        reason,
-        Reason::Expired
-            | Reason::NotYetValid
-            | Reason::IssuedInFuture
-            | Reason::IssuerMismatch
-            | Reason::AudienceMismatch
-            | Reason::MissingClaim
-            | Reason::InvalidClaim
-    )
-}
-
 fn raw(bytes: &[u8]) -> Option<HeaderOrClaims<'_>> {
     serde_json::from_slice::<&RawValue>(bytes).ok().map(HeaderOrClaims::Raw)
 }
@@ -249,7 +235,7 @@ impl Report {
                 }
             }
             Err(e) => {
-                let verified_sig = signature_verified(e.reason());
+                let verified_sig = e.signature_verified();
                 JsonReport {
                     valid: false,
                     reason: Some(e.reason().as_str()),

@@ -103,7 +103,6 @@ fn incoherent_or_unparsable_key_source_durations() {
 /// The key-source flags are validated only for a fetched key set; with `--jwks FILE` they are
 /// accepted silently even when incoherent.
 #[test]
-#[ignore = "CLI deviation: incoherent key-source durations are not checked with --jwks FILE"]
 fn incoherent_durations_are_refused_with_a_key_file_too() {
     let files = Files::new("k1");
     let token = files.token(&claims());

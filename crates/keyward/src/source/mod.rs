@@ -284,9 +284,14 @@ impl JwksSource {
 
     /// Chooses a key for `token` and verifies its signature, fetching when the kid is new or
     /// the key under a known kid changed.
+    ///
+    /// `required_iss`: when set, a token whose (unverified) `iss` differs never causes a fetch;
+    /// it is rejected `issuer_mismatch` instead (THREATS.md A19: only tokens of a configured
+    /// issuer may make its keys be refetched).
     pub(crate) async fn verify_signature(
         &self,
         token: &UnverifiedToken<'_>,
+        required_iss: Option<&str>,
     ) -> Result<Arc<VerifyingKey>, Error> {
         let inner = &self.inner;
         let header = token.header();
@@ -312,11 +317,12 @@ impl JwksSource {
                 if snap.expires_at.is_some_and(|e| now >= e) { Trigger::Ttl } else { Trigger::RefreshAhead };
             inner.start_fetch(trigger, snap.attempt, false);
         }
-        let Some(keys) = usable(&snap, Instant::now()) else {
+        let now = Instant::now();
+        let Some(keys) = usable(&snap, now) else {
             return Err(inner.unavailable(&snap));
         };
 
-        let first = verify_in(keys, &snap.grace, kid, alg, message, signature);
+        let first = verify_in(keys, &snap.grace, now, kid, alg, message, signature);
         let retry_trigger = match &first {
             Ok(key) => return Ok(Arc::clone(key)),
             Err(e) => match (e.reason(), kid) {
@@ -335,6 +341,15 @@ impl JwksSource {
             },
         };
         let first = first.map(Arc::clone);
+        if let Some(required) = required_iss {
+            let (iss, _) = crate::verify::peek_issuer(token.payload())?;
+            if iss.as_deref() != Some(required) {
+                return Err(Error::new(
+                    Reason::IssuerMismatch,
+                    format!("iss {iss:?} is not the configured issuer {required:?}; no refetch for it"),
+                ));
+            }
+        }
         let old_material: Vec<[u8; 32]> =
             kid.map(|kid| keys.keys_with_kid(kid).map(|k| *k.thumbprint()).collect()).unwrap_or_default();
 
@@ -344,10 +359,11 @@ impl JwksSource {
             // The limiter refused, or the fetch did not finish in time: answer with what we know.
             return first.map_err(|e| inner.explain_no_refresh(e, retry_trigger));
         }
-        let Some(new_keys) = usable(&after, Instant::now()) else {
+        let now = Instant::now();
+        let Some(new_keys) = usable(&after, now) else {
             return first;
         };
-        let second = verify_in(new_keys, &after.grace, kid, alg, message, signature).map(Arc::clone);
+        let second = verify_in(new_keys, &after.grace, now, kid, alg, message, signature).map(Arc::clone);
         match (&second, kid) {
             (Err(e), Some(kid)) if e.reason() == Reason::UnknownKid => {
                 inner.remember_unknown(kid);
@@ -377,6 +393,7 @@ fn usable(snap: &Snapshot, now: Instant) -> Option<&JwkSet> {
 fn verify_in<'a>(
     keys: &'a JwkSet,
     grace: &'a [GraceKey],
+    now: Instant,
     kid: Option<&str>,
     alg: crate::Algorithm,
     message: &[u8],
@@ -384,7 +401,6 @@ fn verify_in<'a>(
 ) -> Result<&'a Arc<VerifyingKey>, Error> {
     let fresh = keys.verify_signature(kid, alg, message, signature);
     let Err(fresh_err) = fresh else { return fresh };
-    let now = Instant::now();
     let mut tried = false;
     for g in grace.iter().filter(|g| g.until > now && g.key.kid() == kid && g.key.supports(alg)) {
         tried = true;

@@ -3,6 +3,7 @@
 mod claims;
 mod policy;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -10,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 pub use self::claims::RegisteredClaims;
+pub(crate) use self::claims::peek_issuer;
 pub use self::policy::{DEFAULT_LEEWAY_SECS, MAX_LEEWAY_SECS, Policy, PolicyBuilder};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, Error, Reason};
@@ -65,9 +67,9 @@ pub(crate) fn finish(
     expected_issuer: Option<&str>,
 ) -> Result<Verified, Error> {
     let registered = {
-        let context = parsed.context();
-        policy.check_typ(parsed.header().typ.as_deref()).map_err(&context)?;
-        claims::validate(parsed.payload(), policy, now_unix, key, expected_issuer).map_err(&context)?
+        let context = |e: Error| parsed.context()(e).after_signature();
+        policy.check_typ(parsed.header().typ.as_deref()).map_err(context)?;
+        claims::validate(parsed.payload(), policy, now_unix, key, expected_issuer).map_err(context)?
     };
     let (header, header_json, payload) = parsed.into_parts();
     Ok(Verified {
@@ -270,16 +272,16 @@ impl Issuer {
     }
 
     /// The `iss` this issuer expects for a token with these (unverified) `iss` and `tid`.
-    fn expected_iss(&self, iss: &str, tid: Option<&str>) -> Option<String> {
+    fn expected_iss(&self, iss: &str, tid: Option<&str>) -> Option<Cow<'_, str>> {
         match &self.matcher {
             IssuerMatch::Any => None,
-            IssuerMatch::Exact(exact) => (exact == iss).then(|| exact.clone()),
+            IssuerMatch::Exact(exact) => (exact == iss).then_some(Cow::Borrowed(exact.as_str())),
             IssuerMatch::Template { template, tenants } => {
                 let tid = tid.filter(|t| claims::is_guid(t))?;
                 let allowed = self.any_tenant
                     || tenants.as_ref().is_some_and(|list| list.iter().any(|t| t.eq_ignore_ascii_case(tid)));
                 let filled = template.replace(claims::TENANT_PLACEHOLDER, tid);
-                (allowed && filled == iss).then_some(filled)
+                (allowed && filled == iss).then_some(Cow::Owned(filled))
             }
         }
     }
@@ -361,27 +363,35 @@ impl Verifier {
                 )
                 .map(Arc::clone)
             }
-            Keys::Remote(source) => source.verify_signature(&parsed).await,
+            Keys::Remote(source) => {
+                // With one issuer nothing was preselected: the source checks `iss` itself, and
+                // only when it is about to fetch, so the hot path reads no claims twice.
+                let gate = if inner.preselect { None } else { expected.as_deref() };
+                source.verify_signature(&parsed, gate).await
+            }
         };
         let key = match key {
             Ok(key) => key,
             Err(e) => return (label, Err(parsed.context()(e))),
         };
-        let expected = expected.or_else(|| inner.policy.issuer.clone());
         (label, finish(&inner.policy, parsed, &key, inner.clock.now_unix(), expected.as_deref()))
     }
 
     /// Picks the configured issuer for this token before any key is consulted.
-    fn select_issuer(&self, parsed: &UnverifiedToken<'_>) -> Result<(&Issuer, Option<String>), Error> {
+    fn select_issuer(&self, parsed: &UnverifiedToken<'_>) -> Result<(&Issuer, Option<Cow<'_, str>>), Error> {
         let inner = &*self.inner;
         if !inner.preselect {
-            return inner
+            let issuer = inner
                 .issuers
                 .first()
-                .map(|i| (i, None))
-                .ok_or_else(|| Error::new(Reason::KeysUnavailable, "no issuer configured"));
+                .ok_or_else(|| Error::new(Reason::KeysUnavailable, "no issuer configured"))?;
+            let expected = match &issuer.matcher {
+                IssuerMatch::Exact(iss) => Some(Cow::Borrowed(iss.as_str())),
+                IssuerMatch::Any | IssuerMatch::Template { .. } => None,
+            };
+            return Ok((issuer, expected));
         }
-        let (iss, tid) = claims::peek_issuer(parsed.payload())?;
+        let (iss, tid) = peek_issuer(parsed.payload())?;
         let Some(iss) = iss else {
             return Err(Error::new(
                 Reason::MissingClaim,
@@ -487,9 +497,12 @@ impl VerifierBuilder {
         for issuer in &issuers {
             issuer.check()?;
         }
-        let remote = issuers.iter().any(|i| matches!(i.keys, Keys::Remote(_)));
-        let any = issuers.iter().any(|i| matches!(i.matcher, IssuerMatch::Any));
-        let preselect = (issuers.len() > 1 || remote) && !(any && issuers.len() == 1);
+        // One issuer: `iss` is checked after the signature (and, for remote keys, before any
+        // fetch). Several, or a templated one: `iss` picks the keys before the signature.
+        let preselect = match issuers.as_slice() {
+            [only] => matches!(only.matcher, IssuerMatch::Template { .. }),
+            _ => true,
+        };
         Ok(Verifier {
             inner: Arc::new(Inner {
                 issuers,
