@@ -1,0 +1,160 @@
+//! Metrics through a local debugging recorder: fetches by trigger and result, verifications by
+//! outcome, key events, and no kid in any label.
+//!
+//! The recorder is installed for this thread only (`set_default_local_recorder`); the test
+//! runtime is current-thread, so the fetch tasks the source spawns record into it too, and
+//! tests running in parallel on other threads do not.
+
+use std::time::Duration;
+
+use keyward::Reason;
+use keyward::telemetry::{JWKS_FETCHES_TOTAL, KEY_EVENTS_TOTAL, VERIFICATIONS_TOTAL};
+use keyward_idp::mint::b64;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use serde_json::json;
+use tokio::time::advance;
+
+use super::support::*;
+
+/// One metric: name, labels, and the counter value (0 for other kinds).
+type Entry = (String, Vec<(String, String)>, u64);
+
+/// Every metric of one snapshot.
+struct Recorded(Vec<Entry>);
+
+impl Recorded {
+    fn take(snapshotter: &Snapshotter) -> Self {
+        let entries = snapshotter.snapshot().into_vec().into_iter().map(|(key, _, _, value)| {
+            let labels = key.key().labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+            let count = match value {
+                DebugValue::Counter(n) => n,
+                _ => 0,
+            };
+            (key.key().name().to_owned(), labels, count)
+        });
+        Self(entries.collect())
+    }
+
+    /// The counter `name` with exactly `labels`.
+    fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let mut want: Vec<(String, String)> =
+            labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        want.sort();
+        self.0
+            .iter()
+            .filter(|(n, l, _)| {
+                let mut l = l.clone();
+                l.sort();
+                n == name && l == want
+            })
+            .map(|(_, _, count)| count)
+            .sum()
+    }
+
+    /// Every `(trigger, result)` with a non-zero fetch count.
+    fn fetches(&self) -> Vec<(String, String, u64)> {
+        let mut out: Vec<_> = self
+            .0
+            .iter()
+            .filter(|(n, _, count)| n == JWKS_FETCHES_TOTAL && *count > 0)
+            .map(|(_, labels, count)| {
+                let get = |k: &str| labels.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap();
+                (get("trigger"), get("result"), *count)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn fetch_and_verification_counters() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+
+    let server = Server::start().await;
+    let (k1, k2, stranger) = (key("kid-one"), key("kid-two"), key("kid-one"));
+    let (t1, t2) = (token(&k1), token(&k2));
+    server.set(KEYS, Reply::jwks(&[&k1]).header("etag", "\"v1\""));
+    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let name = source.name().to_owned();
+    ready(&source).await; // startup, success
+    let v = verifier(&source);
+    ok(v.verify(&t1).await, "K1"); // valid
+
+    // A new kid: unknown_kid, success; a forged kid: unknown_kid, success (the set lacks it).
+    server.set(KEYS, Reply::jwks(&[&k1, &k2]).header("etag", "\"v2\""));
+    ok(v.verify(&t2).await, "K2"); // valid
+    let forged = format!(
+        "{}.{}.{}",
+        b64(json!({"alg": "ES256", "kid": "kid-forged-zz"}).to_string().as_bytes()),
+        b64(claims_for(ISS).to_string().as_bytes()),
+        b64(&[7; 64])
+    );
+    rejected(v.verify(&forged).await, Reason::UnknownKid, "forged kid");
+
+    // Nothing new: manual, not_modified. A stranger under a known kid: invalid_signature, then
+    // (past the cooldown) signature_retry, not_modified.
+    server.set(KEYS, Reply::status(304));
+    source.refresh().await.unwrap();
+    rejected(v.verify(&token(&stranger)).await, Reason::InvalidSignature, "stranger, fresh set");
+    advance(Duration::from_secs(31)).await;
+    rejected(v.verify(&token(&stranger)).await, Reason::InvalidSignature, "stranger, after the cooldown");
+
+    // Outage: the expiry triggers ttl, error (one count for three attempts); then manual, error.
+    server.set(KEYS, Reply::status(500));
+    advance(Duration::from_secs(301)).await;
+    ok(v.verify(&t1).await, "K1, stale"); // valid
+    let hits = server.hits(KEYS);
+    assert!(source.refresh().await.is_err());
+    assert_eq!(server.hits(KEYS) - hits, 3);
+    assert!(source.refresh().await.is_err());
+
+    // Recovery without K1: manual, success, and a key removal.
+    server.set(KEYS, Reply::jwks(&[&k2]));
+    source.refresh().await.unwrap();
+    rejected(
+        v.verify(&k1.sign_jwt(&claims_for("https://evil.example.test")).unwrap()).await,
+        Reason::IssuerMismatch,
+        "other iss",
+    );
+
+    let m = Recorded::take(&snapshotter);
+    let fetch = |trigger, result| (String::from(trigger), String::from(result));
+    let expected: Vec<(String, String, u64)> = [
+        (fetch("manual", "error"), 1),
+        (fetch("manual", "not_modified"), 1),
+        (fetch("manual", "success"), 1),
+        (fetch("signature_retry", "not_modified"), 1),
+        (fetch("startup", "success"), 1),
+        (fetch("ttl", "error"), 1),
+        (fetch("unknown_kid", "success"), 2),
+    ]
+    .into_iter()
+    .map(|((t, r), n)| (t, r, n))
+    .collect();
+    assert_eq!(m.fetches(), expected);
+    for (trigger, result, count) in &expected {
+        let labels = [("issuer", name.as_str()), ("trigger", trigger.as_str()), ("result", result.as_str())];
+        assert_eq!(m.counter(JWKS_FETCHES_TOTAL, &labels), *count, "fetches labelled with the source name");
+    }
+    let verified = |outcome| m.counter(VERIFICATIONS_TOTAL, &[("issuer", ISS), ("outcome", outcome)]);
+    assert_eq!(verified("valid"), 3);
+    assert_eq!(verified("unknown_kid"), 1);
+    assert_eq!(verified("invalid_signature"), 2);
+    assert_eq!(verified("issuer_mismatch"), 1);
+    let event = |event| m.counter(KEY_EVENTS_TOTAL, &[("issuer", name.as_str()), ("event", event)]);
+    assert_eq!((event("added"), event("removed")), (1, 1));
+
+    // Label values come from closed sets: never a kid (attacker-chosen, unbounded).
+    for (metric, labels, _) in &m.0 {
+        for (label, value) in labels {
+            assert!(!value.contains("kid-"), "{metric}{{{label}={value:?}}} holds a kid");
+            assert!(
+                ["issuer", "outcome", "trigger", "result", "event"].contains(&label.as_str()),
+                "{metric}: {label}"
+            );
+        }
+    }
+}
