@@ -171,7 +171,10 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 // Redirects may not leave the configured host (no SSRF through a 302).
                 let same_host = attempt.previous().first().is_some_and(|first| {
-                    first.host_str() == attempt.url().host_str() && first.scheme() == attempt.url().scheme()
+                    let next = attempt.url();
+                    first.host_str() == next.host_str()
+                        && first.scheme() == next.scheme()
+                        && first.port_or_known_default() == next.port_or_known_default()
                 });
                 if attempt.previous().len() >= 3 || !same_host { attempt.stop() } else { attempt.follow() }
             }))

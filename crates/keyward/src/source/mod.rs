@@ -272,12 +272,17 @@ impl JwksSource {
     }
 
     /// Fetches now (single-flight) and waits for the outcome.
+    ///
+    /// Waits for the whole fetch (its HTTP timeouts and retries bound it), not `fetch_wait`.
     pub async fn refresh(&self) -> Result<(), FetchError> {
         let seen = self.inner.snapshot.load().attempt;
-        self.inner.fetch_and_wait(Trigger::Manual, seen, false).await;
+        self.inner.fetch_and_wait_for(Trigger::Manual, seen, false, None).await;
         let snap = self.inner.snapshot.load();
         match &snap.last_error {
             Some(e) if snap.failures > 0 => Err(e.clone()),
+            _ if snap.attempt == seen => {
+                Err(FetchError::new(FetchStage::Timeout, &self.inner.name, "the fetch did not complete"))
+            }
             _ => Ok(()),
         }
     }
@@ -333,7 +338,7 @@ impl JwksSource {
                     Trigger::UnknownKid
                 }
                 (Reason::InvalidSignature, Some(_))
-                    if snap.fetched_at.is_some_and(|t| t.elapsed() >= inner.settings.refresh_cooldown) =>
+                    if snap.fetched_at.is_none_or(|t| t.elapsed() >= inner.settings.refresh_cooldown) =>
                 {
                     Trigger::SignatureRetry
                 }
@@ -365,7 +370,8 @@ impl JwksSource {
         };
         let second = verify_in(new_keys, &after.grace, now, kid, alg, message, signature).map(Arc::clone);
         match (&second, kid) {
-            (Err(e), Some(kid)) if e.reason() == Reason::UnknownKid => {
+            // Only a fetch that succeeded proves the kid is not published.
+            (Err(e), Some(kid)) if e.reason() == Reason::UnknownKid && after.failures == 0 => {
                 inner.remember_unknown(kid);
             }
             (Err(e), Some(kid)) if e.reason() == Reason::InvalidSignature => {
@@ -508,6 +514,17 @@ impl Inner {
     /// Starts (or joins) a fetch and waits for it, at most `fetch_wait`. False when no fetch
     /// was allowed or it did not finish in time.
     async fn fetch_and_wait(self: &Arc<Self>, trigger: Trigger, seen_attempt: u64, limited: bool) -> bool {
+        self.fetch_and_wait_for(trigger, seen_attempt, limited, Some(self.settings.fetch_wait)).await
+    }
+
+    /// As [`Inner::fetch_and_wait`], with an explicit deadline (`None`: until the fetch ends).
+    async fn fetch_and_wait_for(
+        self: &Arc<Self>,
+        trigger: Trigger,
+        seen_attempt: u64,
+        limited: bool,
+        deadline: Option<Duration>,
+    ) -> bool {
         let mut rx = self.attempts.subscribe();
         if *rx.borrow_and_update() != seen_attempt {
             return true;
@@ -523,7 +540,10 @@ impl Inner {
             }
             true
         };
-        tokio::time::timeout(self.settings.fetch_wait, wait).await.unwrap_or(false)
+        match deadline {
+            Some(limit) => tokio::time::timeout(limit, wait).await.unwrap_or(false),
+            None => wait.await,
+        }
     }
 
     async fn run_fetch(self: Arc<Self>, trigger: Trigger) {
@@ -595,7 +615,12 @@ impl Inner {
         let uri = match (uri, &self.origin) {
             (Some(uri), _) => uri,
             (None, Origin::JwksUri(uri)) => uri.clone(),
-            (None, Origin::Discovery { issuer }) => discovery::discover_jwks_uri(&self.http, issuer).await?,
+            (None, Origin::Discovery { issuer }) => {
+                let uri = discovery::discover_jwks_uri(&self.http, issuer).await?;
+                // Kept at once, so a failing JWKS endpoint does not repeat discovery each time.
+                self.control().jwks_uri = Some(uri.clone());
+                uri
+            }
         };
         // Conditional requests only when a 304 has a set to renew.
         let validators = if have_keys { validators } else { Validators::default() };
@@ -735,11 +760,12 @@ impl Inner {
         tracing::warn!(issuer = %self.name, trigger = trigger.as_str(), stage = err.stage.as_str(), url = %err.url, "key set fetch failed: {}", err.detail);
         let failures = prev.failures.saturating_add(1);
         let exp = failures.saturating_sub(1).min(16);
-        let backoff = self
-            .settings
-            .outage_backoff_min
-            .saturating_mul(1u32 << exp)
-            .min(self.settings.outage_backoff_max);
+        let mut backoff = self.settings.outage_backoff_min.saturating_mul(1u32 << exp);
+        // A server asking for time gets it (within the cap), instead of the failure-count backoff.
+        if let Some(asked) = err.facts.as_deref().and_then(http::retry_after) {
+            backoff = backoff.max(asked);
+        }
+        let backoff = backoff.min(self.settings.outage_backoff_max);
         let stale_until = prev.stale_until;
         let expired = prev.expires_at.is_some_and(|e| now >= e);
         if prev.keys.is_some() && expired {
