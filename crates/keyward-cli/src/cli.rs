@@ -26,6 +26,11 @@ pub(crate) enum Command {
     /// 2 usage error, unreadable file, or a key set that is not a JWKS.
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(Box<VerifyArgs>),
+    /// Rehearse an IdP key rotation end to end, with no outside service: an embedded mock IdP
+    /// rotates and fails while a naive cached key set and keyward's key source verify tokens.
+    ///
+    /// Exit status: 0 when keyward accepted every valid token and rejected every forged one.
+    Demo,
     /// Decode a token's header and claims WITHOUT verifying anything.
     ///
     /// Exit status: 0 decoded, 1 not a decodable token, 2 usage error.

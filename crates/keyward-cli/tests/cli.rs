@@ -10,6 +10,7 @@
 mod cli {
     pub(crate) mod support;
 
+    mod demo;
     mod inspect;
     mod remote;
     mod stream;

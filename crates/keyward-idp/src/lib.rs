@@ -5,5 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod mint;
+pub mod server;
 
 pub use crate::mint::{MintError, SigningAlg, SigningKey, jwks};
+pub use crate::server::{Fault, MockIdp};

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+mod demo;
 mod inspect;
 mod verify;
 
@@ -11,6 +12,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Verify(args) => verify::run(*args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Demo => demo::run(),
     }
 }
 
