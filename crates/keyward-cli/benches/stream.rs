@@ -6,6 +6,7 @@
 //! - batch: all tokens piped at once (the audit-a-log case);
 //! - lockstep: write one token, wait for its answer, then the next (proves per-line answers,
 //!   and measures the round trip).
+//!
 //! The CLI times include process start-up and loading the key set.
 
 use std::io::{BufRead, BufReader, Write};
