@@ -1,7 +1,6 @@
 //! Token structure: A1 (`alg: none`), A6 (JSON serialization), A7 (non-canonical base64url),
 //! A11 (oversized input) and A22 (nested JWT / JWE).
 
-
 use keyward::{FixedClock, Policy, Reason, Verifier};
 use keyward_idp::SigningAlg;
 use serde_json::json;
