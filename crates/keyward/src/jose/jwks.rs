@@ -278,6 +278,22 @@ impl JwkSet {
         message: &[u8],
         signature: &[u8],
     ) -> Result<&Arc<VerifyingKey>, Error> {
+        // Hot path: a kid naming usable keys that fit the algorithm, tried without allocating.
+        if let Some(indices) = kid.and_then(|kid| self.by_kid.get(kid)) {
+            let compatible = || indices.iter().filter_map(|&i| self.keys.get(i)).filter(|k| k.supports(alg));
+            if let Some(first) = compatible().next() {
+                let tried = compatible().count();
+                let mut last = None;
+                for key in compatible() {
+                    match key.verify_signature(alg, message, signature) {
+                        Ok(()) => return Ok(key),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                return Err(invalid_under(tried, last.unwrap_or_else(|| invalid_under_key(first))));
+            }
+        }
+        // Everything else goes through `candidates` for its precise errors.
         let candidates = self.candidates(kid, alg)?;
         let tried = candidates.len();
         let mut last = None;
@@ -288,11 +304,24 @@ impl JwkSet {
             }
         }
         Err(match last {
-            Some(e) if tried == 1 => e,
-            _ => Error::new(
-                Reason::InvalidSignature,
-                format!("signature does not verify under any of {tried} candidate keys"),
-            ),
+            Some(e) => invalid_under(tried, e),
+            None => Error::new(Reason::NoMatchingKey, "no candidate key"),
         })
     }
+}
+
+/// The error after trying `tried` keys: the single key's own error, or a summary.
+fn invalid_under(tried: usize, last: Error) -> Error {
+    if tried == 1 {
+        last
+    } else {
+        Error::new(
+            Reason::InvalidSignature,
+            format!("signature does not verify under any of {tried} candidate keys"),
+        )
+    }
+}
+
+fn invalid_under_key(key: &VerifyingKey) -> Error {
+    Error::new(Reason::InvalidSignature, format!("signature does not verify under {}", key.describe()))
 }
