@@ -6,8 +6,9 @@
 //! - keyward `Verifier::verify` through a warm remote `JwksSource` (issue 3's 5 % budget);
 //! - `jsonwebtoken::decode` of the same token (aws_lc_rs backend).
 //!
-//! Variants are interleaved round by round and the median of the rounds is reported, so drift
-//! on a shared machine hits every column alike. `KEYWARD_BENCH_MS` sets the time per sample.
+//! Variants are interleaved in short rounds and each ratio is the median of its per-round
+//! ratios, so drift on a shared machine hits both sides of a ratio alike. `KEYWARD_BENCH_MS`
+//! sets the time per sample (default 40 ms), `KEYWARD_BENCH_ROUNDS` the rounds (default 40).
 
 use std::future::Future;
 use std::hint::black_box;
@@ -124,8 +125,8 @@ fn serve(runtime: &tokio::runtime::Runtime, body: String) -> String {
 }
 
 fn main() {
-    let ms: u64 = std::env::var("KEYWARD_BENCH_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
-    let rounds = 7;
+    let ms: u64 = std::env::var("KEYWARD_BENCH_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+    let rounds: usize = std::env::var("KEYWARD_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let cases = [
         (SigningAlg::RS256, Algorithm::RS256, "RS256-2048"),
@@ -209,13 +210,12 @@ fn main() {
                 black_box(jsonwebtoken::decode::<Value>(black_box(&token), &decoding, &validation)).unwrap();
             }));
         }
+        let ratio =
+            |a: usize, b: usize| median(samples[a].iter().zip(&samples[b]).map(|(x, y)| x / y).collect());
+        let (core_raw, api_raw, rem_api, api_jwt) = (ratio(1, 0), ratio(2, 0), ratio(3, 2), ratio(2, 4));
         let [raw_r, core_r, api_r, remote_r, jwt_r] = samples.map(median);
         println!(
-            "{name:<11} {raw_r:>10.0} {core_r:>10.0} {api_r:>10.0} {remote_r:>10.0} {jwt_r:>10.0} | {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
-            core_r / raw_r,
-            api_r / raw_r,
-            remote_r / api_r,
-            api_r / jwt_r
+            "{name:<11} {raw_r:>10.0} {core_r:>10.0} {api_r:>10.0} {remote_r:>10.0} {jwt_r:>10.0} | {core_raw:>8.3} {api_raw:>8.3} {rem_api:>8.3} {api_jwt:>8.3}"
         );
     }
 }

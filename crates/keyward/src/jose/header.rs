@@ -2,7 +2,8 @@
 
 use crate::error::{Error, Reason};
 use crate::jose::algorithm::{AlgName, Algorithm};
-use crate::jose::json::{self, ObjectScan, Scalar};
+use crate::jose::json::Scalar;
+use crate::jose::scan;
 
 /// The longest `kid` keyward looks up; longer ones cannot name a key and are `unknown_kid`.
 pub const MAX_KID_LEN: usize = 256;
@@ -38,9 +39,10 @@ impl Header {
     /// Parses and checks decoded header bytes.
     pub(crate) fn parse(bytes: &[u8]) -> Result<Self, Error> {
         let mut seen = Seen::default();
-        json::scan(
+        scan::scan_object(
             bytes,
-            ObjectScan(|name: &str, value| match name {
+            &["alg", "kid", "typ", "cty", "crit", "b64", "zip", "enc"],
+            |name: &str, value| match name {
                 "alg" => seen.alg = Some(value),
                 "kid" => seen.kid = Some(value),
                 "typ" => seen.typ = Some(value),
@@ -50,7 +52,7 @@ impl Header {
                 "zip" => seen.zip = true,
                 "enc" => seen.enc = true,
                 _ => {}
-            }),
+            },
         )
         .map_err(|e| Error::malformed(format!("header is not a JSON object: {e}")))?;
 

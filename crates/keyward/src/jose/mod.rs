@@ -8,5 +8,6 @@ pub(crate) mod json;
 pub mod jwk;
 pub mod jwks;
 mod pem_map;
+pub(crate) mod scan;
 
 pub use self::algorithm::{Algorithm, KeyFamily, UnknownAlgorithm};

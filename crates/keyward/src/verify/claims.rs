@@ -2,8 +2,9 @@
 
 use crate::clock::format_rfc3339;
 use crate::error::{Error, Reason, TimeEvidence};
-use crate::jose::json::{self, ObjectScan, Scalar};
+use crate::jose::json::Scalar;
 use crate::jose::jwk::VerifyingKey;
+use crate::jose::scan;
 use crate::verify::policy::Policy;
 
 /// The largest NumericDate keyward accepts (2^53, the exact-integer range of a JSON double).
@@ -94,9 +95,10 @@ pub(crate) fn validate(
     expected_issuer: Option<&str>,
 ) -> Result<RegisteredClaims, Error> {
     let mut seen = Seen::default();
-    let names = json::scan(
+    let names = scan::scan_object(
         payload,
-        ObjectScan(|name: &str, value| match name {
+        &["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tid"],
+        |name: &str, value| match name {
             "iss" => seen.iss = Some(value),
             "sub" => seen.sub = Some(value),
             "aud" => seen.aud = Some(value),
@@ -106,7 +108,7 @@ pub(crate) fn validate(
             "jti" => seen.jti = Some(value),
             "tid" => seen.tid = Some(value),
             _ => {}
-        }),
+        },
     )
     .map_err(|e| Error::malformed(format!("claims are not a JSON object: {e}")))?;
 
@@ -273,15 +275,12 @@ pub(crate) fn is_guid(s: &str) -> bool {
 pub(crate) fn peek_issuer(payload: &[u8]) -> Result<(Option<String>, Option<String>), Error> {
     let mut iss = None;
     let mut tid = None;
-    json::scan(
-        payload,
-        ObjectScan(|name: &str, value| match (name, value) {
-            ("iss", Scalar::Str(s)) => iss = Some(s.into_owned()),
-            ("tid", Scalar::Str(s)) => tid = Some(s.into_owned()),
-            ("iss", other) => iss = Some(format!("\u{0}{}", other.kind())),
-            _ => {}
-        }),
-    )
+    scan::scan_object(payload, &["iss", "tid"], |name: &str, value| match (name, value) {
+        ("iss", Scalar::Str(s)) => iss = Some(s.into_owned()),
+        ("tid", Scalar::Str(s)) => tid = Some(s.into_owned()),
+        ("iss", other) => iss = Some(format!("\u{0}{}", other.kind())),
+        _ => {}
+    })
     .map_err(|e| Error::malformed(format!("claims are not a JSON object: {e}")))?;
     if let Some(kind) = iss.as_deref().and_then(|i| i.strip_prefix('\u{0}')) {
         return Err(Error::new(Reason::InvalidClaim, format!("iss is {kind}, not a string")));
