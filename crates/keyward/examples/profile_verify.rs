@@ -22,9 +22,15 @@ fn main() {
     let (input, sig) = token.rsplit_once('.').unwrap();
     let sig = keyward::jose::base64url::decode(sig).unwrap();
     let k = set.keys()[0].clone();
-    for _ in 0..2000 {
+    let n: usize = std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(2000);
+    for _ in 0..n {
         if mode == "raw" {
             k.verify_signature(Algorithm::ES256, input.as_bytes(), &sig).unwrap();
+        } else if mode == "parse" {
+            std::hint::black_box(keyward::jose::compact::UnverifiedToken::parse(&token, 16384).unwrap());
+        } else if mode == "verify-only" {
+            std::hint::black_box(verify_with_keys(&set, &policy, &token, now).unwrap());
+            continue;
         } else {
             std::hint::black_box(verify_with_keys(&set, &policy, &token, now).unwrap());
         }

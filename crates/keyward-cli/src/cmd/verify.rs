@@ -12,7 +12,6 @@ use keyward::jwk::JwkSet;
 use keyward::source::{JwksSource, SourceSettings};
 use keyward::{Error, FixedClock, KeysArg, Policy, SystemClock, Verified, Verifier};
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::cli::{SourceArgs, VerifyArgs};
@@ -22,7 +21,8 @@ use crate::input;
 const MAX_STREAM_LINE: u64 = 1024 * 1024;
 
 pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
     let verifier = runtime.block_on(async { build_verifier(&args) })?;
     if args.stream {
         return stream(&runtime, &verifier);
@@ -102,43 +102,141 @@ fn policy(args: &VerifyArgs) -> Result<Policy> {
     Ok(builder.build()?)
 }
 
-/// One token per line in, one JSON line out, flushed as each line is answered.
+/// Below this many buffered lines a batch is verified on the calling thread alone.
+const PARALLEL_MIN_BATCH: usize = 8;
+
+/// One token per line in, one JSON line out, in input order.
+///
+/// A caller that waits for each answer sends one line at a time: it is verified inline and
+/// answered (flushed) at once. When many lines are already buffered (a log piped in), they are
+/// split into contiguous chunks verified on helper threads alongside this one, answered in
+/// order, and flushed when the input runs dry: one hand-off per chunk, not per token.
 fn stream(runtime: &tokio::runtime::Runtime, verifier: &Verifier) -> Result<ExitCode> {
     let stdin = std::io::stdin();
-    let mut input = stdin.lock();
+    // Our own buffer, so we can see without blocking whether the next line is already here.
+    let mut input = std::io::BufReader::with_capacity(256 * 1024, stdin.lock());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut line = String::new();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
+    let helpers = Helpers::start(threads - 1, runtime.handle(), verifier);
+    let window = 64 * threads;
     let mut all_valid = true;
+    let mut batch: Vec<String> = Vec::with_capacity(window);
     loop {
-        line.clear();
-        let read = Read::by_ref(&mut input)
-            .take(MAX_STREAM_LINE)
-            .read_line(&mut line)
-            .context("cannot read tokens from stdin")?;
-        if read == 0 {
-            break;
+        batch.clear();
+        // Block for one line, then take whatever complete lines are already buffered.
+        match read_token_line(&mut input)? {
+            Some(token) => batch.push(token),
+            None => break,
         }
-        if !line.ends_with('\n') && read as u64 == MAX_STREAM_LINE {
-            // Drain the rest of an oversized line; the token is rejected by its size anyway.
-            let mut sink = Vec::new();
-            input.read_until(b'\n', &mut sink).context("cannot read tokens from stdin")?;
+        while batch.len() < window && input.buffer().contains(&b'\n') {
+            match read_token_line(&mut input)? {
+                Some(token) => batch.push(token),
+                None => break,
+            }
         }
-        let token = line.trim();
-        if token.is_empty() {
-            continue;
+        batch.retain(|t| !t.is_empty());
+        let outcomes = helpers.verify_all(runtime, verifier, &batch)?;
+        let mut written = Ok(());
+        for (token, outcome) in batch.iter().zip(outcomes) {
+            let report = Report::new(token, verifier, outcome);
+            all_valid &= report.outcome.is_ok();
+            written = written.and_then(|()| report.write_json(&mut out));
         }
-        let outcome = runtime.block_on(verifier.verify(token));
-        let report = Report::new(token, verifier, outcome);
-        all_valid &= report.outcome.is_ok();
-        match report.write_json(&mut out).and_then(|()| out.flush().map_err(Into::into)) {
+        if !input.buffer().contains(&b'\n') {
+            written = written.and_then(|()| out.flush().map_err(Into::into));
+        }
+        match written {
             Ok(()) => {}
             // The reader went away (e.g. `| head`): stop quietly.
             Err(e) if is_broken_pipe(&e) => return Ok(ExitCode::from(u8::from(!all_valid))),
             Err(e) => return Err(e),
         }
     }
+    out.flush().or_else(|e| if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) })?;
     Ok(ExitCode::from(u8::from(!all_valid)))
+}
+
+type Outcome = Result<Verified, Error>;
+
+/// Helper threads that verify chunks of a batch; they end when the sender side is dropped.
+struct Helpers {
+    workers: Vec<Worker>,
+}
+
+/// One helper thread's two channels: chunks in, outcomes out.
+struct Worker {
+    chunks: std::sync::mpsc::Sender<Vec<String>>,
+    done: std::sync::mpsc::Receiver<Vec<Outcome>>,
+}
+
+impl Helpers {
+    fn start(count: usize, runtime: &tokio::runtime::Handle, verifier: &Verifier) -> Self {
+        let workers = (0..count)
+            .map(|_| {
+                let (chunks_tx, chunks_rx) = std::sync::mpsc::channel::<Vec<String>>();
+                let (done_tx, done_rx) = std::sync::mpsc::channel::<Vec<Outcome>>();
+                let (runtime, verifier) = (runtime.clone(), verifier.clone());
+                std::thread::spawn(move || {
+                    for chunk in chunks_rx {
+                        let outcomes = chunk.iter().map(|t| runtime.block_on(verifier.verify(t))).collect();
+                        if done_tx.send(outcomes).is_err() {
+                            return;
+                        }
+                    }
+                });
+                Worker { chunks: chunks_tx, done: done_rx }
+            })
+            .collect();
+        Self { workers }
+    }
+
+    /// Verifies `batch`, in order, spread over the helpers and the calling thread.
+    fn verify_all(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        verifier: &Verifier,
+        batch: &[String],
+    ) -> Result<Vec<Outcome>> {
+        if batch.len() < PARALLEL_MIN_BATCH || self.workers.is_empty() {
+            return Ok(batch.iter().map(|t| runtime.block_on(verifier.verify(t))).collect());
+        }
+        let chunk_len = batch.len().div_ceil(self.workers.len() + 1);
+        let mut chunks = batch.chunks(chunk_len);
+        let own = chunks.next().unwrap_or_default();
+        let mut sent = 0;
+        for (worker, chunk) in self.workers.iter().zip(chunks) {
+            worker
+                .chunks
+                .send(chunk.to_vec())
+                .map_err(|_| anyhow::anyhow!("a verification thread stopped"))?;
+            sent += 1;
+        }
+        let mut outcomes: Vec<Outcome> = own.iter().map(|t| runtime.block_on(verifier.verify(t))).collect();
+        for worker in self.workers.iter().take(sent) {
+            outcomes
+                .extend(worker.done.recv().map_err(|_| anyhow::anyhow!("a verification thread stopped"))?);
+        }
+        Ok(outcomes)
+    }
+}
+
+/// The next line, trimmed (an oversized line is cut at the bound and drained); `None` at EOF.
+fn read_token_line(input: &mut impl BufRead) -> Result<Option<String>> {
+    let mut line = String::new();
+    let read = Read::by_ref(input)
+        .take(MAX_STREAM_LINE)
+        .read_line(&mut line)
+        .context("cannot read tokens from stdin")?;
+    if read == 0 {
+        return Ok(None);
+    }
+    if !line.ends_with('\n') && read as u64 == MAX_STREAM_LINE {
+        // The token is rejected by its size anyway; skip the rest of the line.
+        let mut sink = Vec::new();
+        input.read_until(b'\n', &mut sink).context("cannot read tokens from stdin")?;
+    }
+    Ok(Some(line.trim().to_owned()))
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -161,22 +259,27 @@ struct JsonReport<'a> {
     valid: bool,
     reason: Option<&'static str>,
     detail: Cow<'a, str>,
-    header: Option<HeaderOrClaims<'a>>,
-    claims: Option<HeaderOrClaims<'a>>,
+    header: Option<&'a Map<String, Value>>,
+    claims: Option<&'a Map<String, Value>>,
     kid: Option<&'a str>,
     alg: Option<&'static str>,
     signature_verified: bool,
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum HeaderOrClaims<'a> {
-    Raw(&'a RawValue),
-    Map(&'a Map<String, Value>),
-}
-
-fn raw(bytes: &[u8]) -> Option<HeaderOrClaims<'_>> {
-    serde_json::from_slice::<&RawValue>(bytes).ok().map(HeaderOrClaims::Raw)
+/// Writes the token's own JSON as is: verification already checked it strictly as one UTF-8
+/// object, so it needs no re-parsing. JSON with line breaks would split the one-line output,
+/// so it is re-serialised compactly instead.
+fn write_embedded<'a>(
+    out: &mut impl Write,
+    bytes: &'a [u8],
+    parsed: impl FnOnce() -> &'a Map<String, Value>,
+) -> Result<()> {
+    if bytes.contains(&b'\n') || bytes.contains(&b'\r') {
+        serde_json::to_writer(&mut *out, parsed())?;
+    } else {
+        out.write_all(bytes)?;
+    }
+    Ok(())
 }
 
 impl Report {
@@ -223,16 +326,18 @@ impl Report {
                     detail.push_str("; ");
                     detail.push_str(note);
                 }
-                JsonReport {
-                    valid: true,
-                    reason: None,
-                    detail: Cow::Owned(detail),
-                    header: raw(v.header_json()),
-                    claims: raw(v.payload_json()),
-                    kid: v.kid(),
-                    alg: Some(v.alg().as_str()),
-                    signature_verified: true,
-                }
+                // Field order and names as in JsonReport; written by hand to embed the token's
+                // already-checked JSON without a second parse.
+                out.write_all(b"{\"valid\":true,\"reason\":null,\"detail\":")?;
+                serde_json::to_writer(&mut *out, &detail)?;
+                out.write_all(b",\"header\":")?;
+                write_embedded(out, v.header_json(), || v.header())?;
+                out.write_all(b",\"claims\":")?;
+                write_embedded(out, v.payload_json(), || v.claims())?;
+                out.write_all(b",\"kid\":")?;
+                serde_json::to_writer(&mut *out, &v.kid())?;
+                writeln!(out, ",\"alg\":\"{}\",\"signature_verified\":true}}", v.alg())?;
+                return Ok(());
             }
             Err(e) => {
                 let verified_sig = e.signature_verified();
@@ -240,12 +345,8 @@ impl Report {
                     valid: false,
                     reason: Some(e.reason().as_str()),
                     detail: Cow::Borrowed(e.detail()),
-                    header: self.header.as_ref().map(HeaderOrClaims::Map),
-                    claims: if verified_sig {
-                        self.unverified_claims.as_ref().map(HeaderOrClaims::Map)
-                    } else {
-                        None
-                    },
+                    header: self.header.as_ref(),
+                    claims: if verified_sig { self.unverified_claims.as_ref() } else { None },
                     kid: e.kid(),
                     alg: e.alg().map(|a| a.as_str()),
                     signature_verified: verified_sig,

@@ -52,6 +52,27 @@ fn batch_of_valid_tokens_exits_0() {
     assert_eq!(out.stdout, "", "{out:?}");
 }
 
+/// A token whose payload JSON is pretty-printed (line breaks between members) must still be
+/// answered on exactly one output line, with its claims intact.
+#[test]
+fn pretty_printed_payloads_stay_on_one_line() {
+    let files = Files::new("k1");
+    let pretty = serde_json::to_string_pretty(&claims_with(json!({"sub": "pretty"}))).unwrap();
+    assert!(pretty.contains('\n'));
+    let token = files.key.sign_parts(br#"{"alg":"ES256","kid":"k1"}"#, pretty.as_bytes()).unwrap();
+    let out = run(
+        &["verify", "--jwks", &files.jwks(), "--now", NOW_ARG, "--stream"],
+        &format!("{token}\n{token}\n"),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines = out.json_lines();
+    assert_eq!(lines.len(), 2, "{out:?}");
+    for line in lines {
+        assert_valid(&line);
+        assert_eq!(line["claims"]["sub"], json!("pretty"));
+    }
+}
+
 #[test]
 fn answers_are_flushed_line_by_line() {
     let files = Files::new("k1");
