@@ -16,6 +16,9 @@ pub fn b64(bytes: &[u8]) -> String {
 }
 
 /// A signing algorithm the mock IdP can mint tokens with.
+///
+/// Deliberately its own type rather than `keyward::Algorithm`: the IdP does not depend on the
+/// verifier, so tests that mint with it exercise keyward from the outside.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SigningAlg {

@@ -126,17 +126,14 @@ impl Algorithm {
     }
 
     pub(crate) fn aws_lc(self) -> &'static dyn VerificationAlgorithm {
+        if let Some(rsa) = self.rsa_params() {
+            return rsa;
+        }
         match self {
-            Self::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-            Self::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-            Self::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-            Self::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
-            Self::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
-            Self::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
             Self::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
             Self::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
             Self::ES512 => &signature::ECDSA_P521_SHA512_FIXED,
-            Self::EdDSA | Self::Ed25519 => &signature::ED25519,
+            _ => &signature::ED25519,
         }
     }
 

@@ -656,21 +656,8 @@ impl Inner {
         attempt: u64,
         facts: HttpFacts,
     ) -> Snapshot {
-        let expires = now + ttl;
-        Snapshot {
-            keys: prev.keys.clone(),
-            grace: prev.grace.iter().filter(|g| g.until > now).cloned().collect(),
-            fetched_at: Some(now),
-            expires_at: Some(expires),
-            stale_until: Some(expires + self.settings.max_stale),
-            next_due: self.schedule(now, ttl),
-            attempt,
-            failing_since: None,
-            unavailable_since: None,
-            last_error: None,
-            last_response: Some(facts),
-            failures: 0,
-        }
+        let grace = prev.grace.iter().filter(|g| g.until > now).cloned().collect();
+        self.fetched(prev.keys.clone(), grace, now, ttl, attempt, facts)
     }
 
     fn replaced(
@@ -686,9 +673,22 @@ impl Inner {
         if prev.failures > 0 {
             tracing::info!(issuer = %self.name, keys = set.len(), "key set fetched again after failures");
         }
+        self.fetched(Some(Arc::new(set)), grace, now, ttl, attempt, facts)
+    }
+
+    /// The state after a successful fetch (200 or 304): fresh for `ttl`.
+    fn fetched(
+        &self,
+        keys: Option<Arc<JwkSet>>,
+        grace: Vec<GraceKey>,
+        now: Instant,
+        ttl: Duration,
+        attempt: u64,
+        facts: HttpFacts,
+    ) -> Snapshot {
         let expires = now + ttl;
         Snapshot {
-            keys: Some(Arc::new(set)),
+            keys,
             grace,
             fetched_at: Some(now),
             expires_at: Some(expires),
