@@ -63,3 +63,18 @@ async fn claims_are_checked_after_the_signature() {
     assert_eq!(err.kid(), Some("k1"));
     assert_eq!(err.alg(), Some(Algorithm::ES256));
 }
+
+/// Tower layers and gateways need a `Send` verification future and a `Send + Sync` verifier.
+#[test]
+fn verifier_and_its_future_are_thread_safe() {
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync::<Verifier>();
+    assert_send_sync::<keyward::source::JwksSource>();
+    let key = SigningKey::generate(SigningAlg::EdDSA, "k").unwrap();
+    let v = verifier(&[&key]);
+    let token = key.sign_jwt(&claims()).unwrap();
+    let future = v.verify(&token);
+    assert_send(&future);
+    drop(future);
+}
