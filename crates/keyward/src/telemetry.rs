@@ -15,7 +15,7 @@ pub const JWKS_KEYS: &str = "keyward_jwks_keys";
 pub const JWKS_AGE_SECONDS: &str = "keyward_jwks_age_seconds";
 /// `keyward_jwks_last_success_timestamp_seconds{issuer}`.
 pub const JWKS_LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "keyward_jwks_last_success_timestamp_seconds";
-/// `keyward_key_events_total{issuer,event}`: event is `added`, `removed` or `reappeared`.
+/// `keyward_key_events_total{issuer,event}`: event is `added`, `removed`, `reappeared` or `retired`.
 pub const KEY_EVENTS_TOTAL: &str = "keyward_key_events_total";
 
 /// Registers descriptions with the installed recorder (call after installing one).

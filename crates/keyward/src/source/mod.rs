@@ -68,6 +68,39 @@ impl Trigger {
     }
 }
 
+/// What happened to a key in a source's published set.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyEventKind {
+    /// The key appeared in a fetched set (not reported for the first fetch).
+    Added,
+    /// The key left the published set; it keeps verifying for `grace`.
+    Removed {
+        /// The removal grace it was given.
+        grace: Duration,
+    },
+    /// A removed key came back before its grace ended (Entra ID does this).
+    Reappeared,
+    /// A removed key's grace ended: it no longer verifies. Reported at the first fetch after
+    /// the deadline; verification itself stops using the key at the deadline.
+    Retired,
+}
+
+/// A change in a source's key set, so caches of verified tokens can forget what a removed key
+/// verified. Subscribe with [`JwksSource::subscribe`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyEvent {
+    /// The source's name (its issuer or URL).
+    pub source: Arc<str>,
+    /// The key's `kid`.
+    pub kid: Option<String>,
+    /// The RFC 7638 thumbprint of the key material.
+    pub thumbprint: [u8; 32],
+    /// What happened.
+    pub kind: KeyEventKind,
+}
+
 /// The state of a source, for health endpoints and alerts.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +157,9 @@ pub struct Health {
     pub last_response: Option<HttpFacts>,
 }
 
+/// Key events a slow subscriber may fall behind by before it misses some (it is told so).
+const KEY_EVENT_BACKLOG: usize = 256;
+
 /// Where a source's keys come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Origin {
@@ -152,6 +188,7 @@ struct Inner {
     snapshot: ArcSwap<Snapshot>,
     control: Mutex<Control>,
     attempts: watch::Sender<u64>,
+    events: tokio::sync::broadcast::Sender<KeyEvent>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -240,6 +277,12 @@ impl JwksSource {
             .filter(|g| g.until > now)
             .map(|g| Arc::clone(&g.key))
             .collect()
+    }
+
+    /// Key added / removed / reappeared / retired events from now on. A receiver that falls
+    /// more than 256 events behind gets `RecvError::Lagged` and should drop its whole cache.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<KeyEvent> {
+        self.inner.events.subscribe()
     }
 
     /// Health for dashboards and readiness probes.
@@ -709,18 +752,32 @@ impl Inner {
         let new_ids: Vec<_> = set.keys().iter().map(|k| ident(k)).collect();
         let old_ids: Vec<_> =
             prev.keys.as_ref().map(|s| s.keys().iter().map(|k| ident(k)).collect()).unwrap_or_default();
-        let event = |name: &'static str| {
+        let event = |key: &VerifyingKey, kind: KeyEventKind| {
+            let name = match kind {
+                KeyEventKind::Added => "added",
+                KeyEventKind::Removed { .. } => "removed",
+                KeyEventKind::Reappeared => "reappeared",
+                KeyEventKind::Retired => "retired",
+            };
             metrics::counter!(telemetry::KEY_EVENTS_TOTAL, "issuer" => self.name.to_string(), "event" => name).increment(1);
+            // No subscriber is not an error.
+            let _ = self.events.send(KeyEvent {
+                source: Arc::clone(&self.name),
+                kid: key.kid().map(str::to_owned),
+                thumbprint: *key.thumbprint(),
+                kind,
+            });
         };
         let mut grace: Vec<GraceKey> = Vec::new();
         for g in &prev.grace {
             if new_ids.contains(&ident(&g.key)) {
                 tracing::info!(issuer = %self.name, kid = g.key.kid().unwrap_or(""), "key reappeared in the key set");
-                event("reappeared");
+                event(&g.key, KeyEventKind::Reappeared);
             } else if g.until > now {
                 grace.push(g.clone());
             } else {
                 tracing::info!(issuer = %self.name, kid = g.key.kid().unwrap_or(""), "removed key's grace ended; it no longer verifies");
+                event(&g.key, KeyEventKind::Retired);
             }
         }
         for key in set.keys() {
@@ -730,7 +787,7 @@ impl Inner {
                 && prev.keys.is_some()
             {
                 tracing::info!(issuer = %self.name, kid = key.kid().unwrap_or(""), alg = ?key.alg(), "key added");
-                event("added");
+                event(key, KeyEventKind::Added);
             }
         }
         if let Some(old) = &prev.keys {
@@ -738,7 +795,7 @@ impl Inner {
                 if !new_ids.contains(&ident(key)) {
                     let grace_for = self.settings.removal_grace;
                     tracing::info!(issuer = %self.name, kid = key.kid().unwrap_or(""), grace_secs = grace_for.as_secs(), "key removed from the published set");
-                    event("removed");
+                    event(key, KeyEventKind::Removed { grace: grace_for });
                     if !grace_for.is_zero() {
                         grace.push(GraceKey { key: Arc::clone(key), until: now + grace_for });
                     }
@@ -954,6 +1011,7 @@ impl JwksSourceBuilder {
                 stale_warned: false,
             }),
             attempts: watch::Sender::new(0),
+            events: tokio::sync::broadcast::Sender::new(KEY_EVENT_BACKLOG),
             runtime,
         });
         if let Some(warm) = inner.load_warm() {

@@ -239,3 +239,46 @@ async fn new_kid_seen_before_publication_is_found_after_the_negative_ttl() {
     ok(v.verify(&t2).await, "K2 after the negative TTL");
     assert_eq!(server.hits(KEYS), 3);
 }
+
+/// A token cache subscribes to key events: it learns of every added, removed, reappearing and
+/// retired key, with the kid and the material's thumbprint.
+#[tokio::test(start_paused = true)]
+async fn key_events_tell_subscribers_what_changed() {
+    use keyward::source::KeyEventKind;
+
+    let server = Server::start().await;
+    let (k1, k2) = (key("k1"), key("k2"));
+    server.set(KEYS, Reply::jwks(&[&k1]));
+    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let mut events = source.subscribe();
+    source.refresh().await.unwrap();
+    assert!(events.try_recv().is_err(), "the first set is not a change");
+
+    server.set(KEYS, Reply::jwks(&[&k1, &k2]));
+    source.refresh().await.unwrap();
+    let added = events.try_recv().unwrap();
+    assert_eq!((added.kid.as_deref(), added.kind), (Some("k2"), KeyEventKind::Added));
+    assert_eq!(&*added.source, source.name());
+    let k2_thumbprint = source.current().unwrap().keys_with_kid("k2").next().unwrap().thumbprint().to_owned();
+    assert_eq!(added.thumbprint, k2_thumbprint);
+
+    server.set(KEYS, Reply::jwks(&[&k2]));
+    source.refresh().await.unwrap();
+    let removed = events.try_recv().unwrap();
+    assert_eq!(removed.kid.as_deref(), Some("k1"));
+    assert_eq!(removed.kind, KeyEventKind::Removed { grace: Duration::from_secs(15 * 60) });
+
+    server.set(KEYS, Reply::jwks(&[&k1, &k2]));
+    source.refresh().await.unwrap();
+    let back = events.try_recv().unwrap();
+    assert_eq!((back.kid.as_deref(), back.kind), (Some("k1"), KeyEventKind::Reappeared));
+
+    server.set(KEYS, Reply::jwks(&[&k2]));
+    source.refresh().await.unwrap();
+    assert!(matches!(events.try_recv().unwrap().kind, KeyEventKind::Removed { .. }));
+    advance(Duration::from_secs(15 * 60 + 1)).await;
+    source.refresh().await.unwrap();
+    let retired = events.try_recv().unwrap();
+    assert_eq!((retired.kid.as_deref(), retired.kind), (Some("k1"), KeyEventKind::Retired));
+    assert!(events.try_recv().is_err(), "nothing else happened");
+}
