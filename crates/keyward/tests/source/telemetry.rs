@@ -158,3 +158,66 @@ async fn fetch_and_verification_counters() {
         }
     }
 }
+
+/// Log events during an outage (STYLE.md levels): each failed fetch is one WARN with its
+/// stage; serving a stale set is one WARN per state change, not one per fetch or request; the
+/// recovery is INFO. Captured with a subscriber for this thread (the runtime is current-thread).
+#[tokio::test(start_paused = true)]
+async fn an_outage_logs_one_stale_warning_and_one_warning_per_failed_fetch() {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    #[derive(Default)]
+    struct Message(String);
+    impl tracing::field::Visit for Message {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<(tracing::Level, String)>>>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            let mut message = Message::default();
+            event.record(&mut message);
+            self.0.lock().unwrap().push((*event.metadata().level(), message.0));
+        }
+    }
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let count = |level: tracing::Level, text: &str| {
+        capture.0.lock().unwrap().iter().filter(|(l, m)| *l == level && m.contains(text)).count()
+    };
+
+    let server = Server::start().await;
+    let k1 = key("k1");
+    server.set(KEYS, Reply::jwks(&[&k1]));
+    let source = quiet(&server.url(KEYS)).configure(|s| s.http.retries = 0).build().unwrap();
+    let v = verifier(&source);
+    ok(v.verify(&token(&k1)).await, "startup");
+
+    server.set(KEYS, Reply::status(503));
+    advance(Duration::from_secs(301)).await; // past the default TTL
+    for _ in 0..5 {
+        assert!(source.refresh().await.is_err());
+        ok(v.verify(&token(&k1)).await, "stale keys during the outage");
+        advance(Duration::from_secs(61)).await;
+    }
+    assert_eq!(count(tracing::Level::WARN, "key set fetch failed"), 5, "one WARN per failed fetch");
+    assert_eq!(count(tracing::Level::WARN, "serving a stale key set"), 1, "one WARN for the state change");
+
+    server.set(KEYS, Reply::jwks(&[&k1]));
+    source.refresh().await.unwrap();
+    assert_eq!(count(tracing::Level::INFO, "fetched again after failures"), 1);
+    // A second outage is a new state change: one more stale WARN.
+    server.set(KEYS, Reply::status(503));
+    advance(Duration::from_secs(301)).await;
+    assert!(source.refresh().await.is_err());
+    assert!(source.refresh().await.is_err());
+    assert_eq!(count(tracing::Level::WARN, "serving a stale key set"), 2);
+    // No log line ever carries a token.
+    assert!(capture.0.lock().unwrap().iter().all(|(_, m)| !m.contains("eyJ")));
+}
