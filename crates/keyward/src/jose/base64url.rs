@@ -22,6 +22,17 @@ pub fn decode(input: &str) -> Result<Vec<u8>, NotBase64Url> {
     STRICT.decode(input).map_err(|_| NotBase64Url)
 }
 
+/// An upper bound on the decoded length of `encoded_len` base64url characters.
+pub(crate) fn decoded_len_bound(encoded_len: usize) -> usize {
+    base64::decoded_len_estimate(encoded_len)
+}
+
+/// Decodes canonical unpadded base64url (exactly what [`decode`] accepts) into the front of
+/// `out`, which must hold at least [`decoded_len_bound`] bytes; returns the decoded length.
+pub(crate) fn decode_into(input: &str, out: &mut [u8]) -> Result<usize, NotBase64Url> {
+    STRICT.decode_slice(input, out).map_err(|_| NotBase64Url)
+}
+
 /// Encodes without padding.
 pub fn encode(bytes: &[u8]) -> String {
     STRICT.encode(bytes)
@@ -40,5 +51,34 @@ mod tests {
             assert!(decode(bad).is_err(), "{bad:?} must be rejected");
         }
         assert_eq!(decode("").unwrap(), b"");
+    }
+
+    #[test]
+    fn decode_into_matches_decode() {
+        for input in [
+            "",
+            "Zm8",
+            "Zm9v",
+            "Zm9vYg",
+            "Zm9vYmE",
+            "Zm8=",
+            "Z",
+            "Zm9",
+            "Zm+v",
+            "_-_-",
+            "AB",
+            "AQ",
+            "AAB",
+            "AAE",
+            "Zm9vZ",
+            "Zm9v====",
+            "Zm\u{e9}v",
+            "////",
+            "____",
+        ] {
+            let mut out = vec![0xAA; decoded_len_bound(input.len())];
+            let got = decode_into(input, &mut out).map(|n| out[..n].to_vec());
+            assert_eq!(got, decode(input), "{input:?}");
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! Compact JWS parsing: size bound, exactly three segments, strict base64url.
 
+use std::ops::Range;
+
 use crate::error::{Error, Reason};
 use crate::jose::base64url;
 use crate::jose::header::Header;
@@ -14,10 +16,13 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct UnverifiedToken<'a> {
     header: Header,
-    header_json: Vec<u8>,
     signing_input: &'a str,
-    payload: Vec<u8>,
-    signature: Vec<u8>,
+    /// The header JSON, payload and signature, decoded back to back into one buffer.
+    decoded: Vec<u8>,
+    /// Where the header JSON ends and the payload begins in `decoded`.
+    header_end: usize,
+    /// Where the payload ends and the signature begins in `decoded`.
+    payload_end: usize,
 }
 
 impl<'a> UnverifiedToken<'a> {
@@ -48,18 +53,26 @@ impl<'a> UnverifiedToken<'a> {
         if header_b64.is_empty() {
             return Err(Error::malformed("header segment is empty"));
         }
-        let header_json = base64url::decode(header_b64)
+        // One buffer for all three segments: one allocation instead of three.
+        let bound = base64url::decoded_len_bound(header_b64.len())
+            + base64url::decoded_len_bound(payload_b64.len())
+            + base64url::decoded_len_bound(signature_b64.len());
+        let mut decoded = vec![0u8; bound];
+        let header_end = base64url::decode_into(header_b64, &mut decoded)
             .map_err(|_| Error::malformed("header segment is not canonical unpadded base64url"))?;
-        let payload = base64url::decode(payload_b64)
-            .map_err(|_| Error::malformed("payload segment is not canonical unpadded base64url"))?;
-        let signature = base64url::decode(signature_b64)
-            .map_err(|_| Error::malformed("signature segment is not canonical unpadded base64url"))?;
-        let header = Header::parse(&header_json)?;
-        if signature.is_empty() {
+        let payload_end = header_end
+            + base64url::decode_into(payload_b64, decoded.get_mut(header_end..).unwrap_or_default())
+                .map_err(|_| Error::malformed("payload segment is not canonical unpadded base64url"))?;
+        let end = payload_end
+            + base64url::decode_into(signature_b64, decoded.get_mut(payload_end..).unwrap_or_default())
+                .map_err(|_| Error::malformed("signature segment is not canonical unpadded base64url"))?;
+        decoded.truncate(end);
+        let header = Header::parse(decoded.get(..header_end).unwrap_or_default())?;
+        if end == payload_end {
             return Err(Error::new(Reason::InvalidSignature, "signature segment is empty")
                 .with_token_context(header.kid.as_deref(), Some(header.alg)));
         }
-        Ok(Self { header, header_json, signing_input, payload, signature })
+        Ok(Self { header, signing_input, decoded, header_end, payload_end })
     }
 
     /// The checked header.
@@ -69,7 +82,7 @@ impl<'a> UnverifiedToken<'a> {
 
     /// The decoded header JSON, exactly as received.
     pub fn header_json(&self) -> &[u8] {
-        &self.header_json
+        self.decoded.get(..self.header_end).unwrap_or_default()
     }
 
     /// The exact received `header.payload` ASCII that the signature covers.
@@ -79,16 +92,17 @@ impl<'a> UnverifiedToken<'a> {
 
     /// The decoded payload bytes (claims JSON, unverified).
     pub fn payload(&self) -> &[u8] {
-        &self.payload
+        self.decoded.get(self.header_end..self.payload_end).unwrap_or_default()
     }
 
     /// The decoded signature bytes.
     pub fn signature(&self) -> &[u8] {
-        &self.signature
+        self.decoded.get(self.payload_end..).unwrap_or_default()
     }
 
-    pub(crate) fn into_parts(self) -> (Header, Vec<u8>, Vec<u8>) {
-        (self.header, self.header_json, self.payload)
+    /// The header, and the decoded buffer with the ranges of the header JSON and the payload in it.
+    pub(crate) fn into_parts(self) -> (Header, Vec<u8>, Range<usize>, Range<usize>) {
+        (self.header, self.decoded, 0..self.header_end, self.header_end..self.payload_end)
     }
 
     pub(crate) fn context(&self) -> impl Fn(Error) -> Error + '_ {

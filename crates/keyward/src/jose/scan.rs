@@ -31,7 +31,13 @@ pub(crate) fn scan_object<'a>(
         return Err(s.error("expected a JSON object"));
     }
     s.pos += 1;
-    let longest_wanted = wanted.iter().map(|w| w.len()).max().unwrap_or(0);
+    // The wanted names' keys, computed once; names past the first few are compared as strings.
+    let mut wanted_keys = [0u64; INLINE_WANTED];
+    for (slot, w) in wanted_keys.iter_mut().zip(wanted) {
+        *slot = name_key(w.as_bytes());
+    }
+    let wanted_keys = wanted_keys.get(..wanted.len()).unwrap_or(&wanted_keys);
+    let wanted_rest = wanted.get(INLINE_WANTED..).unwrap_or_default();
     let mut names = Names::default();
     s.skip_ws();
     if s.peek() == Some(b'}') {
@@ -40,11 +46,17 @@ pub(crate) fn scan_object<'a>(
         loop {
             s.skip_ws();
             let name = s.string()?;
-            names.insert(name.clone()).map_err(|dup| s.error(&format!("duplicate member {dup:?}")))?;
+            let key = name_key(name.as_bytes());
+            let is_wanted = wanted_keys
+                .iter()
+                .zip(wanted)
+                .any(|(&k, w)| k == key && (name.len() <= KEY_BYTES || *w == name.as_ref()))
+                || wanted_rest.contains(&name.as_ref());
+            names.insert(name.clone(), key).map_err(|dup| s.error(&format!("duplicate member {dup:?}")))?;
             s.skip_ws();
             s.expect(b':')?;
             s.skip_ws();
-            if name.len() <= longest_wanted && wanted.contains(&name.as_ref()) {
+            if is_wanted {
                 let value = s.scalar(1)?;
                 on_member(&name, value);
             } else {
@@ -65,34 +77,90 @@ pub(crate) fn scan_object<'a>(
     Ok(names)
 }
 
+/// Wanted names whose keys are precomputed; later ones are compared as strings.
+const INLINE_WANTED: usize = 8;
+
+/// How many leading bytes of a name its key holds.
+const KEY_BYTES: usize = 7;
+
+/// A name's length (top byte, saturating) and first [`KEY_BYTES`] bytes packed into one word:
+/// different keys mean different names, and for names shorter than [`KEY_BYTES`] + 1 bytes equal
+/// keys mean equal names, so most comparisons are one integer compare.
+fn name_key(name: &[u8]) -> u64 {
+    let mut key = u64::try_from(name.len()).unwrap_or(u64::MAX).min(0xFF) << 56;
+    for (i, &b) in name.iter().take(KEY_BYTES).enumerate() {
+        key |= u64::from(b) << (8 * i);
+    }
+    key
+}
+
 /// The member names of one object, with duplicate detection.
 #[derive(Default)]
 pub(crate) struct Names<'a> {
-    inline: [Option<Cow<'a, str>>; INLINE_NAMES],
+    keys: [u64; INLINE_NAMES],
+    inline: [Cow<'a, str>; INLINE_NAMES],
     len: usize,
     spill: Vec<Cow<'a, str>>,
 }
 
 impl<'a> Names<'a> {
-    fn insert(&mut self, name: Cow<'a, str>) -> Result<(), Cow<'a, str>> {
-        if self.contains(&name) {
+    fn insert(&mut self, name: Cow<'a, str>, key: u64) -> Result<(), Cow<'a, str>> {
+        if self.find(&name, key) {
             return Err(name);
         }
-        match self.inline.get_mut(self.len) {
-            Some(slot) => {
-                *slot = Some(name);
+        match (self.keys.get_mut(self.len), self.inline.get_mut(self.len)) {
+            (Some(k), Some(slot)) => {
+                *k = key;
+                *slot = name;
                 self.len += 1;
             }
-            None => self.spill.push(name),
+            _ => self.spill.push(name),
         }
         Ok(())
     }
 
-    /// True when the object had a member with this name.
-    pub(crate) fn contains(&self, name: &str) -> bool {
-        self.inline.iter().map_while(Option::as_deref).any(|n| n == name)
+    fn find(&self, name: &str, key: u64) -> bool {
+        let short = name.len() <= KEY_BYTES;
+        self.keys
+            .get(..self.len)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .any(|(i, &k)| k == key && (short || self.inline.get(i).is_some_and(|n| n == name)))
             || self.spill.iter().any(|n| n == name)
     }
+
+    /// True when the object had a member with this name.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.find(name, name_key(name.as_bytes()))
+    }
+}
+
+/// The length of the leading run of `bytes` that holds no `"`, `\\` or control character,
+/// eight bytes at a time.
+fn plain_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut run = 0;
+    for chunk in &mut chunks {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else { break };
+        let w = u64::from_le_bytes(word);
+        // The high bit of a byte is set in `hits` for a byte below 0x20, equal to '"' or equal to
+        // '\\'; borrows only run towards higher bytes, so the lowest flagged byte is exact.
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let hits = ((w.wrapping_sub(ONES * 0x20) & !w)
+            | (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash))
+            & HIGHS;
+        if hits != 0 {
+            return run + (hits.trailing_zeros() / 8) as usize;
+        }
+        run += 8;
+    }
+    let rest = chunks.remainder();
+    run + rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(rest.len())
 }
 
 struct Scanner<'a> {
@@ -112,16 +180,19 @@ impl<'a> Scanner<'a> {
         Some(b)
     }
 
+    #[cold]
     fn error(&self, what: &str) -> String {
         format!("{what} at byte {}", self.pos)
     }
 
     fn expect(&mut self, want: u8) -> Result<(), String> {
-        if self.next() == Some(want) {
-            Ok(())
-        } else {
-            Err(self.error(&format!("expected '{}'", want as char)))
-        }
+        if self.next() == Some(want) { Ok(()) } else { Err(self.expected(want)) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn expected(&self, want: u8) -> String {
+        self.error(&format!("expected '{}'", want as char))
     }
 
     fn skip_ws(&mut self) {
@@ -144,8 +215,7 @@ impl<'a> Scanner<'a> {
         self.expect(b'"')?;
         let start = self.pos;
         // Run to the first byte that needs a decision, in one tight pass.
-        let tail = self.bytes.get(start..).unwrap_or_default();
-        self.pos += tail.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(tail.len());
+        self.pos += plain_run(self.bytes.get(start..).unwrap_or_default());
         loop {
             match self.next() {
                 Some(b'"') => {
@@ -358,7 +428,10 @@ impl<'a> Scanner<'a> {
                 loop {
                     self.skip_ws();
                     let name = self.string()?;
-                    names.insert(name).map_err(|dup| self.error(&format!("duplicate member {dup:?}")))?;
+                    let key = name_key(name.as_bytes());
+                    names
+                        .insert(name, key)
+                        .map_err(|dup| self.error(&format!("duplicate member {dup:?}")))?;
                     self.skip_ws();
                     self.expect(b':')?;
                     self.skip_ws();
@@ -470,6 +543,38 @@ mod tests {
             let ours = scan_object(doc.as_bytes(), &["a", "b"], |_, _| {}).is_ok();
             let oracle = json::parse_object(doc.as_bytes()).is_ok();
             proptest::prop_assert_eq!(ours, oracle, "{}", doc);
+        }
+
+        /// The word-at-a-time string scan stops exactly where a byte-at-a-time scan does.
+        #[test]
+        fn plain_run_matches_bytewise(bytes in proptest::collection::vec(proptest::sample::select(vec![
+            b'a', b'a', b'a', b'a', b'a', b'a', 0, 0x1f, 0x20, 0x21, b'"', 0x23, 0x5b, b'\\', 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff,
+        ]), 0..40)) {
+            let naive = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(bytes.len());
+            proptest::prop_assert_eq!(plain_run(&bytes), naive);
+        }
+
+        /// Duplicate detection and member selection agree with plain string comparisons, for names
+        /// sharing long prefixes, more names than fit inline and more wanted names than have keys.
+        #[test]
+        fn names_and_wanted_match_string_compare(names in proptest::collection::vec("[ab]{0,10}", 0..24)) {
+            let wanted = ["", "a", "ab", "aaaaaaa", "aaaaaaab", "aaaaaaaa", "abababab", "b", "bbbbbbbbbb", "aaaaaaaaab"];
+            let members: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("\"{n}\":{i}")).collect();
+            let doc = format!("{{{}}}", members.join(","));
+            let mut got = Vec::new();
+            let result = scan_object(doc.as_bytes(), &wanted, |name, _| got.push(name.to_owned()));
+            let distinct = names.iter().collect::<std::collections::HashSet<_>>().len() == names.len();
+            proptest::prop_assert_eq!(result.is_ok(), distinct, "{}", doc);
+            if let Ok(found) = result {
+                let expected: Vec<String> = names.iter().filter(|n| wanted.contains(&n.as_str())).cloned().collect();
+                proptest::prop_assert_eq!(got, expected);
+                for n in &names {
+                    proptest::prop_assert!(found.contains(n));
+                }
+                for w in wanted {
+                    proptest::prop_assert_eq!(found.contains(w), names.iter().any(|n| n == w));
+                }
+            }
         }
 
         /// Well-formed objects: the members handed out equal what serde_json reads.

@@ -71,9 +71,10 @@ pub(crate) fn finish(
         policy.check_typ(parsed.header().typ.as_deref()).map_err(context)?;
         claims::validate(parsed.payload(), policy, now_unix, key, expected_issuer).map_err(context)?
     };
-    let (header, header_json, payload) = parsed.into_parts();
+    let (header, decoded, header_json, payload) = parsed.into_parts();
     Ok(Verified {
         header,
+        decoded,
         header_json,
         payload,
         registered,
@@ -86,8 +87,12 @@ pub(crate) fn finish(
 /// A token whose signature and claims passed every check.
 pub struct Verified {
     header: Header,
-    header_json: Vec<u8>,
-    payload: Vec<u8>,
+    /// The decoded header JSON, payload and signature, back to back.
+    decoded: Vec<u8>,
+    /// The header JSON's range in `decoded`.
+    header_json: std::ops::Range<usize>,
+    /// The payload's range in `decoded`.
+    payload: std::ops::Range<usize>,
     registered: RegisteredClaims,
     key: Arc<VerifyingKey>,
     header_map: OnceLock<Map<String, Value>>,
@@ -119,30 +124,30 @@ impl Verified {
     pub fn header(&self) -> &Map<String, Value> {
         // The header already parsed strictly as an object during verification, so this cannot
         // fail; an empty map is the unreachable fallback.
-        self.header_map.get_or_init(|| json::parse_object(&self.header_json).unwrap_or_default())
+        self.header_map.get_or_init(|| json::parse_object(self.header_json()).unwrap_or_default())
     }
 
     /// All claims as JSON (parsed on first use: verification itself reads only what it checks).
     pub fn claims(&self) -> &Map<String, Value> {
         // Same invariant as `header`: the payload was scanned as a duplicate-free object.
-        self.claims_map.get_or_init(|| json::parse_object(&self.payload).unwrap_or_default())
+        self.claims_map.get_or_init(|| json::parse_object(self.payload_json()).unwrap_or_default())
     }
 
     /// The claims deserialised into your own type.
     pub fn claims_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.payload).map_err(|e| {
+        serde_json::from_slice(self.payload_json()).map_err(|e| {
             Error::new(Reason::InvalidClaim, format!("claims do not fit the expected type: {e}"))
         })
     }
 
     /// The raw claims JSON exactly as signed.
     pub fn payload_json(&self) -> &[u8] {
-        &self.payload
+        self.decoded.get(self.payload.clone()).unwrap_or_default()
     }
 
     /// The raw header JSON exactly as signed.
     pub fn header_json(&self) -> &[u8] {
-        &self.header_json
+        self.decoded.get(self.header_json.clone()).unwrap_or_default()
     }
 }
 
