@@ -95,10 +95,13 @@ fn name_key(name: &[u8]) -> u64 {
 }
 
 /// The member names of one object, with duplicate detection.
+///
+/// Names borrowed from the input are kept inline with their keys; names that had escapes, and
+/// names past the first [`INLINE_NAMES`], are kept in `spill`.
 #[derive(Default)]
 pub(crate) struct Names<'a> {
     keys: [u64; INLINE_NAMES],
-    inline: [Cow<'a, str>; INLINE_NAMES],
+    inline: [&'a str; INLINE_NAMES],
     len: usize,
     spill: Vec<Cow<'a, str>>,
 }
@@ -108,10 +111,10 @@ impl<'a> Names<'a> {
         if self.find(&name, key) {
             return Err(name);
         }
-        match (self.keys.get_mut(self.len), self.inline.get_mut(self.len)) {
-            (Some(k), Some(slot)) => {
+        match (&name, self.keys.get_mut(self.len), self.inline.get_mut(self.len)) {
+            (Cow::Borrowed(borrowed), Some(k), Some(slot)) => {
                 *k = key;
-                *slot = name;
+                *slot = *borrowed;
                 self.len += 1;
             }
             _ => self.spill.push(name),
@@ -126,7 +129,7 @@ impl<'a> Names<'a> {
             .unwrap_or_default()
             .iter()
             .enumerate()
-            .any(|(i, &k)| k == key && (short || self.inline.get(i).is_some_and(|n| n == name)))
+            .any(|(i, &k)| k == key && (short || self.inline.get(i).is_some_and(|n| *n == name)))
             || self.spill.iter().any(|n| n == name)
     }
 
