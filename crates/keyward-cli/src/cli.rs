@@ -80,9 +80,11 @@ pub(crate) struct VerifyArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
-    /// Read one token per line from stdin and print one JSON result per line as each line is
-    /// read, with ONE long-lived verifier (the key cache lives across lines). Exit status 0 when
-    /// every token was valid, 1 when any was rejected.
+    /// Read one token per line from stdin and print one JSON result per line, in input order,
+    /// with ONE long-lived verifier (the key cache lives across lines). A line with nothing
+    /// queued behind it is answered at once, so a caller may wait for each answer; lines already
+    /// queued are verified on all cores. Exit status 0 when every token was valid, 1 when any
+    /// was rejected.
     #[arg(long, conflicts_with = "token")]
     pub(crate) stream: bool,
 
