@@ -239,14 +239,16 @@ async fn long_retry_after_delays_the_next_fetch() {
     until_failures(&source, 1).await;
     assert_eq!(server.hits(KEYS), 2);
 
-    // Traffic continues; the IdP asked for 45 s.
-    for _ in 0..40 {
+    // Traffic continues; the IdP asked for 45 s. The next fetch is due 45 s ± 10 % jitter after
+    // the failure, so nothing may fetch for 38 s (a margin for the paused clock, which may have
+    // auto-advanced while the failing fetch was in flight), and something must by 50 s.
+    for _ in 0..38 {
         advance(Duration::from_secs(1)).await;
         ok(v.verify(&t1).await, "stale during Retry-After");
         settle().await;
     }
     assert_eq!(server.hits(KEYS), 2, "fetched again before Retry-After elapsed");
-    advance(Duration::from_secs(10)).await;
+    advance(Duration::from_secs(12)).await;
     ok(v.verify(&t1).await, "after Retry-After");
     until("the fetch after Retry-After", || server.hits(KEYS) == 3).await;
 }
