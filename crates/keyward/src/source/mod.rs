@@ -201,11 +201,29 @@ struct Snapshot {
     stale_until: Option<Instant>,
     next_due: Instant,
     attempt: u64,
-    failing_since: Option<Instant>,
     unavailable_since: Option<Instant>,
     last_error: Option<FetchError>,
     last_response: Option<HttpFacts>,
     failures: u32,
+}
+
+impl Snapshot {
+    /// Nothing fetched, nothing attempted: the first fetch is due at once.
+    fn starting(now: Instant) -> Self {
+        Self {
+            keys: None,
+            grace: Vec::new(),
+            fetched_at: None,
+            expires_at: None,
+            stale_until: None,
+            next_due: now,
+            attempt: 0,
+            unavailable_since: None,
+            last_error: None,
+            last_response: None,
+            failures: 0,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -738,7 +756,6 @@ impl Inner {
             stale_until: Some(expires + self.settings.max_stale),
             next_due: self.schedule(now, ttl),
             attempt,
-            failing_since: None,
             unavailable_since: None,
             last_error: None,
             last_response: Some(facts),
@@ -844,7 +861,6 @@ impl Inner {
             stale_until,
             next_due: now + jitter(backoff, 0.1),
             attempt,
-            failing_since: prev.failing_since.or(Some(now)),
             unavailable_since: if unavailable { prev.unavailable_since.or(Some(now)) } else { None },
             last_response: err.facts.as_deref().cloned().or_else(|| prev.last_response.clone()),
             last_error: Some(err),
@@ -920,17 +936,9 @@ impl Inner {
         let now = Instant::now();
         Some(Snapshot {
             keys: Some(Arc::new(set)),
-            grace: Vec::new(),
-            fetched_at: None,
             expires_at: Some(now),
             stale_until: Some(now + Duration::from_secs(max_stale - age)),
-            next_due: now,
-            attempt: 0,
-            failing_since: None,
-            unavailable_since: None,
-            last_error: None,
-            last_response: None,
-            failures: 0,
+            ..Snapshot::starting(now)
         })
     }
 }
@@ -988,20 +996,7 @@ impl JwksSourceBuilder {
             settings: self.settings,
             http,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-            snapshot: ArcSwap::from_pointee(Snapshot {
-                keys: None,
-                grace: Vec::new(),
-                fetched_at: None,
-                expires_at: None,
-                stale_until: None,
-                next_due: now,
-                attempt: 0,
-                failing_since: None,
-                unavailable_since: None,
-                last_error: None,
-                last_response: None,
-                failures: 0,
-            }),
+            snapshot: ArcSwap::from_pointee(Snapshot::starting(now)),
             control: Mutex::new(Control {
                 inflight: false,
                 jwks_uri: None,
