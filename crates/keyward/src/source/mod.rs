@@ -365,7 +365,7 @@ impl JwksSource {
         let (message, signature) = (token.signing_input().as_bytes(), token.signature());
 
         let mut snap = inner.snapshot.load_full();
-        let now = Instant::now();
+        let mut now = Instant::now();
         if snap.keys.is_none() {
             if snap.attempt > 0 {
                 // Fetches have failed and nothing was ever fetched: answer at once, never hang;
@@ -378,12 +378,12 @@ impl JwksSource {
             // The first fetch is under way: wait for it, bounded by `fetch_wait`.
             inner.fetch_and_wait(Trigger::Startup, snap.attempt, false).await;
             snap = inner.snapshot.load_full();
+            now = Instant::now();
         } else if now >= snap.next_due {
             let trigger =
                 if snap.expires_at.is_some_and(|e| now >= e) { Trigger::Ttl } else { Trigger::RefreshAhead };
             inner.start_fetch(trigger, snap.attempt, false);
         }
-        let now = Instant::now();
         let Some(keys) = usable(&snap, now) else {
             return Err(inner.unavailable(&snap));
         };
