@@ -1,10 +1,12 @@
 //! keyward: JWT verification that keeps working when the identity provider rotates its keys.
 //!
 //! Strict JOSE parsing (compact JWS only, canonical base64url, duplicate-free JSON), keys parsed
-//! once from a JWKS into `aws-lc-rs` verification keys, one stable [`Reason`] per rejection.
+//! once from a JWKS into `aws-lc-rs` verification keys, one stable [`Reason`] per rejection, and
+//! a rotation-aware remote key source ([`source::JwksSource`]) that keeps verifying through key
+//! rotations and IdP outages.
 //!
 //! ```
-//! use keyward::{FixedClock, Policy, Verifier};
+//! use keyward::{Policy, Verifier};
 //! use keyward::jwk::JwkSet;
 //!
 //! # async fn run(jwks: &[u8], token: &str) -> Result<(), Box<dyn std::error::Error>> {
