@@ -4,9 +4,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Reason};
+use crate::error::Error;
 use crate::jose::base64url;
-use crate::jose::compact::UnverifiedToken;
+use crate::jose::compact::{self, UnverifiedToken};
 use crate::jose::json;
 
 /// A token decoded without any signature check.
@@ -29,21 +29,7 @@ pub struct Unverified {
 /// Applies the size bound and strict structure (three base64url segments, JSON header), but not
 /// the header rules, so tokens that would be rejected can still be shown.
 pub fn decode_unverified(token: &str, max_len: usize) -> Result<Unverified, Error> {
-    if token.len() > max_len {
-        return Err(Error::new(
-            Reason::TokenTooLarge,
-            format!("token is {} bytes, above the {max_len}-byte limit", token.len()),
-        ));
-    }
-    let mut segments = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (segments.next(), segments.next(), segments.next(), segments.next())
-    else {
-        return Err(Error::malformed(format!(
-            "token has {} segments, a signed JWT has exactly 3",
-            token.split('.').count()
-        )));
-    };
+    let [h, p, s] = compact::split(token, max_len)?;
     let header_bytes = base64url::decode(h)
         .map_err(|_| Error::malformed("header segment is not canonical unpadded base64url"))?;
     let header = json::parse_object(&header_bytes)

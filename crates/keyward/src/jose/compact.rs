@@ -28,27 +28,7 @@ pub struct UnverifiedToken<'a> {
 impl<'a> UnverifiedToken<'a> {
     /// Parses `token`, rejecting anything larger than `max_len` bytes before looking at it.
     pub fn parse(token: &'a str, max_len: usize) -> Result<Self, Error> {
-        if token.len() > max_len {
-            return Err(Error::new(
-                Reason::TokenTooLarge,
-                format!("token is {} bytes, above the {max_len}-byte limit", token.len()),
-            ));
-        }
-        if token.is_empty() {
-            return Err(Error::malformed("token is empty"));
-        }
-        if token.starts_with('{') {
-            return Err(Error::malformed(
-                "token is JSON: only the compact serialization (header.payload.signature) is accepted",
-            ));
-        }
-        // Exactly two dots, found with memchr-speed searches; counting all of them is only for
-        // the error message.
-        let (header_b64, rest) = token.split_once('.').ok_or_else(|| segments_error(token))?;
-        let (payload_b64, signature_b64) = rest.split_once('.').ok_or_else(|| segments_error(token))?;
-        if signature_b64.contains('.') {
-            return Err(segments_error(token));
-        }
+        let [header_b64, payload_b64, signature_b64] = split(token, max_len)?;
         let signing_input = token.get(..header_b64.len() + 1 + payload_b64.len()).unwrap_or_default();
         if header_b64.is_empty() {
             return Err(Error::malformed("header segment is empty"));
@@ -108,6 +88,33 @@ impl<'a> UnverifiedToken<'a> {
     pub(crate) fn context(&self) -> impl Fn(Error) -> Error + '_ {
         move |e| e.with_token_context(self.header.kid.as_deref(), Some(self.header.alg))
     }
+}
+
+/// The size bound, then exactly three segments: the structural checks every reader of a token
+/// (verification and `danger::decode_unverified` alike) applies before decoding anything.
+pub(crate) fn split(token: &str, max_len: usize) -> Result<[&str; 3], Error> {
+    if token.len() > max_len {
+        return Err(Error::new(
+            Reason::TokenTooLarge,
+            format!("token is {} bytes, above the {max_len}-byte limit", token.len()),
+        ));
+    }
+    if token.is_empty() {
+        return Err(Error::malformed("token is empty"));
+    }
+    if token.starts_with('{') {
+        return Err(Error::malformed(
+            "token is JSON: only the compact serialization (header.payload.signature) is accepted",
+        ));
+    }
+    // Exactly two dots, found with memchr-speed searches; counting all of them is only for
+    // the error message.
+    let (header, rest) = token.split_once('.').ok_or_else(|| segments_error(token))?;
+    let (payload, signature) = rest.split_once('.').ok_or_else(|| segments_error(token))?;
+    if signature.contains('.') {
+        return Err(segments_error(token));
+    }
+    Ok([header, payload, signature])
 }
 
 fn segments_error(token: &str) -> Error {
