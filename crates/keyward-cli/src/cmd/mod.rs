@@ -17,7 +17,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints `value` as one line of JSON on stdout.
-#[allow(dead_code)]
 pub(crate) fn print_json(value: &serde_json::Value) {
     println!("{value}");
 }
