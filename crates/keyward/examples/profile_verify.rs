@@ -1,7 +1,7 @@
 //! A fixed workload for instruction-count profiling of the verification path:
-//! `valgrind --tool=callgrind target/release/examples/profile_verify [raw|core]` runs 2,000
-//! ES256 verifications, either the bare signature check (`raw`) or `verify_with_keys` (`core`);
-//! the difference per token is keyward's own cost.
+//! `valgrind --tool=callgrind target/release/examples/profile_verify [raw|core] [N] [ES256|RS256|EdDSA]`
+//! runs N (2,000) verifications, either the bare signature check (`raw`) or `verify_with_keys`
+//! (`core`); the difference per token is keyward's own cost.
 
 use keyward::jwk::JwkSet;
 use keyward::{Algorithm, Policy, verify_with_keys};
@@ -9,14 +9,19 @@ use keyward_idp::{SigningAlg, SigningKey, jwks};
 use serde_json::json;
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
-    let key = SigningKey::generate(SigningAlg::ES256, "k").unwrap();
+    let alg = match std::env::args().nth(3).as_deref() {
+        Some("RS256") => (SigningAlg::RS256, Algorithm::RS256),
+        Some("EdDSA") => (SigningAlg::EdDSA, Algorithm::EdDSA),
+        _ => (SigningAlg::ES256, Algorithm::ES256),
+    };
+    let key = SigningKey::generate(alg.0, "k").unwrap();
     let now = 1_767_225_600i64;
     let token = key.sign_jwt(&json!({"iss":"https://login.example.com/tenant-7f3a/v2.0","sub":"8c1f4e0a-2b7d-4e39-9a51-0d6c3f2e7b14","aud":"api://orders-service","iat":now-60,"nbf":now-60,"exp":now+3540,"jti":"b7e2c9d4-51f0-4a8e-9c3b-6d2f1e0a7c58","azp":"orders-web","scope":"orders:read orders:write","roles":["admin","auditor"],"email":"alice@example.com","tid":"7f3a"})).unwrap();
     let set = JwkSet::from_json(jwks([&key]).to_string().as_bytes()).unwrap();
     let policy = Policy::builder()
         .issuer("https://login.example.com/tenant-7f3a/v2.0")
         .audience("api://orders-service")
-        .algorithms([Algorithm::ES256])
+        .algorithms([alg.1])
         .build()
         .unwrap();
     let (input, sig) = token.rsplit_once('.').unwrap();
@@ -25,7 +30,7 @@ fn main() {
     let n: usize = std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(2000);
     for _ in 0..n {
         if mode == "raw" {
-            k.verify_signature(Algorithm::ES256, input.as_bytes(), &sig).unwrap();
+            k.verify_signature(alg.1, input.as_bytes(), &sig).unwrap();
         } else if mode == "parse" {
             std::hint::black_box(keyward::jose::compact::UnverifiedToken::parse(&token, 16384).unwrap());
         } else if mode == "verify-only" {

@@ -107,13 +107,21 @@ pub(crate) fn split(token: &str, max_len: usize) -> Result<[&str; 3], Error> {
             "token is JSON: only the compact serialization (header.payload.signature) is accepted",
         ));
     }
-    // Exactly two dots, found with memchr-speed searches; counting all of them is only for
-    // the error message.
-    let (header, rest) = token.split_once('.').ok_or_else(|| segments_error(token))?;
-    let (payload, signature) = rest.split_once('.').ok_or_else(|| segments_error(token))?;
-    if signature.contains('.') {
+    // Exactly two dots, found with SIMD searches; counting all of them is only for the error
+    // message.
+    let bytes = token.as_bytes();
+    let first = memchr::memchr(b'.', bytes).ok_or_else(|| segments_error(token))?;
+    let second = first
+        + 1
+        + memchr::memchr(b'.', bytes.get(first + 1..).unwrap_or_default())
+            .ok_or_else(|| segments_error(token))?;
+    if memchr::memchr(b'.', bytes.get(second + 1..).unwrap_or_default()).is_some() {
         return Err(segments_error(token));
     }
+    // The dots are ASCII, so these are character boundaries.
+    let header = token.get(..first).unwrap_or_default();
+    let payload = token.get(first + 1..second).unwrap_or_default();
+    let signature = token.get(second + 1..).unwrap_or_default();
     Ok([header, payload, signature])
 }
 

@@ -42,16 +42,15 @@ impl Header {
         scan::scan_object(
             bytes,
             &["alg", "kid", "typ", "cty", "crit", "b64", "zip", "enc"],
-            |name: &str, value| match name {
-                "alg" => seen.alg = Some(value),
-                "kid" => seen.kid = Some(value),
-                "typ" => seen.typ = Some(value),
-                "cty" => seen.cty = Some(value),
-                "crit" => seen.crit = Some(value),
-                "b64" => seen.b64 = Some(value),
-                "zip" => seen.zip = true,
-                "enc" => seen.enc = true,
-                _ => {}
+            |index, value| match index {
+                0 => seen.alg = Some(value),
+                1 => seen.kid = Some(value),
+                2 => seen.typ = Some(value),
+                3 => seen.cty = Some(value),
+                4 => seen.crit = Some(value),
+                5 => seen.b64 = Some(value),
+                6 => seen.zip = true,
+                _ => seen.enc = true,
             },
         )
         .map_err(|e| Error::malformed(format!("header is not a JSON object: {e}")))?;

@@ -17,12 +17,13 @@ pub(crate) const MAX_DEPTH: usize = 128;
 /// Member names kept inline per object before spilling to the heap.
 const INLINE_NAMES: usize = 16;
 
-/// Scans a JSON object, calling `on_member` for each top-level member whose name is in
-/// `wanted`; returns every top-level member name (for "required claim" checks).
+/// Scans a JSON object, calling `on_member` with the index into `wanted` of each top-level
+/// member whose name is listed there; returns every top-level member name (for "required
+/// claim" checks).
 pub(crate) fn scan_object<'a>(
     input: &'a [u8],
     wanted: &[&str],
-    mut on_member: impl FnMut(&str, Scalar<'a>),
+    mut on_member: impl FnMut(usize, Scalar<'a>),
 ) -> Result<Names<'a>, String> {
     let text = std::str::from_utf8(input).map_err(|_| "not valid UTF-8".to_owned())?;
     let mut s = Scanner { text, bytes: input, pos: 0 };
@@ -37,7 +38,6 @@ pub(crate) fn scan_object<'a>(
         *slot = name_key(w.as_bytes());
     }
     let wanted_keys = wanted_keys.get(..wanted.len()).unwrap_or(&wanted_keys);
-    let wanted_rest = wanted.get(INLINE_WANTED..).unwrap_or_default();
     let mut names = Names::default();
     s.skip_ws();
     if s.peek() == Some(b'}') {
@@ -45,22 +45,18 @@ pub(crate) fn scan_object<'a>(
     } else {
         loop {
             s.skip_ws();
-            let name = s.string()?;
-            let key = name_key(name.as_bytes());
-            let is_wanted = wanted_keys
-                .iter()
-                .zip(wanted)
-                .any(|(&k, w)| k == key && (name.len() <= KEY_BYTES || *w == name.as_ref()))
-                || wanted_rest.contains(&name.as_ref());
-            names.insert(name.clone(), key).map_err(|dup| s.error(&format!("duplicate member {dup:?}")))?;
+            let (name, key) = s.name()?;
+            let index = wanted_index(wanted, wanted_keys, &name, key);
+            names.insert(name, key).map_err(|dup| s.error(&format!("duplicate member {dup:?}")))?;
             s.skip_ws();
             s.expect(b':')?;
             s.skip_ws();
-            if is_wanted {
-                let value = s.scalar(1)?;
-                on_member(&name, value);
-            } else {
-                s.skip_value(1)?;
+            match index {
+                Some(index) => {
+                    let value = s.scalar(1)?;
+                    on_member(index, value);
+                }
+                None => s.skip_value(1)?,
             }
             s.skip_ws();
             match s.next() {
@@ -77,6 +73,15 @@ pub(crate) fn scan_object<'a>(
     Ok(names)
 }
 
+/// The index in `wanted` of `name` (whose key is `key`), if it is there.
+fn wanted_index(wanted: &[&str], wanted_keys: &[u64], name: &str, key: u64) -> Option<usize> {
+    let short = name.len() <= KEY_BYTES;
+    wanted_keys.iter().zip(wanted).position(|(&k, w)| k == key && (short || *w == name)).or_else(|| {
+        let rest = wanted.get(INLINE_WANTED..).unwrap_or_default();
+        rest.iter().position(|w| *w == name).map(|i| i + INLINE_WANTED)
+    })
+}
+
 /// Wanted names whose keys are precomputed; later ones are compared as strings.
 const INLINE_WANTED: usize = 8;
 
@@ -87,11 +92,25 @@ const KEY_BYTES: usize = 7;
 /// different keys mean different names, and for names shorter than [`KEY_BYTES`] + 1 bytes equal
 /// keys mean equal names, so most comparisons are one integer compare.
 fn name_key(name: &[u8]) -> u64 {
-    let mut key = u64::try_from(name.len()).unwrap_or(u64::MAX).min(0xFF) << 56;
-    for (i, &b) in name.iter().take(KEY_BYTES).enumerate() {
-        key |= u64::from(b) << (8 * i);
+    let len = u64::try_from(name.len()).unwrap_or(u64::MAX).min(0xFF) << 56;
+    let mut prefix = [0u8; 8];
+    for (slot, &b) in prefix.iter_mut().zip(name.iter().take(KEY_BYTES)) {
+        *slot = b;
     }
-    key
+    len | u64::from_le_bytes(prefix)
+}
+
+/// [`name_key`] of the `len` bytes at `start`, read as one word when eight bytes are there
+/// (they are, except at the very end of a document).
+fn name_key_at(bytes: &[u8], start: usize, len: usize) -> u64 {
+    match bytes.get(start..start + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        Some(word) => {
+            let kept = len.min(KEY_BYTES);
+            let mask = (1u64 << (8 * kept)) - 1;
+            (u64::try_from(len).unwrap_or(u64::MAX).min(0xFF) << 56) | (u64::from_le_bytes(word) & mask)
+        }
+        None => name_key(bytes.get(start..start + len).unwrap_or_default()),
+    }
 }
 
 /// The member names of one object, with duplicate detection.
@@ -139,15 +158,13 @@ impl<'a> Names<'a> {
     }
 }
 
-/// The length of the leading run of `bytes` that holds no `"`, `\\` or control character,
-/// eight bytes at a time.
-fn plain_run(bytes: &[u8]) -> usize {
+/// The end of the run of plain string bytes starting at `start`: the index of the first `"`,
+/// `\\` or control character at or after `start`, or `bytes.len()`; eight bytes at a time.
+fn plain_run_from(bytes: &[u8], start: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = bytes.chunks_exact(8);
-    let mut run = 0;
-    for chunk in &mut chunks {
-        let Ok(word) = <[u8; 8]>::try_from(chunk) else { break };
+    let mut at = start;
+    while let Some(word) = bytes.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
         let w = u64::from_le_bytes(word);
         // The high bit of a byte is set in `hits` for a byte below 0x20, equal to '"' or equal to
         // '\\'; borrows only run towards higher bytes, so the lowest flagged byte is exact.
@@ -158,12 +175,12 @@ fn plain_run(bytes: &[u8]) -> usize {
             | (backslash.wrapping_sub(ONES) & !backslash))
             & HIGHS;
         if hits != 0 {
-            return run + (hits.trailing_zeros() / 8) as usize;
+            return at + (hits.trailing_zeros() / 8) as usize;
         }
-        run += 8;
+        at += 8;
     }
-    let rest = chunks.remainder();
-    run + rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(rest.len())
+    let rest = bytes.get(at..).unwrap_or_default();
+    at + rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(rest.len())
 }
 
 struct Scanner<'a> {
@@ -218,22 +235,30 @@ impl<'a> Scanner<'a> {
         self.expect(b'"')?;
         let start = self.pos;
         // Run to the first byte that needs a decision, in one tight pass.
-        self.pos += plain_run(self.bytes.get(start..).unwrap_or_default());
-        loop {
-            match self.next() {
-                Some(b'"') => {
-                    return Ok(Cow::Borrowed(self.text.get(start..self.pos - 1).unwrap_or_default()));
-                }
-                Some(b'\\') => {
-                    self.pos -= 1;
-                    let prefix = self.text.get(start..self.pos).unwrap_or_default();
-                    return self.escaped_string(prefix).map(Cow::Owned);
-                }
-                Some(b) if b < 0x20 => return Err(self.error("control character in string")),
-                Some(_) => {}
-                None => return Err(self.error("unterminated string")),
+        let end = plain_run_from(self.bytes, start);
+        self.pos = end;
+        match self.next() {
+            // Quotes are ASCII in valid UTF-8, so both ends are character boundaries.
+            Some(b'"') => Ok(Cow::Borrowed(self.text.get(start..end).unwrap_or_default())),
+            Some(b'\\') => {
+                self.pos = end;
+                let prefix = self.text.get(start..end).unwrap_or_default();
+                self.escaped_string(prefix).map(Cow::Owned)
             }
+            Some(_) => Err(self.error("control character in string")),
+            None => Err(self.error("unterminated string")),
         }
+    }
+
+    /// A member name at the cursor, with its [`name_key`].
+    fn name(&mut self) -> Result<(Cow<'a, str>, u64), String> {
+        let start = self.pos + 1;
+        let name = self.string()?;
+        let key = match &name {
+            Cow::Borrowed(n) => name_key_at(self.bytes, start, n.len()),
+            Cow::Owned(n) => name_key(n.as_bytes()),
+        };
+        Ok((name, key))
     }
 
     fn escaped_string(&mut self, prefix: &str) -> Result<String, String> {
@@ -297,7 +322,31 @@ impl<'a> Scanner<'a> {
 
     /// A number at the cursor, classified like serde_json does.
     fn number(&mut self) -> Result<Scalar<'a>, String> {
+        // Fast path for the common case (NumericDates): a plain non-negative integer that fits.
         let start = self.pos;
+        if let Some(first @ b'1'..=b'9') = self.peek() {
+            let mut value = u64::from(first - b'0');
+            let mut at = start + 1;
+            let mut fits = true;
+            while let Some(&d @ b'0'..=b'9') = self.bytes.get(at) {
+                match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(d - b'0'))) {
+                    Some(v) => value = v,
+                    None => fits = false,
+                }
+                at += 1;
+            }
+            if fits && !matches!(self.bytes.get(at), Some(b'.' | b'e' | b'E')) {
+                self.pos = at;
+                return Ok(Scalar::UInt(value));
+            }
+        }
+        self.number_general(start)
+    }
+
+    /// Any number, from `start`, by the JSON grammar and Rust's correctly rounded parsers.
+    #[inline(never)]
+    fn number_general(&mut self, start: usize) -> Result<Scalar<'a>, String> {
+        self.pos = start;
         let negative = self.peek() == Some(b'-');
         if negative {
             self.pos += 1;
@@ -356,7 +405,6 @@ impl<'a> Scanner<'a> {
         match self.peek() {
             Some(b'"') => Ok(Scalar::Str(self.string()?)),
             Some(b'[') => {
-                let start = self.pos;
                 let mut strings = Vec::new();
                 let mut all_strings = true;
                 self.pos += 1;
@@ -380,7 +428,6 @@ impl<'a> Scanner<'a> {
                         _ => return Err(self.error("expected ',' or ']'")),
                     }
                 }
-                let _ = start;
                 Ok(if all_strings { Scalar::StrArray(strings) } else { Scalar::Array })
             }
             Some(b'{') => {
@@ -430,8 +477,7 @@ impl<'a> Scanner<'a> {
                 }
                 loop {
                     self.skip_ws();
-                    let name = self.string()?;
-                    let key = name_key(name.as_bytes());
+                    let (name, key) = self.name()?;
                     names
                         .insert(name, key)
                         .map_err(|dup| self.error(&format!("duplicate member {dup:?}")))?;
@@ -518,10 +564,11 @@ mod tests {
     #[test]
     fn extracts_wanted_members() {
         let mut seen = Vec::new();
+        let wanted = ["iss", "exp", "aud", "n", "o", "big"];
         let names = scan_object(
             br#"{"iss":"a\/b","exp":1.5,"aud":["x","y"],"n":-3,"o":{"k":[1]},"big":18446744073709551615}"#,
-            &["iss", "exp", "aud", "n", "o", "big"],
-            |name, value| seen.push((name.to_owned(), value)),
+            &wanted,
+            |index, value| seen.push((wanted[index].to_owned(), value)),
         )
         .unwrap();
         assert!(names.contains("o") && !names.contains("k"));
@@ -552,9 +599,19 @@ mod tests {
         #[test]
         fn plain_run_matches_bytewise(bytes in proptest::collection::vec(proptest::sample::select(vec![
             b'a', b'a', b'a', b'a', b'a', b'a', 0, 0x1f, 0x20, 0x21, b'"', 0x23, 0x5b, b'\\', 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff,
-        ]), 0..40)) {
-            let naive = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(bytes.len());
-            proptest::prop_assert_eq!(plain_run(&bytes), naive);
+        ]), 0..40), start in 0usize..40) {
+            let start = start.min(bytes.len());
+            let naive = start + bytes[start..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(bytes.len() - start);
+            proptest::prop_assert_eq!(plain_run_from(&bytes, start), naive);
+        }
+
+        /// The one-word key read from the buffer equals the key built byte by byte, wherever the
+        /// name sits (including the last bytes of the document, where no whole word is left).
+        #[test]
+        fn name_key_at_matches_name_key(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24), start in 0usize..24, len in 0usize..24) {
+            if start + len <= bytes.len() {
+                proptest::prop_assert_eq!(name_key_at(&bytes, start, len), name_key(&bytes[start..start + len]));
+            }
         }
 
         /// Duplicate detection and member selection agree with plain string comparisons, for names
@@ -565,7 +622,7 @@ mod tests {
             let members: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("\"{n}\":{i}")).collect();
             let doc = format!("{{{}}}", members.join(","));
             let mut got = Vec::new();
-            let result = scan_object(doc.as_bytes(), &wanted, |name, _| got.push(name.to_owned()));
+            let result = scan_object(doc.as_bytes(), &wanted, |index, _| got.push(wanted[index].to_owned()));
             let distinct = names.iter().collect::<std::collections::HashSet<_>>().len() == names.len();
             proptest::prop_assert_eq!(result.is_ok(), distinct, "{}", doc);
             if let Ok(found) = result {
@@ -586,7 +643,9 @@ mod tests {
             let doc = serde_json::json!({"a": value, "b": text, "c": f, "d": [&text, "z"]}).to_string();
             let oracle = json::parse_object(doc.as_bytes()).unwrap();
             let mut ok = true;
-            scan_object(doc.as_bytes(), &["a", "b", "c", "d"], |name, v| {
+            let wanted = ["a", "b", "c", "d"];
+            scan_object(doc.as_bytes(), &wanted, |index, v| {
+                let name = wanted[index];
                 ok &= match (&v, oracle[name].as_f64()) {
                     // serde_json's default float parser may be one ULP off; ours is correctly rounded.
                     (Scalar::Float(ours), Some(theirs)) => (ours - theirs).abs() <= theirs.abs() * 1e-15,

@@ -98,16 +98,15 @@ pub(crate) fn validate(
     let names = scan::scan_object(
         payload,
         &["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tid"],
-        |name: &str, value| match name {
-            "iss" => seen.iss = Some(value),
-            "sub" => seen.sub = Some(value),
-            "aud" => seen.aud = Some(value),
-            "exp" => seen.exp = Some(value),
-            "nbf" => seen.nbf = Some(value),
-            "iat" => seen.iat = Some(value),
-            "jti" => seen.jti = Some(value),
-            "tid" => seen.tid = Some(value),
-            _ => {}
+        |index, value| match index {
+            0 => seen.iss = Some(value),
+            1 => seen.sub = Some(value),
+            2 => seen.aud = Some(value),
+            3 => seen.exp = Some(value),
+            4 => seen.nbf = Some(value),
+            5 => seen.iat = Some(value),
+            6 => seen.jti = Some(value),
+            _ => seen.tid = Some(value),
         },
     )
     .map_err(|e| Error::malformed(format!("claims are not a JSON object: {e}")))?;
@@ -275,10 +274,10 @@ pub(crate) fn is_guid(s: &str) -> bool {
 pub(crate) fn peek_issuer(payload: &[u8]) -> Result<(Option<String>, Option<String>), Error> {
     let mut iss = None;
     let mut tid = None;
-    scan::scan_object(payload, &["iss", "tid"], |name: &str, value| match (name, value) {
-        ("iss", Scalar::Str(s)) => iss = Some(s.into_owned()),
-        ("tid", Scalar::Str(s)) => tid = Some(s.into_owned()),
-        ("iss", other) => iss = Some(format!("\u{0}{}", other.kind())),
+    scan::scan_object(payload, &["iss", "tid"], |index, value| match (index, value) {
+        (0, Scalar::Str(s)) => iss = Some(s.into_owned()),
+        (1, Scalar::Str(s)) => tid = Some(s.into_owned()),
+        (0, other) => iss = Some(format!("\u{0}{}", other.kind())),
         _ => {}
     })
     .map_err(|e| Error::malformed(format!("claims are not a JSON object: {e}")))?;
