@@ -176,7 +176,7 @@ fn signature_stage(set: &JwkSet, policy: &Policy, token: &str) -> Result<(), Err
     if !policy.allows(header.alg) {
         return Err(Error::new(Reason::AlgorithmNotAllowed, format!("{} not allowed", header.alg)));
     }
-    let candidates = set.candidates(header.kid.as_deref(), header.alg)?;
+    let candidates = set.candidates(header.kid, header.alg)?;
     let mut errors = Vec::new();
     for key in &candidates {
         match key.verify_signature(header.alg, parsed.signing_input().as_bytes(), parsed.signature()) {

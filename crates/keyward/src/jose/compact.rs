@@ -3,8 +3,9 @@
 use std::ops::Range;
 
 use crate::error::{Error, Reason};
+use crate::jose::Algorithm;
 use crate::jose::base64url;
-use crate::jose::header::Header;
+use crate::jose::header::{Header, ParsedHeader};
 
 /// The default bound on a whole token, checked before anything else.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -15,7 +16,9 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
 /// (and, for multi-issuer setups, by `iss`) before the signature is checked.
 #[derive(Debug)]
 pub struct UnverifiedToken<'a> {
-    header: Header,
+    alg: Algorithm,
+    kid: Option<Text>,
+    typ: Option<Text>,
     signing_input: &'a str,
     /// The header JSON, payload and signature, decoded back to back into one buffer.
     decoded: Vec<u8>,
@@ -47,17 +50,35 @@ impl<'a> UnverifiedToken<'a> {
             + base64url::decode_into(signature_b64, decoded.get_mut(payload_end..).unwrap_or_default())
                 .map_err(|_| Error::malformed("signature segment is not canonical unpadded base64url"))?;
         decoded.truncate(end);
-        let header = Header::parse(decoded.get(..header_end).unwrap_or_default())?;
+        let header_json = decoded.get(..header_end).unwrap_or_default();
+        let header = ParsedHeader::parse(header_json)?;
         if end == payload_end {
             return Err(Error::new(Reason::InvalidSignature, "signature segment is empty")
                 .with_token_context(header.kid.as_deref(), Some(header.alg)));
         }
-        Ok(Self { header, signing_input, decoded, header_end, payload_end })
+        let (alg, kid, typ) =
+            (header.alg, Text::new(header_json, header.kid), Text::new(header_json, header.typ));
+        Ok(Self { alg, kid, typ, signing_input, decoded, header_end, payload_end })
     }
 
     /// The checked header.
-    pub fn header(&self) -> &Header {
-        &self.header
+    pub fn header(&self) -> Header<'_> {
+        Header { alg: self.alg, kid: self.kid(), typ: self.typ() }
+    }
+
+    /// The header's `kid`.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_ref().map(|t| t.get(&self.decoded))
+    }
+
+    /// The header's `typ`.
+    pub fn typ(&self) -> Option<&str> {
+        self.typ.as_ref().map(|t| t.get(&self.decoded))
+    }
+
+    /// The header's `alg`.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
     }
 
     /// The decoded header JSON, exactly as received.
@@ -80,13 +101,71 @@ impl<'a> UnverifiedToken<'a> {
         self.decoded.get(self.payload_end..).unwrap_or_default()
     }
 
-    /// The header, and the decoded buffer with the ranges of the header JSON and the payload in it.
-    pub(crate) fn into_parts(self) -> (Header, Vec<u8>, Range<usize>, Range<usize>) {
-        (self.header, self.decoded, 0..self.header_end, self.header_end..self.payload_end)
+    /// The checked header fields and the decoded buffer, with the ranges of the header JSON and
+    /// the payload in it.
+    pub(crate) fn into_parts(self) -> (HeaderFields, Vec<u8>, Range<usize>, Range<usize>) {
+        let fields = HeaderFields { alg: self.alg, kid: self.kid, typ: self.typ };
+        (fields, self.decoded, 0..self.header_end, self.header_end..self.payload_end)
     }
 
     pub(crate) fn context(&self) -> impl Fn(Error) -> Error + '_ {
-        move |e| e.with_token_context(self.header.kid.as_deref(), Some(self.header.alg))
+        move |e| e.with_token_context(self.kid(), Some(self.alg))
+    }
+}
+
+/// The checked header fields of a token, kept beside its decoded buffer.
+#[derive(Debug)]
+pub(crate) struct HeaderFields {
+    pub(crate) alg: Algorithm,
+    kid: Option<Text>,
+    typ: Option<Text>,
+}
+
+impl HeaderFields {
+    /// The header view, given the decoded buffer these fields were parsed from.
+    pub(crate) fn view<'b>(&'b self, decoded: &'b [u8]) -> Header<'b> {
+        Header {
+            alg: self.alg,
+            kid: self.kid.as_ref().map(|t| t.get(decoded)),
+            typ: self.typ.as_ref().map(|t| t.get(decoded)),
+        }
+    }
+}
+
+/// A header string: where it sits in the decoded buffer, or (when it had escapes) its value.
+#[derive(Debug)]
+enum Text {
+    In(Range<usize>),
+    Owned(Box<str>),
+}
+
+impl Text {
+    /// Locates `value`, which the scanner borrowed from `header_json` unless it had escapes.
+    fn new(header_json: &[u8], value: Option<std::borrow::Cow<'_, str>>) -> Option<Self> {
+        match value? {
+            std::borrow::Cow::Borrowed(s) => {
+                // A borrowed string is a subslice of the header JSON: its offset is the distance
+                // between the two addresses.
+                let start = (s.as_ptr() as usize).wrapping_sub(header_json.as_ptr() as usize);
+                let range = start..start + s.len();
+                Some(if header_json.get(range.clone()) == Some(s.as_bytes()) {
+                    Self::In(range)
+                } else {
+                    Self::Owned(s.into())
+                })
+            }
+            std::borrow::Cow::Owned(s) => Some(Self::Owned(s.into_boxed_str())),
+        }
+    }
+
+    fn get<'b>(&'b self, decoded: &'b [u8]) -> &'b str {
+        match self {
+            // The range was cut from valid UTF-8 at string boundaries.
+            Self::In(range) => {
+                decoded.get(range.clone()).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default()
+            }
+            Self::Owned(s) => s,
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! The protected header: what keyward reads from it, and what it refuses.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Reason};
 use crate::jose::algorithm::{AlgName, Algorithm};
 use crate::jose::json::Scalar;
@@ -8,19 +10,26 @@ use crate::jose::scan;
 /// The longest `kid` keyward looks up; longer ones cannot name a key and are `unknown_kid`.
 pub const MAX_KID_LEN: usize = 256;
 
-/// The parts of a JWS protected header that keyward acts on.
+/// The parts of a JWS protected header that keyward acts on, borrowed from the decoded token.
 ///
 /// `jku`, `x5u`, `jwk` and `x5c` are deliberately absent: keys come only from configuration,
 /// never from the token (THREATS.md A4, A18).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Header {
+pub struct Header<'a> {
     /// The signature algorithm.
     pub alg: Algorithm,
     /// The key id, an opaque string compared byte for byte.
-    pub kid: Option<String>,
+    pub kid: Option<&'a str>,
     /// The media type, e.g. `JWT` or `at+jwt`.
-    pub typ: Option<String>,
+    pub typ: Option<&'a str>,
+}
+
+/// A checked header as parsed: strings borrow from the header JSON unless they had escapes.
+pub(crate) struct ParsedHeader<'a> {
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: Option<Cow<'a, str>>,
+    pub(crate) typ: Option<Cow<'a, str>>,
 }
 
 #[derive(Default)]
@@ -35,30 +44,28 @@ struct Seen<'de> {
     enc: bool,
 }
 
-impl Header {
+impl<'a> ParsedHeader<'a> {
     /// Parses and checks decoded header bytes.
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, Error> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         let mut seen = Seen::default();
-        scan::scan_object(
-            bytes,
-            &["alg", "kid", "typ", "cty", "crit", "b64", "zip", "enc"],
-            |index, value| match index {
-                0 => seen.alg = Some(value),
-                1 => seen.kid = Some(value),
-                2 => seen.typ = Some(value),
-                3 => seen.cty = Some(value),
-                4 => seen.crit = Some(value),
-                5 => seen.b64 = Some(value),
-                6 => seen.zip = true,
-                _ => seen.enc = true,
-            },
-        )
+        const WANTED: scan::Wanted<'static> =
+            scan::Wanted::new(&["alg", "kid", "typ", "cty", "crit", "b64", "zip", "enc"]);
+        scan::scan_object(bytes, &WANTED, &mut scan::Names::default(), |index, value| match index {
+            0 => seen.alg = Some(value),
+            1 => seen.kid = Some(value),
+            2 => seen.typ = Some(value),
+            3 => seen.cty = Some(value),
+            4 => seen.crit = Some(value),
+            5 => seen.b64 = Some(value),
+            6 => seen.zip = true,
+            _ => seen.enc = true,
+        })
         .map_err(|e| Error::malformed(format!("header is not a JSON object: {e}")))?;
 
         // A readable kid makes later errors more useful, so take it first.
         let kid = match seen.kid {
             None => None,
-            Some(Scalar::Str(s)) => Some(s.into_owned()),
+            Some(Scalar::Str(s)) => Some(s),
             Some(other) => {
                 return Err(Error::malformed(format!("header kid is {}, not a string", other.kind())));
             }
@@ -127,7 +134,7 @@ impl Header {
         }
         let typ = match seen.typ {
             None => None,
-            Some(Scalar::Str(s)) => Some(s.into_owned()),
+            Some(Scalar::Str(s)) => Some(s),
             Some(other) => {
                 return Err(context(Error::malformed(format!(
                     "header typ is {}, not a string",

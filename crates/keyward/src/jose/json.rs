@@ -135,13 +135,14 @@ mod tests {
 
     #[test]
     fn duplicates_are_rejected_at_any_depth() {
-        use crate::jose::scan::scan_object;
+        use crate::jose::scan::{Names, Wanted, scan_object};
         assert!(parse_object(br#"{"a":1,"a":2}"#).is_err());
         assert!(parse_object(br#"{"alg":"ES256","\u0061lg":"none"}"#).is_err());
         assert!(parse_object(br#"{"c":{"x":1,"x":1}}"#).is_err());
         assert!(parse_object(br#"{"c":[{"x":1,"x":1}]}"#).is_err());
         assert!(parse_object(br#"{"a":1,"b":{"a":1}}"#).is_ok());
-        let skip_all = |input: &[u8]| scan_object(input, &[], |_, _| {}).is_ok();
+        let skip_all =
+            |input: &[u8]| scan_object(input, &Wanted::new(&[]), &mut Names::default(), |_, _| {}).is_ok();
         assert!(!skip_all(br#"{"a":1,"b":{"x":1,"x":2}}"#));
         assert!(!skip_all(br#"{"a":1,"b":[{"x":1,"x":2}]}"#));
         assert!(!skip_all(br#"{"a":1,"a":1}"#));
@@ -149,7 +150,9 @@ mod tests {
         assert!(skip_all(format!("{{{many}\"z\":1}}").as_bytes()));
         assert!(!skip_all(format!("{{{many}\"m3\":1}}").as_bytes()), "duplicate among the inline names");
         assert!(!skip_all(format!("{{{many}\"m39\":1}}").as_bytes()), "duplicate among spilled names");
-        assert!(scan_object(br#"{"a":1,"a":1}"#, &["a"], |_, _| {}).is_err());
+        assert!(
+            scan_object(br#"{"a":1,"a":1}"#, &Wanted::new(&["a"]), &mut Names::default(), |_, _| {}).is_err()
+        );
     }
 
     #[test]
@@ -157,7 +160,15 @@ mod tests {
         let deep = "[".repeat(10_000);
         assert!(parse_value(deep.as_bytes()).is_err());
         let deep = format!("{{\"a\":{}}}", "[".repeat(10_000));
-        assert!(crate::jose::scan::scan_object(deep.as_bytes(), &[], |_, _| {}).is_err());
+        assert!(
+            crate::jose::scan::scan_object(
+                deep.as_bytes(),
+                &crate::jose::scan::Wanted::new(&[]),
+                &mut crate::jose::scan::Names::default(),
+                |_, _| {}
+            )
+            .is_err()
+        );
     }
 
     #[test]

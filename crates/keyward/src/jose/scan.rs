@@ -18,13 +18,14 @@ pub(crate) const MAX_DEPTH: usize = 128;
 const INLINE_NAMES: usize = 16;
 
 /// Scans a JSON object, calling `on_member` with the index into `wanted` of each top-level
-/// member whose name is listed there; returns every top-level member name (for "required
-/// claim" checks).
+/// member whose name is listed there; records every top-level member name in `names` (for
+/// "required claim" checks), which the caller owns so nothing large is moved.
 pub(crate) fn scan_object<'a>(
     input: &'a [u8],
-    wanted: &[&str],
+    wanted: &Wanted<'_>,
+    names: &mut Names<'a>,
     mut on_member: impl FnMut(usize, Scalar<'a>),
-) -> Result<Names<'a>, String> {
+) -> Result<(), String> {
     let text = std::str::from_utf8(input).map_err(|_| "not valid UTF-8".to_owned())?;
     let mut s = Scanner { text, bytes: input, pos: 0 };
     s.skip_ws();
@@ -32,13 +33,6 @@ pub(crate) fn scan_object<'a>(
         return Err(s.error("expected a JSON object"));
     }
     s.pos += 1;
-    // The wanted names' keys, computed once; names past the first few are compared as strings.
-    let mut wanted_keys = [0u64; INLINE_WANTED];
-    for (slot, w) in wanted_keys.iter_mut().zip(wanted) {
-        *slot = name_key(w.as_bytes());
-    }
-    let wanted_keys = wanted_keys.get(..wanted.len()).unwrap_or(&wanted_keys);
-    let mut names = Names::default();
     s.skip_ws();
     if s.peek() == Some(b'}') {
         s.pos += 1;
@@ -46,7 +40,7 @@ pub(crate) fn scan_object<'a>(
         loop {
             s.skip_ws();
             let (name, key) = s.name()?;
-            let index = wanted_index(wanted, wanted_keys, &name, key);
+            let index = wanted.index_of(&name, key);
             names.insert(name, key).map_err(|dup| s.error(&format!("duplicate member {dup:?}")))?;
             s.skip_ws();
             s.expect(b':')?;
@@ -70,16 +64,41 @@ pub(crate) fn scan_object<'a>(
     if s.pos != s.bytes.len() {
         return Err(s.error("trailing characters"));
     }
-    Ok(names)
+    Ok(())
 }
 
-/// The index in `wanted` of `name` (whose key is `key`), if it is there.
-fn wanted_index(wanted: &[&str], wanted_keys: &[u64], name: &str, key: u64) -> Option<usize> {
-    let short = name.len() <= KEY_BYTES;
-    wanted_keys.iter().zip(wanted).position(|(&k, w)| k == key && (short || *w == name)).or_else(|| {
-        let rest = wanted.get(INLINE_WANTED..).unwrap_or_default();
-        rest.iter().position(|w| *w == name).map(|i| i + INLINE_WANTED)
-    })
+/// The member names a scan hands out, with their keys computed once (at compile time for the
+/// fixed header and claim lists); names past the first [`INLINE_WANTED`] are compared as strings.
+#[derive(Debug)]
+pub(crate) struct Wanted<'w> {
+    names: &'w [&'w str],
+    keys: [u64; INLINE_WANTED],
+}
+
+impl<'w> Wanted<'w> {
+    pub(crate) const fn new(names: &'w [&'w str]) -> Self {
+        let mut keys = [0u64; INLINE_WANTED];
+        let mut rest = names;
+        let mut i = 0;
+        while let Some((name, tail)) = rest.split_first() {
+            if let Some((_, [slot, ..])) = keys.split_at_mut_checked(i) {
+                *slot = name_key(name.as_bytes());
+            }
+            rest = tail;
+            i += 1;
+        }
+        Self { names, keys }
+    }
+
+    /// The index of `name` (whose key is `key`) in the list, if it is there.
+    fn index_of(&self, name: &str, key: u64) -> Option<usize> {
+        let short = name.len() <= KEY_BYTES;
+        let inline = self.keys.get(..self.names.len().min(INLINE_WANTED)).unwrap_or_default();
+        inline.iter().zip(self.names).position(|(&k, w)| k == key && (short || *w == name)).or_else(|| {
+            let rest = self.names.get(INLINE_WANTED..).unwrap_or_default();
+            rest.iter().position(|w| *w == name).map(|i| i + INLINE_WANTED)
+        })
+    }
 }
 
 /// Wanted names whose keys are precomputed; later ones are compared as strings.
@@ -91,13 +110,19 @@ const KEY_BYTES: usize = 7;
 /// A name's length (top byte, saturating) and first [`KEY_BYTES`] bytes packed into one word:
 /// different keys mean different names, and for names shorter than [`KEY_BYTES`] + 1 bytes equal
 /// keys mean equal names, so most comparisons are one integer compare.
-fn name_key(name: &[u8]) -> u64 {
-    let len = u64::try_from(name.len()).unwrap_or(u64::MAX).min(0xFF) << 56;
-    let mut prefix = [0u8; 8];
-    for (slot, &b) in prefix.iter_mut().zip(name.iter().take(KEY_BYTES)) {
-        *slot = b;
+const fn name_key(name: &[u8]) -> u64 {
+    let mut key = (if name.len() > 0xFF { 0xFF } else { name.len() as u64 }) << 56;
+    let mut rest = name;
+    let mut i = 0;
+    while let Some((&b, tail)) = rest.split_first() {
+        if i == KEY_BYTES {
+            break;
+        }
+        key |= (b as u64) << (8 * i);
+        rest = tail;
+        i += 1;
     }
-    len | u64::from_le_bytes(prefix)
+    key
 }
 
 /// [`name_key`] of the `len` bytes at `start`, read as one word when eight bytes are there
@@ -508,7 +533,7 @@ mod tests {
     use crate::jose::json;
 
     fn accepts(input: &str) -> bool {
-        scan_object(input.as_bytes(), &[], |_, _| {}).is_ok()
+        scan_object(input.as_bytes(), &Wanted::new(&[]), &mut Names::default(), |_, _| {}).is_ok()
     }
 
     #[test]
@@ -565,9 +590,11 @@ mod tests {
     fn extracts_wanted_members() {
         let mut seen = Vec::new();
         let wanted = ["iss", "exp", "aud", "n", "o", "big"];
-        let names = scan_object(
+        let mut names = Names::default();
+        scan_object(
             br#"{"iss":"a\/b","exp":1.5,"aud":["x","y"],"n":-3,"o":{"k":[1]},"big":18446744073709551615}"#,
-            &wanted,
+            &Wanted::new(&wanted),
+            &mut names,
             |index, value| seen.push((wanted[index].to_owned(), value)),
         )
         .unwrap();
@@ -590,7 +617,7 @@ mod tests {
             "1", "-0", "01", "1.5", "1e3", "1e400", "-", ".", "true", "false", "null", "nul", "\"\t\"", "\"é\"",
         ]), 0..24)) {
             let doc = format!("{{{}", parts.concat());
-            let ours = scan_object(doc.as_bytes(), &["a", "b"], |_, _| {}).is_ok();
+            let ours = scan_object(doc.as_bytes(), &Wanted::new(&["a", "b"]), &mut Names::default(), |_, _| {}).is_ok();
             let oracle = json::parse_object(doc.as_bytes()).is_ok();
             proptest::prop_assert_eq!(ours, oracle, "{}", doc);
         }
@@ -622,10 +649,11 @@ mod tests {
             let members: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("\"{n}\":{i}")).collect();
             let doc = format!("{{{}}}", members.join(","));
             let mut got = Vec::new();
-            let result = scan_object(doc.as_bytes(), &wanted, |index, _| got.push(wanted[index].to_owned()));
+            let mut found = Names::default();
+            let result = scan_object(doc.as_bytes(), &Wanted::new(&wanted), &mut found, |index, _| got.push(wanted[index].to_owned()));
             let distinct = names.iter().collect::<std::collections::HashSet<_>>().len() == names.len();
             proptest::prop_assert_eq!(result.is_ok(), distinct, "{}", doc);
-            if let Ok(found) = result {
+            if result.is_ok() {
                 let expected: Vec<String> = names.iter().filter(|n| wanted.contains(&n.as_str())).cloned().collect();
                 proptest::prop_assert_eq!(got, expected);
                 for n in &names {
@@ -644,7 +672,7 @@ mod tests {
             let oracle = json::parse_object(doc.as_bytes()).unwrap();
             let mut ok = true;
             let wanted = ["a", "b", "c", "d"];
-            scan_object(doc.as_bytes(), &wanted, |index, v| {
+            scan_object(doc.as_bytes(), &Wanted::new(&wanted), &mut Names::default(), |index, v| {
                 let name = wanted[index];
                 ok &= match (&v, oracle[name].as_f64()) {
                     // serde_json's default float parser may be one ULP off; ours is correctly rounded.

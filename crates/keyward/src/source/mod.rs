@@ -361,7 +361,7 @@ impl JwksSource {
     ) -> Result<Arc<VerifyingKey>, Error> {
         let inner = &self.inner;
         let header = token.header();
-        let (kid, alg) = (header.kid.as_deref(), header.alg);
+        let (kid, alg) = (header.kid, header.alg);
         let (message, signature) = (token.signing_input().as_bytes(), token.signature());
 
         let mut snap = inner.snapshot.load_full();

@@ -1,5 +1,7 @@
 //! Registered-claim validation: types first (an ill-typed claim is never "absent"), then values.
 
+use std::borrow::Cow;
+
 use crate::clock::format_rfc3339;
 use crate::error::{Error, Reason, TimeEvidence};
 use crate::jose::json::Scalar;
@@ -71,10 +73,10 @@ fn numeric_date(name: &str, value: Option<Scalar<'_>>, round: Round) -> Result<O
     Ok(Some(i64::try_from(seconds).unwrap_or(i64::MAX)))
 }
 
-fn string_claim(name: &str, value: Option<Scalar<'_>>) -> Result<Option<String>, Error> {
+fn string_claim<'a>(name: &str, value: Option<Scalar<'a>>) -> Result<Option<Cow<'a, str>>, Error> {
     match value {
         None => Ok(None),
-        Some(Scalar::Str(s)) => Ok(Some(s.into_owned())),
+        Some(Scalar::Str(s)) => Ok(Some(s)),
         Some(other) => {
             Err(Error::new(Reason::InvalidClaim, format!("{name} is {}, not a string", other.kind())))
         }
@@ -86,29 +88,50 @@ fn ago(now: i64, t: i64) -> String {
     if diff >= 0 { format!("{diff} s ago") } else { format!("in {} s", diff.unsigned_abs()) }
 }
 
-/// Type-checks and validates the claims of a token whose signature verified with `key`.
-pub(crate) fn validate(
-    payload: &[u8],
-    policy: &Policy,
-    now: i64,
-    key: &VerifyingKey,
-    expected_issuer: Option<&str>,
-) -> Result<RegisteredClaims, Error> {
+/// `aud` as read: absent, one string, or a non-empty array of strings.
+enum Audience<'a> {
+    Absent,
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+}
+
+impl<'a> Audience<'a> {
+    fn as_slice(&self) -> &[Cow<'a, str>] {
+        match self {
+            Self::Absent => &[],
+            Self::One(a) => std::slice::from_ref(a),
+            Self::Many(list) => list,
+        }
+    }
+}
+
+/// The registered claims of a payload, type-checked and borrowing from it.
+struct Read<'a> {
+    iss: Option<Cow<'a, str>>,
+    sub: Option<Cow<'a, str>>,
+    aud: Audience<'a>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+    tid: Option<Scalar<'a>>,
+}
+
+/// Scans the payload once and type-checks the registered claims (values are checked later);
+/// every top-level member name goes into `names`.
+fn read<'a>(payload: &'a [u8], names: &mut scan::Names<'a>) -> Result<Read<'a>, Error> {
+    const WANTED: scan::Wanted<'static> =
+        scan::Wanted::new(&["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tid"]);
     let mut seen = Seen::default();
-    let names = scan::scan_object(
-        payload,
-        &["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tid"],
-        |index, value| match index {
-            0 => seen.iss = Some(value),
-            1 => seen.sub = Some(value),
-            2 => seen.aud = Some(value),
-            3 => seen.exp = Some(value),
-            4 => seen.nbf = Some(value),
-            5 => seen.iat = Some(value),
-            6 => seen.jti = Some(value),
-            _ => seen.tid = Some(value),
-        },
-    )
+    scan::scan_object(payload, &WANTED, names, |index, value| match index {
+        0 => seen.iss = Some(value),
+        1 => seen.sub = Some(value),
+        2 => seen.aud = Some(value),
+        3 => seen.exp = Some(value),
+        4 => seen.nbf = Some(value),
+        5 => seen.iat = Some(value),
+        6 => seen.jti = Some(value),
+        _ => seen.tid = Some(value),
+    })
     .map_err(|e| Error::malformed(format!("claims are not a JSON object: {e}")))?;
 
     let exp = numeric_date("exp", seen.exp, Round::Down)?;
@@ -118,11 +141,9 @@ pub(crate) fn validate(
     let sub = string_claim("sub", seen.sub)?;
     string_claim("jti", seen.jti)?;
     let aud = match seen.aud {
-        None => Vec::new(),
-        Some(Scalar::Str(a)) => vec![a.into_owned()],
-        Some(Scalar::StrArray(list)) if !list.is_empty() => {
-            list.into_iter().map(|a| a.into_owned()).collect()
-        }
+        None => Audience::Absent,
+        Some(Scalar::Str(a)) => Audience::One(a),
+        Some(Scalar::StrArray(list)) if !list.is_empty() => Audience::Many(list),
         Some(Scalar::StrArray(_)) => {
             return Err(Error::new(Reason::InvalidClaim, "aud is an empty array"));
         }
@@ -133,6 +154,39 @@ pub(crate) fn validate(
             ));
         }
     };
+    Ok(Read { iss, sub, aud, exp, nbf, iat, tid: seen.tid })
+}
+
+impl RegisteredClaims {
+    /// The registered claims of a payload that already passed [`validate`]; built only when
+    /// asked for, so verification itself copies no claim.
+    pub(crate) fn of_validated(payload: &[u8]) -> Self {
+        // `validate` read this payload successfully, so `read` cannot fail here.
+        read(payload, &mut scan::Names::default()).map_or_else(
+            |_| Self::default(),
+            |r| Self {
+                iss: r.iss.map(Cow::into_owned),
+                sub: r.sub.map(Cow::into_owned),
+                aud: r.aud.as_slice().iter().map(|a| a.as_ref().to_owned()).collect(),
+                exp: r.exp,
+                nbf: r.nbf,
+                iat: r.iat,
+            },
+        )
+    }
+}
+
+/// Type-checks and validates the claims of a token whose signature verified with `key`.
+pub(crate) fn validate(
+    payload: &[u8],
+    policy: &Policy,
+    now: i64,
+    key: &VerifyingKey,
+    expected_issuer: Option<&str>,
+) -> Result<(), Error> {
+    let mut names = scan::Names::default();
+    let Read { iss, aud, exp, nbf, iat, tid, .. } = read(payload, &mut names)?;
+    let aud = aud.as_slice();
 
     let leeway = policy.leeway;
     let leeway_i = i64::try_from(leeway).unwrap_or(i64::MAX);
@@ -181,7 +235,7 @@ pub(crate) fn validate(
                     format!("iss is missing; expected {expected:?}"),
                 ));
             }
-            Some(iss) if iss != expected => {
+            Some(iss) if *iss != expected => {
                 return Err(Error::new(
                     Reason::IssuerMismatch,
                     format!("iss is {iss:?}, expected {expected:?}"),
@@ -191,7 +245,7 @@ pub(crate) fn validate(
         }
     }
     if let Some(bound) = key.issuer() {
-        check_key_issuer(bound, iss.as_deref(), seen.tid)?;
+        check_key_issuer(bound, iss.as_deref(), tid)?;
     }
 
     if let Some(allowed) = &policy.audiences {
@@ -201,7 +255,7 @@ pub(crate) fn validate(
                 format!("aud is missing; expected one of {allowed:?}"),
             ));
         }
-        if !aud.iter().any(|a| allowed.contains(a)) {
+        if !aud.iter().any(|a| allowed.iter().any(|want| want == a)) {
             return Err(Error::new(
                 Reason::AudienceMismatch,
                 format!("aud {aud:?} does not include any of {allowed:?}"),
@@ -216,7 +270,7 @@ pub(crate) fn validate(
             ));
         }
     }
-    Ok(RegisteredClaims { iss, sub, aud, exp, nbf, iat })
+    Ok(())
 }
 
 /// A key that names its issuer (Entra ID does) verifies only that issuer's tokens.
@@ -274,7 +328,8 @@ pub(crate) fn is_guid(s: &str) -> bool {
 pub(crate) fn peek_issuer(payload: &[u8]) -> Result<(Option<String>, Option<String>), Error> {
     let mut iss = None;
     let mut tid = None;
-    scan::scan_object(payload, &["iss", "tid"], |index, value| match (index, value) {
+    const WANTED: scan::Wanted<'static> = scan::Wanted::new(&["iss", "tid"]);
+    scan::scan_object(payload, &WANTED, &mut scan::Names::default(), |index, value| match (index, value) {
         (0, Scalar::Str(s)) => iss = Some(s.into_owned()),
         (1, Scalar::Str(s)) => tid = Some(s.into_owned()),
         (0, other) => iss = Some(format!("\u{0}{}", other.kind())),

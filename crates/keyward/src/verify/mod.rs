@@ -15,8 +15,7 @@ pub(crate) use self::claims::peek_issuer;
 pub use self::policy::{DEFAULT_LEEWAY_SECS, MAX_LEEWAY_SECS, Policy, PolicyBuilder};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, Error, Reason};
-use crate::jose::compact::UnverifiedToken;
-use crate::jose::header::Header;
+use crate::jose::compact::{HeaderFields, UnverifiedToken};
 use crate::jose::jwk::VerifyingKey;
 use crate::jose::jwks::JwkSet;
 use crate::jose::{Algorithm, json};
@@ -47,13 +46,8 @@ pub(crate) fn verify_parsed(
         let context = parsed.context();
         let header = parsed.header();
         policy.check_algorithm(header.alg).map_err(&context)?;
-        keys.verify_signature(
-            header.kid.as_deref(),
-            header.alg,
-            parsed.signing_input().as_bytes(),
-            parsed.signature(),
-        )
-        .map_err(&context)?
+        keys.verify_signature(header.kid, header.alg, parsed.signing_input().as_bytes(), parsed.signature())
+            .map_err(&context)?
     };
     finish(policy, parsed, key, now_unix, policy.issuer.as_deref())
 }
@@ -66,18 +60,18 @@ pub(crate) fn finish(
     now_unix: i64,
     expected_issuer: Option<&str>,
 ) -> Result<Verified, Error> {
-    let registered = {
+    {
         let context = |e: Error| parsed.context()(e).after_signature();
-        policy.check_typ(parsed.header().typ.as_deref()).map_err(context)?;
-        claims::validate(parsed.payload(), policy, now_unix, key, expected_issuer).map_err(context)?
-    };
+        policy.check_typ(parsed.typ()).map_err(context)?;
+        claims::validate(parsed.payload(), policy, now_unix, key, expected_issuer).map_err(context)?;
+    }
     let (header, decoded, header_json, payload) = parsed.into_parts();
     Ok(Verified {
         header,
         decoded,
         header_json,
         payload,
-        registered,
+        registered: OnceLock::new(),
         key: Arc::clone(key),
         header_map: OnceLock::new(),
         claims_map: OnceLock::new(),
@@ -86,14 +80,15 @@ pub(crate) fn finish(
 
 /// A token whose signature and claims passed every check.
 pub struct Verified {
-    header: Header,
+    header: HeaderFields,
     /// The decoded header JSON, payload and signature, back to back.
     decoded: Vec<u8>,
     /// The header JSON's range in `decoded`.
     header_json: std::ops::Range<usize>,
     /// The payload's range in `decoded`.
     payload: std::ops::Range<usize>,
-    registered: RegisteredClaims,
+    /// Built from the payload on first use.
+    registered: OnceLock<RegisteredClaims>,
     key: Arc<VerifyingKey>,
     header_map: OnceLock<Map<String, Value>>,
     claims_map: OnceLock<Map<String, Value>>,
@@ -107,7 +102,12 @@ impl Verified {
 
     /// The token's `kid`.
     pub fn kid(&self) -> Option<&str> {
-        self.header.kid.as_deref()
+        self.header.view(&self.decoded).kid
+    }
+
+    /// The token's `typ`.
+    pub fn typ(&self) -> Option<&str> {
+        self.header.view(&self.decoded).typ
     }
 
     /// The key that verified the signature.
@@ -117,7 +117,7 @@ impl Verified {
 
     /// The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`), type-checked.
     pub fn registered(&self) -> &RegisteredClaims {
-        &self.registered
+        self.registered.get_or_init(|| RegisteredClaims::of_validated(self.payload_json()))
     }
 
     /// The whole header as JSON.
@@ -155,8 +155,8 @@ impl fmt::Debug for Verified {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verified")
             .field("alg", &self.header.alg)
-            .field("kid", &self.header.kid)
-            .field("registered", &self.registered)
+            .field("kid", &self.kid())
+            .field("registered", self.registered())
             .finish_non_exhaustive()
     }
 }
@@ -361,7 +361,7 @@ impl Verifier {
             Keys::Static(set) => {
                 let header = parsed.header();
                 set.verify_signature(
-                    header.kid.as_deref(),
+                    header.kid,
                     header.alg,
                     parsed.signing_input().as_bytes(),
                     parsed.signature(),
