@@ -29,6 +29,10 @@ async fn every_algorithm_round_trips() {
         assert_eq!(verified.kid(), Some(key.kid()));
         assert_eq!(verified.claims()["sub"], "alice");
         assert_eq!(verified.registered().sub.as_deref(), Some("alice"));
+        // The second time the header comes from the verifier's header cache: same answers.
+        let again = v.verify(&token).await.unwrap();
+        assert_eq!((again.alg(), again.kid(), again.typ()), (verified.alg(), verified.kid(), verified.typ()));
+        assert_eq!((again.header(), again.registered()), (verified.header(), verified.registered()));
 
         let mut tampered = token.clone().into_bytes();
         let last = tampered.len() - 5;

@@ -26,11 +26,23 @@ pub struct UnverifiedToken<'a> {
     header_end: usize,
     /// Where the payload ends and the signature begins in `decoded`.
     payload_end: usize,
+    /// True when the header fields came from a [`HeaderCache`] instead of being parsed.
+    header_from_cache: bool,
 }
 
 impl<'a> UnverifiedToken<'a> {
     /// Parses `token`, rejecting anything larger than `max_len` bytes before looking at it.
     pub fn parse(token: &'a str, max_len: usize) -> Result<Self, Error> {
+        Self::parse_cached(token, max_len, None)
+    }
+
+    /// [`parse`](Self::parse), taking the header fields from `cache` when it holds this exact
+    /// header text.
+    pub(crate) fn parse_cached(
+        token: &'a str,
+        max_len: usize,
+        cache: Option<&HeaderCache>,
+    ) -> Result<Self, Error> {
         let [header_b64, payload_b64, signature_b64] = split(token, max_len)?;
         let signing_input = token.get(..header_b64.len() + 1 + payload_b64.len()).unwrap_or_default();
         if header_b64.is_empty() {
@@ -51,14 +63,32 @@ impl<'a> UnverifiedToken<'a> {
                 .map_err(|_| Error::malformed("signature segment is not canonical unpadded base64url"))?;
         decoded.truncate(end);
         let header_json = decoded.get(..header_end).unwrap_or_default();
-        let header = ParsedHeader::parse(header_json)?;
+        let (alg, kid, typ, header_from_cache) = match cache.and_then(|c| c.lookup(header_b64)) {
+            Some(hit) => (hit.alg, hit.kid.map(Text::In), hit.typ.map(Text::In), true),
+            None => {
+                let header = ParsedHeader::parse(header_json)?;
+                (header.alg, Text::new(header_json, header.kid), Text::new(header_json, header.typ), false)
+            }
+        };
+        let token =
+            Self { alg, kid, typ, signing_input, decoded, header_end, payload_end, header_from_cache };
         if end == payload_end {
-            return Err(Error::new(Reason::InvalidSignature, "signature segment is empty")
-                .with_token_context(header.kid.as_deref(), Some(header.alg)));
+            return Err(token.context()(Error::new(Reason::InvalidSignature, "signature segment is empty")));
         }
-        let (alg, kid, typ) =
-            (header.alg, Text::new(header_json, header.kid), Text::new(header_json, header.typ));
-        Ok(Self { alg, kid, typ, signing_input, decoded, header_end, payload_end })
+        Ok(token)
+    }
+
+    /// Remembers this token's header in `cache`: call only once the token has verified, so
+    /// forged tokens cannot churn the cache.
+    pub(crate) fn remember_header(&self, cache: &HeaderCache) {
+        if self.header_from_cache {
+            return;
+        }
+        let (Some(kid), Some(typ)) = (in_range(self.kid.as_ref()), in_range(self.typ.as_ref())) else {
+            return;
+        };
+        let header_b64 = self.signing_input.split_once('.').map_or(self.signing_input, |(h, _)| h);
+        cache.remember(header_b64, CachedFields { alg: self.alg, kid, typ });
     }
 
     /// The checked header.
@@ -128,6 +158,79 @@ impl HeaderFields {
             alg: self.alg,
             kid: self.kid.as_ref().map(|t| t.get(decoded)),
             typ: self.typ.as_ref().map(|t| t.get(decoded)),
+        }
+    }
+}
+
+/// A text's range when it is kept as one: `Some(None)` for an absent text, `None` for one that
+/// had escapes (such headers are not cached).
+fn in_range(text: Option<&Text>) -> Option<Option<Range<usize>>> {
+    match text {
+        None => Some(None),
+        Some(Text::In(range)) => Some(Some(range.clone())),
+        Some(Text::Owned(_)) => None,
+    }
+}
+
+/// How many distinct headers a [`HeaderCache`] remembers: one per signing key in use, with
+/// room for a rotation's overlap.
+const HEADER_CACHE_SLOTS: usize = 4;
+
+/// Checked protected headers remembered by their exact base64url text.
+///
+/// Every token signed with one key usually carries the same header, byte for byte, so a
+/// verifier need parse each distinct header only once. Parsing is a pure function of that
+/// text and a lookup compares the whole text, so a hit yields exactly what parsing would.
+/// Only headers of tokens that verified are remembered, in a few slots replaced in turn.
+#[derive(Default)]
+pub(crate) struct HeaderCache {
+    slots: [arc_swap::ArcSwapOption<CachedHeader>; HEADER_CACHE_SLOTS],
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for HeaderCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.slots.iter().filter(|s| s.load().is_some()).count();
+        f.debug_struct("HeaderCache").field("held", &held).finish()
+    }
+}
+
+impl Clone for HeaderCache {
+    /// A clone starts empty: the cache is an optimisation, not state.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct CachedHeader {
+    b64: Box<str>,
+    fields: CachedFields,
+}
+
+/// Header fields whose strings are ranges in the decoded header JSON.
+#[derive(Clone, Debug)]
+struct CachedFields {
+    alg: Algorithm,
+    kid: Option<Range<usize>>,
+    typ: Option<Range<usize>>,
+}
+
+impl HeaderCache {
+    fn lookup(&self, header_b64: &str) -> Option<CachedFields> {
+        self.slots.iter().find_map(|slot| {
+            let guard = slot.load();
+            guard.as_ref().filter(|h| *h.b64 == *header_b64).map(|h| h.fields.clone())
+        })
+    }
+
+    fn remember(&self, header_b64: &str, fields: CachedFields) {
+        if self.lookup(header_b64).is_some() {
+            return;
+        }
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % HEADER_CACHE_SLOTS;
+        if let Some(slot) = self.slots.get(turn) {
+            slot.store(Some(std::sync::Arc::new(CachedHeader { b64: header_b64.into(), fields })));
         }
     }
 }
@@ -211,4 +314,77 @@ fn segments_error(token: &str) -> Error {
     } else {
         format!("token has {} segments, a signed JWT has exactly 3", dots + 1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jose::base64url::encode;
+
+    fn token(header: &str) -> String {
+        format!("{}.{}.{}", encode(header.as_bytes()), encode(b"{}"), encode(b"sig"))
+    }
+
+    #[test]
+    fn remembered_headers_are_reused_and_equal_what_parsing_gives() {
+        let cache = HeaderCache::default();
+        let text = token(r#"{"alg":"ES256","kid":"key-1","typ":"at+jwt"}"#);
+        let first = UnverifiedToken::parse_cached(&text, 1 << 14, Some(&cache)).unwrap();
+        assert!(!first.header_from_cache);
+        first.remember_header(&cache);
+        let second = UnverifiedToken::parse_cached(&text, 1 << 14, Some(&cache)).unwrap();
+        assert!(second.header_from_cache);
+        assert_eq!(second.header(), first.header());
+        assert_eq!(second.header(), UnverifiedToken::parse(&text, 1 << 14).unwrap().header());
+        assert_eq!(second.kid(), Some("key-1"));
+        assert_eq!(second.typ(), Some("at+jwt"));
+    }
+
+    #[test]
+    fn only_the_exact_header_text_hits() {
+        let cache = HeaderCache::default();
+        let good = token(r#"{"alg":"ES256","kid":"k"}"#);
+        UnverifiedToken::parse_cached(&good, 1 << 14, Some(&cache)).unwrap().remember_header(&cache);
+        // One byte away: parsed, and judged, on its own.
+        for (header, reason) in [
+            (r#"{"alg":"none","kid":"k"}"#, Reason::AlgorithmNotAllowed),
+            (r#"{"alg":"ES256","kid":"k","crit":["x"]}"#, Reason::UnsupportedCriticalHeader),
+            (r#"{"alg":"ES256","kid":"k","kid":"j"}"#, Reason::Malformed),
+        ] {
+            let err = UnverifiedToken::parse_cached(&token(header), 1 << 14, Some(&cache)).unwrap_err();
+            assert_eq!(err.reason(), reason, "{header}");
+        }
+        let other = token(r#"{"alg":"ES256","kid":"j"}"#);
+        assert!(!UnverifiedToken::parse_cached(&other, 1 << 14, Some(&cache)).unwrap().header_from_cache);
+        // An empty signature is still an error on a cache hit.
+        let unsigned = format!("{}.{}.", encode(br#"{"alg":"ES256","kid":"k"}"#), encode(b"{}"));
+        let err = UnverifiedToken::parse_cached(&unsigned, 1 << 14, Some(&cache)).unwrap_err();
+        assert_eq!((err.reason(), err.kid()), (Reason::InvalidSignature, Some("k")));
+    }
+
+    #[test]
+    fn escaped_headers_are_parsed_every_time_and_slots_turn_over() {
+        let cache = HeaderCache::default();
+        let escaped = token(r#"{"alg":"ES256","kid":"a\/b"}"#);
+        let parsed = UnverifiedToken::parse_cached(&escaped, 1 << 14, Some(&cache)).unwrap();
+        parsed.remember_header(&cache);
+        let again = UnverifiedToken::parse_cached(&escaped, 1 << 14, Some(&cache)).unwrap();
+        assert!(!again.header_from_cache);
+        assert_eq!(again.kid(), Some("a/b"));
+        // More distinct headers than slots: every lookup still answers for its own text.
+        let kids: Vec<String> = (0..HEADER_CACHE_SLOTS * 3).map(|i| format!("kid-{i}")).collect();
+        for kid in &kids {
+            let text = token(&format!(r#"{{"alg":"RS256","kid":"{kid}"}}"#));
+            UnverifiedToken::parse_cached(&text, 1 << 14, Some(&cache)).unwrap().remember_header(&cache);
+        }
+        for kid in &kids {
+            let text = token(&format!(r#"{{"alg":"RS256","kid":"{kid}"}}"#));
+            assert_eq!(
+                UnverifiedToken::parse_cached(&text, 1 << 14, Some(&cache)).unwrap().kid(),
+                Some(kid.as_str())
+            );
+        }
+        let recent = token(&format!(r#"{{"alg":"RS256","kid":"{}"}}"#, kids[kids.len() - 1]));
+        assert!(UnverifiedToken::parse_cached(&recent, 1 << 14, Some(&cache)).unwrap().header_from_cache);
+    }
 }
