@@ -91,11 +91,16 @@ impl<'w> Wanted<'w> {
     }
 
     /// The index of `name` (whose key is `key`) in the list, if it is there.
+    #[inline(always)]
     fn index_of(&self, name: &str, key: u64) -> Option<usize> {
-        let short = name.len() <= KEY_BYTES;
         let inline = self.keys.get(..self.names.len().min(INLINE_WANTED)).unwrap_or_default();
-        inline.iter().zip(self.names).position(|(&k, w)| k == key && (short || *w == name)).or_else(|| {
-            let rest = self.names.get(INLINE_WANTED..).unwrap_or_default();
+        let found = if name.len() <= KEY_BYTES {
+            inline.iter().position(|&k| k == key)
+        } else {
+            inline.iter().zip(self.names).position(|(&k, w)| k == key && *w == name)
+        };
+        found.or_else(|| {
+            let rest = self.names.get(INLINE_WANTED..)?;
             rest.iter().position(|w| *w == name).map(|i| i + INLINE_WANTED)
         })
     }
@@ -127,6 +132,7 @@ const fn name_key(name: &[u8]) -> u64 {
 
 /// [`name_key`] of the `len` bytes at `start`, read as one word when eight bytes are there
 /// (they are, except at the very end of a document).
+#[inline(always)]
 fn name_key_at(bytes: &[u8], start: usize, len: usize) -> u64 {
     match bytes.get(start..start + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
         Some(word) => {
@@ -151,6 +157,7 @@ pub(crate) struct Names<'a> {
 }
 
 impl<'a> Names<'a> {
+    #[inline(always)]
     fn insert(&mut self, name: Cow<'a, str>, key: u64) -> Result<(), Cow<'a, str>> {
         if self.find(&name, key) {
             return Err(name);
@@ -166,15 +173,16 @@ impl<'a> Names<'a> {
         Ok(())
     }
 
+    #[inline(always)]
     fn find(&self, name: &str, key: u64) -> bool {
-        let short = name.len() <= KEY_BYTES;
-        self.keys
-            .get(..self.len)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-            .any(|(i, &k)| k == key && (short || self.inline.get(i).is_some_and(|n| *n == name)))
-            || self.spill.iter().any(|n| n == name)
+        let keys = self.keys.get(..self.len).unwrap_or_default();
+        let inline = if name.len() <= KEY_BYTES {
+            // Equal keys mean equal names here: one integer compare per name.
+            keys.contains(&key)
+        } else {
+            keys.iter().zip(&self.inline).any(|(&k, n)| k == key && *n == name)
+        };
+        inline || (!self.spill.is_empty() && self.spill.iter().any(|n| n == name))
     }
 
     /// True when the object had a member with this name.
@@ -185,6 +193,7 @@ impl<'a> Names<'a> {
 
 /// The end of the run of plain string bytes starting at `start`: the index of the first `"`,
 /// `\\` or control character at or after `start`, or `bytes.len()`; eight bytes at a time.
+#[inline(always)]
 fn plain_run_from(bytes: &[u8], start: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -240,6 +249,7 @@ impl<'a> Scanner<'a> {
         self.error(&format!("expected '{}'", want as char))
     }
 
+    #[inline(always)]
     fn skip_ws(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.pos += 1;
@@ -256,14 +266,32 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string at the cursor: borrowed when it has no escapes.
+    #[inline(always)]
     fn string(&mut self) -> Result<Cow<'a, str>, String> {
+        // Fast path: an opening quote, a run of plain bytes, a closing quote.
+        if self.peek() == Some(b'"') {
+            let start = self.pos + 1;
+            let end = plain_run_from(self.bytes, start);
+            // Quotes are ASCII in valid UTF-8, so both ends are character boundaries.
+            if self.bytes.get(end) == Some(&b'"')
+                && let Some(text) = self.text.get(start..end)
+            {
+                self.pos = end + 1;
+                return Ok(Cow::Borrowed(text));
+            }
+        }
+        self.string_slow()
+    }
+
+    /// Everything [`string`](Self::string)'s fast path leaves: escapes and errors.
+    #[cold]
+    #[inline(never)]
+    fn string_slow(&mut self) -> Result<Cow<'a, str>, String> {
         self.expect(b'"')?;
         let start = self.pos;
-        // Run to the first byte that needs a decision, in one tight pass.
         let end = plain_run_from(self.bytes, start);
         self.pos = end;
         match self.next() {
-            // Quotes are ASCII in valid UTF-8, so both ends are character boundaries.
             Some(b'"') => Ok(Cow::Borrowed(self.text.get(start..end).unwrap_or_default())),
             Some(b'\\') => {
                 self.pos = end;
@@ -276,6 +304,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A member name at the cursor, with its [`name_key`].
+    #[inline(always)]
     fn name(&mut self) -> Result<(Cow<'a, str>, u64), String> {
         let start = self.pos + 1;
         let name = self.string()?;
