@@ -354,7 +354,8 @@ impl Verifier {
                 Ok(parsed) => parsed,
                 Err(e) => return (default_label, Err(e)),
             };
-        if let Err(e) = inner.policy.check_algorithm(parsed.header().alg) {
+        let header = parsed.header();
+        if let Err(e) = inner.policy.check_algorithm(header.alg) {
             return (default_label, Err(parsed.context()(e)));
         }
         let (issuer, expected) = match self.select_issuer(&parsed) {
@@ -363,16 +364,14 @@ impl Verifier {
         };
         let label = metrics::SharedString::from(Arc::clone(&issuer.label));
         let key = match &issuer.keys {
-            Keys::Static(set) => {
-                let header = parsed.header();
-                set.verify_signature(
+            Keys::Static(set) => set
+                .verify_signature(
                     header.kid,
                     header.alg,
                     parsed.signing_input().as_bytes(),
                     parsed.signature(),
                 )
-                .map(Arc::clone)
-            }
+                .map(Arc::clone),
             Keys::Remote(source) => {
                 // With one issuer nothing was preselected: the source checks `iss` itself, and
                 // only when it is about to fetch, so the hot path reads no claims twice.
