@@ -205,6 +205,9 @@ pub struct Issuer {
     matcher: IssuerMatch,
     keys: Keys,
     label: Arc<str>,
+    /// `keyward_verifications_total{issuer=label, outcome="valid"}`, built once so the common
+    /// outcome is counted without building a key per token.
+    valid_key: metrics::Key,
     any_tenant: bool,
 }
 
@@ -213,6 +216,7 @@ impl Issuer {
     pub fn new(issuer: impl Into<String>, keys: impl Into<KeysArg>) -> Self {
         let issuer = issuer.into();
         Self {
+            valid_key: valid_key(&issuer),
             label: Arc::from(issuer.as_str()),
             matcher: IssuerMatch::Exact(issuer),
             keys: keys.into().0,
@@ -226,6 +230,7 @@ impl Issuer {
     pub fn templated(template: impl Into<String>, keys: impl Into<KeysArg>) -> Self {
         let template = template.into();
         Self {
+            valid_key: valid_key(&template),
             label: Arc::from(template.as_str()),
             matcher: IssuerMatch::Template { template, tenants: None },
             keys: keys.into().0,
@@ -315,6 +320,17 @@ struct Inner {
 
 const UNKNOWN_ISSUER_LABEL: &str = "unconfigured";
 
+/// What `metrics::counter!` would attach, for the prebuilt keys.
+static METRIC_METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+fn valid_key(label: &str) -> metrics::Key {
+    metrics::Key::from_parts(
+        telemetry::VERIFICATIONS_TOTAL,
+        vec![metrics::Label::new("issuer", label.to_owned()), metrics::Label::new("outcome", "valid")],
+    )
+}
+
 impl Verifier {
     /// Starts a verifier; a policy and keys (or issuers) are required.
     pub fn builder() -> VerifierBuilder {
@@ -324,13 +340,21 @@ impl Verifier {
     /// Verifies a compact JWS and its claims.
     pub async fn verify(&self, token: &str) -> Result<Verified, Error> {
         let started = std::time::Instant::now();
-        let (label, result) = self.verify_inner(token).await;
-        let outcome = match &result {
-            Ok(_) => "valid",
-            Err(e) => e.reason().as_str(),
-        };
-        metrics::counter!(telemetry::VERIFICATIONS_TOTAL, "issuer" => label, "outcome" => outcome)
-            .increment(1);
+        let (issuer, result) = self.verify_inner(token).await;
+        match (&result, issuer) {
+            (Ok(_), Some(issuer)) => {
+                metrics::with_recorder(|r| r.register_counter(&issuer.valid_key, &METRIC_METADATA))
+                    .increment(1);
+            }
+            _ => {
+                let label = issuer.map_or(metrics::SharedString::const_str(UNKNOWN_ISSUER_LABEL), |i| {
+                    metrics::SharedString::from(Arc::clone(&i.label))
+                });
+                let outcome = result.as_ref().map_or_else(|e| e.reason().as_str(), |_| "valid");
+                metrics::counter!(telemetry::VERIFICATIONS_TOTAL, "issuer" => label, "outcome" => outcome)
+                    .increment(1);
+            }
+        }
         metrics::histogram!(telemetry::VERIFY_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
         if let Err(e) = &result {
             tracing::debug!(
@@ -343,11 +367,12 @@ impl Verifier {
         result
     }
 
-    async fn verify_inner(&self, token: &str) -> (metrics::SharedString, Result<Verified, Error>) {
+    /// Verifies, and says which configured issuer the outcome counts for (`None`: unconfigured).
+    async fn verify_inner(&self, token: &str) -> (Option<&Issuer>, Result<Verified, Error>) {
         let inner = &*self.inner;
         let default_label = match inner.issuers.as_slice() {
-            [only] => metrics::SharedString::from(Arc::clone(&only.label)),
-            _ => metrics::SharedString::const_str(UNKNOWN_ISSUER_LABEL),
+            [only] => Some(only),
+            _ => None,
         };
         let parsed =
             match UnverifiedToken::parse_cached(token, inner.policy.max_token_len, Some(&inner.headers)) {
@@ -362,7 +387,7 @@ impl Verifier {
             Ok(found) => found,
             Err(e) => return (default_label, Err(parsed.context()(e))),
         };
-        let label = metrics::SharedString::from(Arc::clone(&issuer.label));
+        let label = Some(issuer);
         let key = match &issuer.keys {
             Keys::Static(set) => set
                 .verify_signature(
@@ -496,7 +521,7 @@ impl VerifierBuilder {
                 Some(iss) => (IssuerMatch::Exact(iss.clone()), Arc::from(iss.as_str())),
                 None => (IssuerMatch::Any, Arc::from(UNKNOWN_ISSUER_LABEL)),
             };
-            issuers.push(Issuer { matcher, keys, label, any_tenant: false });
+            issuers.push(Issuer { matcher, keys, valid_key: valid_key(&label), label, any_tenant: false });
         } else if policy.issuer.is_some() {
             return Err(ConfigError::Invalid(
                 "the policy names an issuer but keys come from .issuer(..): configure issuers there"
