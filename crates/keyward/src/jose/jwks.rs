@@ -99,7 +99,9 @@ impl std::fmt::Display for KeySetWarning {
 #[derive(Debug, Default)]
 pub struct JwkSet {
     keys: Vec<Arc<VerifyingKey>>,
-    by_kid: HashMap<Arc<str>, Vec<usize>>,
+    /// Keys by kid. Hashed with foldhash: the map is built from the configured key set (at most
+    /// a few hundred entries) and only looked up with token kids, so a fast hasher is safe here.
+    by_kid: HashMap<Arc<str>, Vec<usize>, foldhash::fast::RandomState>,
     set_aside: Vec<SetAsideKey>,
     warnings: Vec<KeySetWarning>,
     /// Headers of tokens this set verified, so each distinct header is parsed once.

@@ -26,7 +26,35 @@ pub(crate) fn scan_object<'a>(
     names: &mut Names<'a>,
     mut on_member: impl FnMut(usize, Scalar<'a>),
 ) -> Result<(), String> {
+    scan_object_dyn(input, wanted, names, &mut on_member)
+}
+
+/// One compiled copy for every caller: the hot loop stays small enough to share the
+/// instruction cache with the signature check that runs between two tokens.
+fn scan_object_dyn<'a>(
+    input: &'a [u8],
+    wanted: &Wanted<'_>,
+    names: &mut Names<'a>,
+    on_member: &mut dyn FnMut(usize, Scalar<'a>),
+) -> Result<(), String> {
     let text = std::str::from_utf8(input).map_err(|_| "not valid UTF-8".to_owned())?;
+    if scan_flat(input, text, wanted, names, on_member).is_some() {
+        return Ok(());
+    }
+    // Not the common shape (or not valid at all): the general scanner decides, from scratch.
+    *names = Names::default();
+    scan_general(input, text, wanted, names, on_member)
+}
+
+/// The general scanner: any JSON, with a precise error for invalid documents.
+#[inline(never)]
+fn scan_general<'a>(
+    input: &'a [u8],
+    text: &'a str,
+    wanted: &Wanted<'_>,
+    names: &mut Names<'a>,
+    on_member: &mut dyn FnMut(usize, Scalar<'a>),
+) -> Result<(), String> {
     let mut s = Scanner { text, bytes: input, pos: 0 };
     s.skip_ws();
     if s.peek() != Some(b'{') {
@@ -65,6 +93,134 @@ pub(crate) fn scan_object<'a>(
         return Err(s.error("trailing characters"));
     }
     Ok(())
+}
+
+/// The shape nearly every JWT header and claims set has, scanned without error plumbing: one
+/// object, no whitespace, no escapes, and values that are plain strings, non-negative
+/// integers, `true`/`false`/`null` or arrays of plain strings.
+///
+/// `None` means "not this shape" (which includes every invalid document): the caller then
+/// resets `names` and lets the general scanner decide, and members already handed out are
+/// handed out again. `Some` means the document is valid and every member was handed out
+/// exactly as the general scanner would (the property tests hold the two to that).
+#[inline(always)]
+fn scan_flat<'a>(
+    bytes: &'a [u8],
+    text: &'a str,
+    wanted: &Wanted<'_>,
+    names: &mut Names<'a>,
+    on_member: &mut dyn FnMut(usize, Scalar<'a>),
+) -> Option<()> {
+    if bytes.first() != Some(&b'{') {
+        return None;
+    }
+    let mut pos = 1;
+    if bytes.get(pos) == Some(&b'}') {
+        return (pos + 1 == bytes.len()).then_some(());
+    }
+    loop {
+        // A member name, then ':'.
+        if bytes.get(pos) != Some(&b'"') {
+            return None;
+        }
+        let start = pos + 1;
+        let end = plain_run_from(bytes, start);
+        if bytes.get(end) != Some(&b'"') || bytes.get(end + 1) != Some(&b':') {
+            return None;
+        }
+        let name = text.get(start..end)?;
+        let key = name_key_at(bytes, start, end - start);
+        let index = wanted.index_of(name, key);
+        names.insert(Cow::Borrowed(name), key).ok()?;
+        pos = end + 2;
+
+        // Its value.
+        let first = *bytes.get(pos)?;
+        let value = match first {
+            b'"' => {
+                let (value, after) = flat_string(bytes, text, pos)?;
+                pos = after;
+                Scalar::Str(Cow::Borrowed(value))
+            }
+            b'0' => {
+                pos += 1;
+                Scalar::UInt(0)
+            }
+            b'1'..=b'9' => {
+                let mut value = u64::from(first - b'0');
+                pos += 1;
+                while let Some(&d @ b'0'..=b'9') = bytes.get(pos) {
+                    value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+                    pos += 1;
+                }
+                Scalar::UInt(value)
+            }
+            b't' | b'f' | b'n' => {
+                let (word, value): (&[u8], _) = match first {
+                    b't' => (b"true", Scalar::Bool(true)),
+                    b'f' => (b"false", Scalar::Bool(false)),
+                    _ => (b"null", Scalar::Null),
+                };
+                if bytes.get(pos..pos + word.len()) != Some(word) {
+                    return None;
+                }
+                pos += word.len();
+                value
+            }
+            b'[' => {
+                let mut list = Vec::new();
+                pos += 1;
+                if bytes.get(pos) == Some(&b']') {
+                    pos += 1;
+                } else {
+                    loop {
+                        let (item, after) = flat_string(bytes, text, pos)?;
+                        if index.is_some() {
+                            list.push(Cow::Borrowed(item));
+                        }
+                        pos = after + 1;
+                        match bytes.get(after) {
+                            Some(b',') => {}
+                            Some(b']') => break,
+                            _ => return None,
+                        }
+                    }
+                }
+                Scalar::StrArray(list)
+            }
+            _ => return None,
+        };
+        // Numbers and literals end here too: a '.', 'e' or stray byte fails this test.
+        match bytes.get(pos) {
+            Some(b',') => {}
+            Some(b'}') => {
+                if let Some(index) = index {
+                    on_member(index, value);
+                }
+                return (pos + 1 == bytes.len()).then_some(());
+            }
+            _ => return None,
+        }
+        if let Some(index) = index {
+            on_member(index, value);
+        }
+        pos += 1;
+    }
+}
+
+/// A plain string (no escapes, no control characters) whose opening quote is at `pos`: its
+/// contents and the position after its closing quote.
+#[inline(always)]
+fn flat_string<'a>(bytes: &[u8], text: &'a str, pos: usize) -> Option<(&'a str, usize)> {
+    if bytes.get(pos) != Some(&b'"') {
+        return None;
+    }
+    let end = plain_run_from(bytes, pos + 1);
+    if bytes.get(end) != Some(&b'"') {
+        return None;
+    }
+    // Both ends sit next to ASCII quotes, so they are character boundaries.
+    Some((text.get(pos + 1..end)?, end + 1))
 }
 
 /// The member names a scan hands out, with their keys computed once (at compile time for the

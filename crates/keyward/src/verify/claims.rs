@@ -57,8 +57,8 @@ fn numeric_date(name: &str, value: Option<Scalar<'_>>, round: Round) -> Result<O
     let Some(value) = value else { return Ok(None) };
     let seconds = match value {
         Scalar::UInt(v) if v <= MAX_NUMERIC_DATE => v,
-        Scalar::UInt(v) => return Err(invalid(format!("{v}, beyond the supported range"))),
-        Scalar::Int(v) => return Err(invalid(format!("{v}, which is negative"))),
+        Scalar::UInt(v) => return Err(cold(|| invalid(format!("{v}, beyond the supported range")))),
+        Scalar::Int(v) => return Err(cold(|| invalid(format!("{v}, which is negative")))),
         Scalar::Float(v) if v.is_finite() && v >= 0.0 && v <= MAX_NUMERIC_DATE as f64 => {
             let rounded = match round {
                 Round::Down => v.floor(),
@@ -67,8 +67,8 @@ fn numeric_date(name: &str, value: Option<Scalar<'_>>, round: Round) -> Result<O
             // In range by the guard above, so the conversion is exact.
             rounded as u64
         }
-        Scalar::Float(v) => return Err(invalid(format!("{v}, outside the supported range"))),
-        other => return Err(invalid(other.kind().to_owned())),
+        Scalar::Float(v) => return Err(cold(|| invalid(format!("{v}, outside the supported range")))),
+        other => return Err(cold(|| invalid(other.kind().to_owned()))),
     };
     Ok(Some(i64::try_from(seconds).unwrap_or(i64::MAX)))
 }
@@ -77,10 +77,18 @@ fn string_claim<'a>(name: &str, value: Option<Scalar<'a>>) -> Result<Option<Cow<
     match value {
         None => Ok(None),
         Some(Scalar::Str(s)) => Ok(Some(s)),
-        Some(other) => {
-            Err(Error::new(Reason::InvalidClaim, format!("{name} is {}, not a string", other.kind())))
-        }
+        Some(other) => Err(cold(|| {
+            Error::new(Reason::InvalidClaim, format!("{name} is {}, not a string", other.kind()))
+        })),
     }
+}
+
+/// Runs `f` out of line: rejections build their messages here, keeping the accepting path
+/// (which shares the instruction cache with the signature check) short.
+#[cold]
+#[inline(never)]
+fn cold<T>(f: impl FnOnce() -> T) -> T {
+    f()
 }
 
 fn ago(now: i64, t: i64) -> String {
@@ -118,6 +126,7 @@ struct Read<'a> {
 
 /// Scans the payload once and type-checks the registered claims (values are checked later);
 /// every top-level member name goes into `names`.
+#[inline(never)]
 fn read<'a>(payload: &'a [u8], names: &mut scan::Names<'a>) -> Result<Read<'a>, Error> {
     const WANTED: scan::Wanted<'static> =
         scan::Wanted::new(&["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tid"]);
@@ -145,13 +154,15 @@ fn read<'a>(payload: &'a [u8], names: &mut scan::Names<'a>) -> Result<Read<'a>, 
         Some(Scalar::Str(a)) => Audience::One(a),
         Some(Scalar::StrArray(list)) if !list.is_empty() => Audience::Many(list),
         Some(Scalar::StrArray(_)) => {
-            return Err(Error::new(Reason::InvalidClaim, "aud is an empty array"));
+            return Err(cold(|| Error::new(Reason::InvalidClaim, "aud is an empty array")));
         }
         Some(other) => {
-            return Err(Error::new(
-                Reason::InvalidClaim,
-                format!("aud is {}, not a string or an array of strings", other.kind()),
-            ));
+            return Err(cold(|| {
+                Error::new(
+                    Reason::InvalidClaim,
+                    format!("aud is {}, not a string or an array of strings", other.kind()),
+                )
+            }));
         }
     };
     Ok(Read { iss, sub, aud, exp, nbf, iat, tid: seen.tid })
@@ -192,31 +203,38 @@ pub(crate) fn validate(
     let leeway_i = i64::try_from(leeway).unwrap_or(i64::MAX);
     match exp {
         Some(exp) if now >= exp.saturating_add(leeway_i) => {
-            return Err(Error::new(
-                Reason::Expired,
-                format!("expired at {}, {}, leeway {leeway} s", format_rfc3339(exp), ago(now, exp)),
-            )
-            .with_times(TimeEvidence { claim: exp, now, leeway }));
+            return Err(cold(|| {
+                Error::new(
+                    Reason::Expired,
+                    format!("expired at {}, {}, leeway {leeway} s", format_rfc3339(exp), ago(now, exp)),
+                )
+                .with_times(TimeEvidence { claim: exp, now, leeway })
+            }));
         }
         Some(_) => {}
         None if policy.require_exp => {
-            return Err(Error::new(Reason::MissingClaim, "exp is missing and the policy requires it"));
+            return Err(cold(|| {
+                Error::new(Reason::MissingClaim, "exp is missing and the policy requires it")
+            }));
         }
         None => {}
     }
     if let Some(nbf) = nbf
         && now.saturating_add(leeway_i) < nbf
     {
-        return Err(Error::new(
-            Reason::NotYetValid,
-            format!("not valid before {}, {}, leeway {leeway} s", format_rfc3339(nbf), ago(now, nbf)),
-        )
-        .with_times(TimeEvidence { claim: nbf, now, leeway }));
+        return Err(cold(|| {
+            Error::new(
+                Reason::NotYetValid,
+                format!("not valid before {}, {}, leeway {leeway} s", format_rfc3339(nbf), ago(now, nbf)),
+            )
+            .with_times(TimeEvidence { claim: nbf, now, leeway })
+        }));
     }
     if let Some(iat) = iat
         && iat > now.saturating_add(leeway_i)
     {
-        return Err(Error::new(
+        return Err(cold(|| {
+            Error::new(
             Reason::IssuedInFuture,
             format!(
                 "issued at {}, {} by this clock, leeway {leeway} s: check the clocks of issuer and verifier",
@@ -224,22 +242,21 @@ pub(crate) fn validate(
                 ago(now, iat)
             ),
         )
-        .with_times(TimeEvidence { claim: iat, now, leeway }));
+        .with_times(TimeEvidence { claim: iat, now, leeway })
+        }));
     }
 
     if let Some(expected) = expected_issuer {
         match &iss {
             None => {
-                return Err(Error::new(
-                    Reason::MissingClaim,
-                    format!("iss is missing; expected {expected:?}"),
-                ));
+                return Err(cold(|| {
+                    Error::new(Reason::MissingClaim, format!("iss is missing; expected {expected:?}"))
+                }));
             }
             Some(iss) if *iss != expected => {
-                return Err(Error::new(
-                    Reason::IssuerMismatch,
-                    format!("iss is {iss:?}, expected {expected:?}"),
-                ));
+                return Err(cold(|| {
+                    Error::new(Reason::IssuerMismatch, format!("iss is {iss:?}, expected {expected:?}"))
+                }));
             }
             Some(_) => {}
         }
@@ -250,30 +267,31 @@ pub(crate) fn validate(
 
     if let Some(allowed) = &policy.audiences {
         if aud.is_empty() {
-            return Err(Error::new(
-                Reason::MissingClaim,
-                format!("aud is missing; expected one of {allowed:?}"),
-            ));
+            return Err(cold(|| {
+                Error::new(Reason::MissingClaim, format!("aud is missing; expected one of {allowed:?}"))
+            }));
         }
         if !aud.iter().any(|a| allowed.iter().any(|want| want == a)) {
-            return Err(Error::new(
-                Reason::AudienceMismatch,
-                format!("aud {aud:?} does not include any of {allowed:?}"),
-            ));
+            return Err(cold(|| {
+                Error::new(
+                    Reason::AudienceMismatch,
+                    format!("aud {aud:?} does not include any of {allowed:?}"),
+                )
+            }));
         }
     }
     for required in &policy.required_claims {
         if !names.contains(required) {
-            return Err(Error::new(
-                Reason::MissingClaim,
-                format!("{required} is missing and the policy requires it"),
-            ));
+            return Err(cold(|| {
+                Error::new(Reason::MissingClaim, format!("{required} is missing and the policy requires it"))
+            }));
         }
     }
     Ok(())
 }
 
 /// A key that names its issuer (Entra ID does) verifies only that issuer's tokens.
+#[inline(never)]
 fn check_key_issuer(bound: &str, iss: Option<&str>, tid: Option<Scalar<'_>>) -> Result<(), Error> {
     let Some(iss) = iss else {
         return Err(Error::new(
