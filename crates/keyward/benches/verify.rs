@@ -6,9 +6,10 @@
 //! - keyward `Verifier::verify` through a warm remote `JwksSource` (issue 3's 5 % budget);
 //! - `jsonwebtoken::decode` of the same token (aws_lc_rs backend).
 //!
-//! Variants are interleaved in short rounds and each ratio is the median of its per-round
-//! ratios, so drift on a shared machine hits both sides of a ratio alike. `KEYWARD_BENCH_MS`
-//! sets the time per sample (default 40 ms), `KEYWARD_BENCH_ROUNDS` the rounds (default 40).
+//! Within each round the variants take turns in blocks of about a millisecond, and each ratio
+//! is the median of its per-round ratios, so drift on a shared machine hits both sides of a
+//! ratio alike. `KEYWARD_BENCH_MS` sets each variant's share of a round (default 40 ms),
+//! `KEYWARD_BENCH_ROUNDS` the rounds (default 40).
 
 use std::future::Future;
 use std::hint::black_box;
@@ -50,18 +51,52 @@ fn ready<F: Future>(fut: F) -> F::Output {
     }
 }
 
-/// Ops per second of `f` over about `ms` milliseconds.
-fn rate(ms: u64, mut f: impl FnMut()) -> f64 {
-    let budget = Duration::from_millis(ms);
+/// Some bits that differ from run to run, to seed the order of turns.
+fn start_nanos() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos())
+}
+
+/// How many calls of `f` take about a millisecond: one turn in a [`round`].
+fn block_len(f: &mut dyn FnMut()) -> u64 {
     let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < budget {
-        for _ in 0..16 {
-            f();
-        }
-        n += 16;
+    for _ in 0..8 {
+        f();
     }
-    n as f64 / start.elapsed().as_secs_f64()
+    let per_call = start.elapsed().as_secs_f64() / 8.0;
+    ((1e-3 / per_call) as u64).max(1)
+}
+
+/// One round of about `ms` milliseconds in which the variants take turns, a block of calls
+/// each and in a fresh random order every cycle, so that drift in the machine's speed (large on a shared VM) and
+/// the place in the sequence hit all of them alike; returns each variant's calls per second
+/// within the round.
+fn round(ms: u64, blocks: &[u64], variants: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    let budget = Duration::from_millis(ms);
+    let mut time = vec![0f64; variants.len()];
+    let mut calls = vec![0u64; variants.len()];
+    let mut order: Vec<usize> = (0..variants.len()).collect();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(start_nanos());
+    let start = Instant::now();
+    while start.elapsed() < budget {
+        // A fresh order every cycle, so that no variant always runs first, or always right
+        // after the same other one: with a fixed order, two identical variants measured up to
+        // 8 % apart, depending on which variant ran before each.
+        for k in (1..order.len()).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            order.swap(k, (seed % (k as u64 + 1)) as usize);
+        }
+        for &i in &order {
+            let t = Instant::now();
+            for _ in 0..blocks[i] {
+                variants[i]();
+            }
+            time[i] += t.elapsed().as_secs_f64();
+            calls[i] += blocks[i];
+        }
+    }
+    calls.iter().zip(&time).map(|(&c, &t)| c as f64 / t).collect()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -136,7 +171,7 @@ fn main() {
         (SigningAlg::EdDSA, Algorithm::EdDSA, "EdDSA"),
     ];
     println!(
-        "claims: {} bytes; {rounds} rounds of {ms} ms per variant; median ops/s and median per-round ratios (one thread)",
+        "claims: {} bytes; {rounds} rounds, {ms} ms per variant each, variants interleaved in ~1 ms blocks; median ops/s and median per-round ratios (one thread)",
         claims().to_string().len()
     );
     println!(
@@ -191,24 +226,29 @@ fn main() {
         ready(remote.verify(&token)).unwrap();
         jsonwebtoken::decode::<Value>(&token, &decoding, &validation).unwrap();
 
+        let mut raw_op = || {
+            black_box(raw.verify_sig(black_box(signing_input.as_bytes()), black_box(&signature))).unwrap();
+        };
+        let mut core_op = || {
+            black_box(verify_with_keys(&set, &policy, black_box(&token), NOW)).unwrap();
+        };
+        let mut api_op = || {
+            black_box(ready(verifier.verify(black_box(&token)))).unwrap();
+        };
+        let mut remote_op = || {
+            black_box(ready(remote.verify(black_box(&token)))).unwrap();
+        };
+        let mut jwt_op = || {
+            black_box(jsonwebtoken::decode::<Value>(black_box(&token), &decoding, &validation)).unwrap();
+        };
+        let mut variants: [&mut dyn FnMut(); 5] =
+            [&mut raw_op, &mut core_op, &mut api_op, &mut remote_op, &mut jwt_op];
+        let blocks = variants.each_mut().map(|f| block_len(&mut **f));
         let mut samples: [Vec<f64>; 5] = Default::default();
         for _ in 0..rounds {
-            samples[0].push(rate(ms, || {
-                black_box(raw.verify_sig(black_box(signing_input.as_bytes()), black_box(&signature)))
-                    .unwrap();
-            }));
-            samples[1].push(rate(ms, || {
-                black_box(verify_with_keys(&set, &policy, black_box(&token), NOW)).unwrap();
-            }));
-            samples[2].push(rate(ms, || {
-                black_box(ready(verifier.verify(black_box(&token)))).unwrap();
-            }));
-            samples[3].push(rate(ms, || {
-                black_box(ready(remote.verify(black_box(&token)))).unwrap();
-            }));
-            samples[4].push(rate(ms, || {
-                black_box(jsonwebtoken::decode::<Value>(black_box(&token), &decoding, &validation)).unwrap();
-            }));
+            for (sample, rate) in samples.iter_mut().zip(round(ms * 5, &blocks, &mut variants)) {
+                sample.push(rate);
+            }
         }
         let ratio =
             |a: usize, b: usize| median(samples[a].iter().zip(&samples[b]).map(|(x, y)| x / y).collect());

@@ -1,5 +1,6 @@
 //! Compact JWS parsing: size bound, exactly three segments, strict base64url.
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 use crate::error::{Error, Reason};
@@ -26,23 +27,23 @@ pub struct UnverifiedToken<'a> {
     header_end: usize,
     /// Where the payload ends and the signature begins in `decoded`.
     payload_end: usize,
-    /// True when the header fields came from a [`HeaderCache`] instead of being parsed.
+    /// True when the header fields came from this thread's recent headers instead of being parsed.
     header_from_cache: bool,
 }
 
 impl<'a> UnverifiedToken<'a> {
     /// Parses `token`, rejecting anything larger than `max_len` bytes before looking at it.
     pub fn parse(token: &'a str, max_len: usize) -> Result<Self, Error> {
-        Self::parse_cached(token, max_len, None)
+        Self::parse_with(token, max_len, false)
     }
 
-    /// [`parse`](Self::parse), taking the header fields from `cache` when it holds this exact
-    /// header text.
-    pub(crate) fn parse_cached(
-        token: &'a str,
-        max_len: usize,
-        cache: Option<&HeaderCache>,
-    ) -> Result<Self, Error> {
+    /// [`parse`](Self::parse), taking the header fields from this thread's recent headers when
+    /// they hold this exact header text (see [`remember_header`](Self::remember_header)).
+    pub(crate) fn parse_cached(token: &'a str, max_len: usize) -> Result<Self, Error> {
+        Self::parse_with(token, max_len, true)
+    }
+
+    fn parse_with(token: &'a str, max_len: usize, use_recent: bool) -> Result<Self, Error> {
         let [header_b64, payload_b64, signature_b64] = split(token, max_len)?;
         let signing_input = token.get(..header_b64.len() + 1 + payload_b64.len()).unwrap_or_default();
         if header_b64.is_empty() {
@@ -63,7 +64,8 @@ impl<'a> UnverifiedToken<'a> {
                 .map_err(|_| Error::malformed("signature segment is not canonical unpadded base64url"))?;
         decoded.truncate(end);
         let header_json = decoded.get(..header_end).unwrap_or_default();
-        let (alg, kid, typ, header_from_cache) = match cache.and_then(|c| c.lookup(header_b64)) {
+        let (alg, kid, typ, header_from_cache) = match use_recent.then(|| recent_header(header_b64)).flatten()
+        {
             Some(hit) => (hit.alg, hit.kid.map(Text::In), hit.typ.map(Text::In), true),
             None => {
                 let header = ParsedHeader::parse(header_json)?;
@@ -78,9 +80,9 @@ impl<'a> UnverifiedToken<'a> {
         Ok(token)
     }
 
-    /// Remembers this token's header in `cache`: call only once the token has verified, so
-    /// forged tokens cannot churn the cache.
-    pub(crate) fn remember_header(&self, cache: &HeaderCache) {
+    /// Remembers this token's header for this thread: call only once the token has verified,
+    /// so forged tokens cannot churn the slots.
+    pub(crate) fn remember_header(&self) {
         if self.header_from_cache {
             return;
         }
@@ -88,7 +90,13 @@ impl<'a> UnverifiedToken<'a> {
             return;
         };
         let header_b64 = self.signing_input.split_once('.').map_or(self.signing_input, |(h, _)| h);
-        cache.remember(header_b64, CachedFields { alg: self.alg, kid, typ });
+        let fields = CachedFields { alg: self.alg, kid, typ };
+        // A thread being torn down simply does not remember.
+        let _ = RECENT_HEADERS.try_with(|r| {
+            if let Ok(mut recent) = r.try_borrow_mut() {
+                recent.remember(header_b64, fields);
+            }
+        });
     }
 
     /// The checked header.
@@ -172,38 +180,27 @@ fn in_range(text: Option<&Text>) -> Option<Option<Range<usize>>> {
     }
 }
 
-/// How many distinct headers a [`HeaderCache`] remembers: one per signing key in use, with
-/// room for a rotation's overlap.
-const HEADER_CACHE_SLOTS: usize = 4;
+/// How many distinct headers each thread remembers: one per signing key in use, with room for
+/// a rotation's overlap and a few issuers.
+const RECENT_HEADER_SLOTS: usize = 4;
 
-/// Checked protected headers remembered by their exact base64url text.
+thread_local! {
+    static RECENT_HEADERS: RefCell<RecentHeaders> = const { RefCell::new(RecentHeaders::new()) };
+}
+
+/// Checked protected headers remembered by their exact base64url text, per thread.
 ///
-/// Every token signed with one key usually carries the same header, byte for byte, so a
-/// verifier need parse each distinct header only once. Parsing is a pure function of that
-/// text and a lookup compares the whole text, so a hit yields exactly what parsing would.
-/// Only headers of tokens that verified are remembered, in a few slots replaced in turn.
-#[derive(Default)]
-pub(crate) struct HeaderCache {
-    slots: [arc_swap::ArcSwapOption<CachedHeader>; HEADER_CACHE_SLOTS],
-    next: std::sync::atomic::AtomicUsize,
+/// Every token signed with one key usually carries the same header, byte for byte, so each
+/// distinct header need be parsed only once. Parsing is a pure function of that text and a
+/// lookup compares the whole text, so a hit yields exactly what parsing would, whichever
+/// verifier asks; being per thread, a lookup takes no lock and touches no shared memory. Only
+/// headers of tokens that verified are remembered, in a few slots replaced in turn.
+struct RecentHeaders {
+    slots: [Option<CachedHeader>; RECENT_HEADER_SLOTS],
+    next: usize,
 }
 
-impl std::fmt::Debug for HeaderCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let held = self.slots.iter().filter(|s| s.load().is_some()).count();
-        f.debug_struct("HeaderCache").field("held", &held).finish()
-    }
-}
-
-impl Clone for HeaderCache {
-    /// A clone starts empty: the cache is an optimisation, not state.
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct CachedHeader {
+struct CachedHeader {
     b64: Box<str>,
     fields: CachedFields,
 }
@@ -216,23 +213,29 @@ struct CachedFields {
     typ: Option<Range<usize>>,
 }
 
-impl HeaderCache {
-    fn lookup(&self, header_b64: &str) -> Option<CachedFields> {
-        self.slots.iter().find_map(|slot| {
-            let guard = slot.load();
-            guard.as_ref().filter(|h| *h.b64 == *header_b64).map(|h| h.fields.clone())
-        })
+impl RecentHeaders {
+    const fn new() -> Self {
+        Self { slots: [const { None }; RECENT_HEADER_SLOTS], next: 0 }
     }
 
-    fn remember(&self, header_b64: &str, fields: CachedFields) {
+    fn lookup(&self, header_b64: &str) -> Option<CachedFields> {
+        self.slots.iter().flatten().find(|h| *h.b64 == *header_b64).map(|h| h.fields.clone())
+    }
+
+    fn remember(&mut self, header_b64: &str, fields: CachedFields) {
         if self.lookup(header_b64).is_some() {
             return;
         }
-        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % HEADER_CACHE_SLOTS;
-        if let Some(slot) = self.slots.get(turn) {
-            slot.store(Some(std::sync::Arc::new(CachedHeader { b64: header_b64.into(), fields })));
+        if let Some(slot) = self.slots.get_mut(self.next % RECENT_HEADER_SLOTS) {
+            *slot = Some(CachedHeader { b64: header_b64.into(), fields });
         }
+        self.next = self.next.wrapping_add(1);
     }
+}
+
+/// This thread's remembered fields for `header_b64`, if any.
+fn recent_header(header_b64: &str) -> Option<CachedFields> {
+    RECENT_HEADERS.try_with(|r| r.try_borrow().ok()?.lookup(header_b64)).ok().flatten()
 }
 
 /// A header string: where it sits in the decoded buffer, or (when it had escapes) its value.
@@ -327,12 +330,11 @@ mod tests {
 
     #[test]
     fn remembered_headers_are_reused_and_equal_what_parsing_gives() {
-        let cache = HeaderCache::default();
         let text = token(r#"{"alg":"ES256","kid":"key-1","typ":"at+jwt"}"#);
-        let first = UnverifiedToken::parse_cached(&text, 1 << 14, Some(&cache)).unwrap();
+        let first = UnverifiedToken::parse_cached(&text, 1 << 14).unwrap();
         assert!(!first.header_from_cache);
-        first.remember_header(&cache);
-        let second = UnverifiedToken::parse_cached(&text, 1 << 14, Some(&cache)).unwrap();
+        first.remember_header();
+        let second = UnverifiedToken::parse_cached(&text, 1 << 14).unwrap();
         assert!(second.header_from_cache);
         assert_eq!(second.header(), first.header());
         assert_eq!(second.header(), UnverifiedToken::parse(&text, 1 << 14).unwrap().header());
@@ -342,49 +344,44 @@ mod tests {
 
     #[test]
     fn only_the_exact_header_text_hits() {
-        let cache = HeaderCache::default();
         let good = token(r#"{"alg":"ES256","kid":"k"}"#);
-        UnverifiedToken::parse_cached(&good, 1 << 14, Some(&cache)).unwrap().remember_header(&cache);
+        UnverifiedToken::parse_cached(&good, 1 << 14).unwrap().remember_header();
         // One byte away: parsed, and judged, on its own.
         for (header, reason) in [
             (r#"{"alg":"none","kid":"k"}"#, Reason::AlgorithmNotAllowed),
             (r#"{"alg":"ES256","kid":"k","crit":["x"]}"#, Reason::UnsupportedCriticalHeader),
             (r#"{"alg":"ES256","kid":"k","kid":"j"}"#, Reason::Malformed),
         ] {
-            let err = UnverifiedToken::parse_cached(&token(header), 1 << 14, Some(&cache)).unwrap_err();
+            let err = UnverifiedToken::parse_cached(&token(header), 1 << 14).unwrap_err();
             assert_eq!(err.reason(), reason, "{header}");
         }
         let other = token(r#"{"alg":"ES256","kid":"j"}"#);
-        assert!(!UnverifiedToken::parse_cached(&other, 1 << 14, Some(&cache)).unwrap().header_from_cache);
+        assert!(!UnverifiedToken::parse_cached(&other, 1 << 14).unwrap().header_from_cache);
         // An empty signature is still an error on a cache hit.
         let unsigned = format!("{}.{}.", encode(br#"{"alg":"ES256","kid":"k"}"#), encode(b"{}"));
-        let err = UnverifiedToken::parse_cached(&unsigned, 1 << 14, Some(&cache)).unwrap_err();
+        let err = UnverifiedToken::parse_cached(&unsigned, 1 << 14).unwrap_err();
         assert_eq!((err.reason(), err.kid()), (Reason::InvalidSignature, Some("k")));
     }
 
     #[test]
     fn escaped_headers_are_parsed_every_time_and_slots_turn_over() {
-        let cache = HeaderCache::default();
         let escaped = token(r#"{"alg":"ES256","kid":"a\/b"}"#);
-        let parsed = UnverifiedToken::parse_cached(&escaped, 1 << 14, Some(&cache)).unwrap();
-        parsed.remember_header(&cache);
-        let again = UnverifiedToken::parse_cached(&escaped, 1 << 14, Some(&cache)).unwrap();
+        let parsed = UnverifiedToken::parse_cached(&escaped, 1 << 14).unwrap();
+        parsed.remember_header();
+        let again = UnverifiedToken::parse_cached(&escaped, 1 << 14).unwrap();
         assert!(!again.header_from_cache);
         assert_eq!(again.kid(), Some("a/b"));
         // More distinct headers than slots: every lookup still answers for its own text.
-        let kids: Vec<String> = (0..HEADER_CACHE_SLOTS * 3).map(|i| format!("kid-{i}")).collect();
+        let kids: Vec<String> = (0..RECENT_HEADER_SLOTS * 3).map(|i| format!("kid-{i}")).collect();
         for kid in &kids {
             let text = token(&format!(r#"{{"alg":"RS256","kid":"{kid}"}}"#));
-            UnverifiedToken::parse_cached(&text, 1 << 14, Some(&cache)).unwrap().remember_header(&cache);
+            UnverifiedToken::parse_cached(&text, 1 << 14).unwrap().remember_header();
         }
         for kid in &kids {
             let text = token(&format!(r#"{{"alg":"RS256","kid":"{kid}"}}"#));
-            assert_eq!(
-                UnverifiedToken::parse_cached(&text, 1 << 14, Some(&cache)).unwrap().kid(),
-                Some(kid.as_str())
-            );
+            assert_eq!(UnverifiedToken::parse_cached(&text, 1 << 14).unwrap().kid(), Some(kid.as_str()));
         }
         let recent = token(&format!(r#"{{"alg":"RS256","kid":"{}"}}"#, kids[kids.len() - 1]));
-        assert!(UnverifiedToken::parse_cached(&recent, 1 << 14, Some(&cache)).unwrap().header_from_cache);
+        assert!(UnverifiedToken::parse_cached(&recent, 1 << 14).unwrap().header_from_cache);
     }
 }

@@ -104,8 +104,6 @@ pub struct JwkSet {
     by_kid: HashMap<Arc<str>, Vec<usize>, foldhash::fast::RandomState>,
     set_aside: Vec<SetAsideKey>,
     warnings: Vec<KeySetWarning>,
-    /// Headers of tokens this set verified, so each distinct header is parsed once.
-    pub(crate) headers: crate::jose::compact::HeaderCache,
 }
 
 impl JwkSet {

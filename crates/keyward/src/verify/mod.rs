@@ -15,7 +15,7 @@ pub(crate) use self::claims::peek_issuer;
 pub use self::policy::{DEFAULT_LEEWAY_SECS, MAX_LEEWAY_SECS, Policy, PolicyBuilder};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, Error, Reason};
-use crate::jose::compact::{HeaderCache, HeaderFields, UnverifiedToken};
+use crate::jose::compact::{HeaderFields, UnverifiedToken};
 use crate::jose::jwk::VerifyingKey;
 use crate::jose::jwks::JwkSet;
 use crate::jose::{Algorithm, json};
@@ -32,7 +32,7 @@ pub fn verify_with_keys(
     token: &str,
     now_unix: i64,
 ) -> Result<Verified, Error> {
-    let parsed = UnverifiedToken::parse_cached(token, policy.max_token_len, Some(&keys.headers))?;
+    let parsed = UnverifiedToken::parse_cached(token, policy.max_token_len)?;
     verify_parsed(keys, policy, parsed, now_unix)
 }
 
@@ -49,7 +49,7 @@ pub(crate) fn verify_parsed(
         keys.verify_signature(header.kid, header.alg, parsed.signing_input().as_bytes(), parsed.signature())
             .map_err(&context)?
     };
-    finish(policy, parsed, key, now_unix, policy.issuer.as_deref(), &keys.headers)
+    finish(policy, parsed, key, now_unix, policy.issuer.as_deref())
 }
 
 /// Claims checks after a signature verified with `key`.
@@ -59,14 +59,13 @@ pub(crate) fn finish(
     key: &Arc<VerifyingKey>,
     now_unix: i64,
     expected_issuer: Option<&str>,
-    headers: &HeaderCache,
 ) -> Result<Verified, Error> {
     {
         let context = |e: Error| parsed.context()(e).after_signature();
         policy.check_typ(parsed.typ()).map_err(context)?;
         claims::validate(parsed.payload(), policy, now_unix, key, expected_issuer).map_err(context)?;
     }
-    parsed.remember_header(headers);
+    parsed.remember_header();
     let (header, decoded, header_json, payload) = parsed.into_parts();
     Ok(Verified {
         header,
@@ -314,8 +313,6 @@ struct Inner {
     /// True when the issuer must be known before the signature is checked (remote keys or
     /// several issuers): no token can make an unconfigured issuer's keys be fetched.
     preselect: bool,
-    /// Headers of tokens this verifier accepted, so each distinct header is parsed once.
-    headers: HeaderCache,
 }
 
 const UNKNOWN_ISSUER_LABEL: &str = "unconfigured";
@@ -374,11 +371,10 @@ impl Verifier {
             [only] => Some(only),
             _ => None,
         };
-        let parsed =
-            match UnverifiedToken::parse_cached(token, inner.policy.max_token_len, Some(&inner.headers)) {
-                Ok(parsed) => parsed,
-                Err(e) => return (default_label, Err(e)),
-            };
+        let parsed = match UnverifiedToken::parse_cached(token, inner.policy.max_token_len) {
+            Ok(parsed) => parsed,
+            Err(e) => return (default_label, Err(e)),
+        };
         let header = parsed.header();
         if let Err(e) = inner.policy.check_algorithm(header.alg) {
             return (default_label, Err(parsed.context()(e)));
@@ -408,10 +404,7 @@ impl Verifier {
             Ok(key) => key,
             Err(e) => return (label, Err(parsed.context()(e))),
         };
-        (
-            label,
-            finish(&inner.policy, parsed, &key, inner.clock.now_unix(), expected.as_deref(), &inner.headers),
-        )
+        (label, finish(&inner.policy, parsed, &key, inner.clock.now_unix(), expected.as_deref()))
     }
 
     /// Picks the configured issuer for this token before any key is consulted.
@@ -546,7 +539,6 @@ impl VerifierBuilder {
                 policy,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 preselect,
-                headers: HeaderCache::default(),
             }),
         })
     }
