@@ -6,6 +6,7 @@ use std::ops::Range;
 use crate::error::{Error, Reason};
 use crate::jose::Algorithm;
 use crate::jose::base64url;
+use crate::jose::buffer::DecodeBuffer;
 use crate::jose::header::{Header, ParsedHeader};
 
 /// The default bound on a whole token, checked before anything else.
@@ -22,7 +23,7 @@ pub struct UnverifiedToken<'a> {
     typ: Option<Text>,
     signing_input: &'a str,
     /// The header JSON, payload and signature, decoded back to back into one buffer.
-    decoded: Vec<u8>,
+    decoded: DecodeBuffer,
     /// Where the header JSON ends and the payload begins in `decoded`.
     header_end: usize,
     /// Where the payload ends and the signature begins in `decoded`.
@@ -53,17 +54,23 @@ impl<'a> UnverifiedToken<'a> {
         let bound = base64url::decoded_len_bound(header_b64.len())
             + base64url::decoded_len_bound(payload_b64.len())
             + base64url::decoded_len_bound(signature_b64.len());
-        let mut decoded = vec![0u8; bound];
-        let header_end = base64url::decode_into(header_b64, &mut decoded)
+        let mut decoded = DecodeBuffer::with_len(bound);
+        let header_end = base64url::decode_into(header_b64, decoded.bytes_mut())
             .map_err(|_| Error::malformed("header segment is not canonical unpadded base64url"))?;
         let payload_end = header_end
-            + base64url::decode_into(payload_b64, decoded.get_mut(header_end..).unwrap_or_default())
-                .map_err(|_| Error::malformed("payload segment is not canonical unpadded base64url"))?;
+            + base64url::decode_into(
+                payload_b64,
+                decoded.bytes_mut().get_mut(header_end..).unwrap_or_default(),
+            )
+            .map_err(|_| Error::malformed("payload segment is not canonical unpadded base64url"))?;
         let end = payload_end
-            + base64url::decode_into(signature_b64, decoded.get_mut(payload_end..).unwrap_or_default())
-                .map_err(|_| Error::malformed("signature segment is not canonical unpadded base64url"))?;
+            + base64url::decode_into(
+                signature_b64,
+                decoded.bytes_mut().get_mut(payload_end..).unwrap_or_default(),
+            )
+            .map_err(|_| Error::malformed("signature segment is not canonical unpadded base64url"))?;
         decoded.truncate(end);
-        let header_json = decoded.get(..header_end).unwrap_or_default();
+        let header_json = decoded.bytes().get(..header_end).unwrap_or_default();
         let (alg, kid, typ, header_from_cache) = match use_recent.then(|| recent_header(header_b64)).flatten()
         {
             Some(hit) => (hit.alg, hit.kid.map(Text::In), hit.typ.map(Text::In), true),
@@ -106,12 +113,12 @@ impl<'a> UnverifiedToken<'a> {
 
     /// The header's `kid`.
     pub fn kid(&self) -> Option<&str> {
-        self.kid.as_ref().map(|t| t.get(&self.decoded))
+        self.kid.as_ref().map(|t| t.get(self.decoded.bytes()))
     }
 
     /// The header's `typ`.
     pub fn typ(&self) -> Option<&str> {
-        self.typ.as_ref().map(|t| t.get(&self.decoded))
+        self.typ.as_ref().map(|t| t.get(self.decoded.bytes()))
     }
 
     /// The header's `alg`.
@@ -121,7 +128,7 @@ impl<'a> UnverifiedToken<'a> {
 
     /// The decoded header JSON, exactly as received.
     pub fn header_json(&self) -> &[u8] {
-        self.decoded.get(..self.header_end).unwrap_or_default()
+        self.decoded.bytes().get(..self.header_end).unwrap_or_default()
     }
 
     /// The exact received `header.payload` ASCII that the signature covers.
@@ -131,17 +138,17 @@ impl<'a> UnverifiedToken<'a> {
 
     /// The decoded payload bytes (claims JSON, unverified).
     pub fn payload(&self) -> &[u8] {
-        self.decoded.get(self.header_end..self.payload_end).unwrap_or_default()
+        self.decoded.bytes().get(self.header_end..self.payload_end).unwrap_or_default()
     }
 
     /// The decoded signature bytes.
     pub fn signature(&self) -> &[u8] {
-        self.decoded.get(self.payload_end..).unwrap_or_default()
+        self.decoded.bytes().get(self.payload_end..).unwrap_or_default()
     }
 
     /// The checked header fields and the decoded buffer, with the ranges of the header JSON and
     /// the payload in it.
-    pub(crate) fn into_parts(self) -> (HeaderFields, Vec<u8>, Range<usize>, Range<usize>) {
+    pub(crate) fn into_parts(self) -> (HeaderFields, DecodeBuffer, Range<usize>, Range<usize>) {
         let fields = HeaderFields { alg: self.alg, kid: self.kid, typ: self.typ };
         (fields, self.decoded, 0..self.header_end, self.header_end..self.payload_end)
     }

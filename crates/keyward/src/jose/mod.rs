@@ -2,6 +2,7 @@
 
 pub(crate) mod algorithm;
 pub mod base64url;
+pub(crate) mod buffer;
 pub mod compact;
 pub mod header;
 pub(crate) mod json;

@@ -67,30 +67,28 @@ pub(crate) fn finish(
     }
     parsed.remember_header();
     let (header, decoded, header_json, payload) = parsed.into_parts();
-    Ok(Verified {
-        header,
-        decoded,
-        header_json,
-        payload,
-        registered: OnceLock::new(),
-        key: Arc::clone(key),
-        header_map: OnceLock::new(),
-        claims_map: OnceLock::new(),
-    })
+    Ok(Verified { header, decoded, header_json, payload, views: OnceLock::new(), key: Arc::clone(key) })
 }
 
 /// A token whose signature and claims passed every check.
 pub struct Verified {
     header: HeaderFields,
     /// The decoded header JSON, payload and signature, back to back.
-    decoded: Vec<u8>,
+    decoded: crate::jose::buffer::DecodeBuffer,
     /// The header JSON's range in `decoded`.
     header_json: std::ops::Range<usize>,
     /// The payload's range in `decoded`.
     payload: std::ops::Range<usize>,
-    /// Built from the payload on first use.
-    registered: OnceLock<RegisteredClaims>,
+    /// Registered claims and JSON maps, built on first use.
+    views: OnceLock<Box<Views>>,
     key: Arc<VerifyingKey>,
+}
+
+/// What [`Verified`] builds from its buffer on first use, boxed so that a `Verified` stays
+/// small to move: verification itself builds none of it.
+#[derive(Default)]
+struct Views {
+    registered: OnceLock<RegisteredClaims>,
     header_map: OnceLock<Map<String, Value>>,
     claims_map: OnceLock<Map<String, Value>>,
 }
@@ -103,12 +101,12 @@ impl Verified {
 
     /// The token's `kid`.
     pub fn kid(&self) -> Option<&str> {
-        self.header.view(&self.decoded).kid
+        self.header.view(self.decoded.bytes()).kid
     }
 
     /// The token's `typ`.
     pub fn typ(&self) -> Option<&str> {
-        self.header.view(&self.decoded).typ
+        self.header.view(self.decoded.bytes()).typ
     }
 
     /// The key that verified the signature.
@@ -116,22 +114,26 @@ impl Verified {
         &self.key
     }
 
+    fn views(&self) -> &Views {
+        self.views.get_or_init(Box::default)
+    }
+
     /// The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`), type-checked.
     pub fn registered(&self) -> &RegisteredClaims {
-        self.registered.get_or_init(|| RegisteredClaims::of_validated(self.payload_json()))
+        self.views().registered.get_or_init(|| RegisteredClaims::of_validated(self.payload_json()))
     }
 
     /// The whole header as JSON.
     pub fn header(&self) -> &Map<String, Value> {
         // The header already parsed strictly as an object during verification, so this cannot
         // fail; an empty map is the unreachable fallback.
-        self.header_map.get_or_init(|| json::parse_object(self.header_json()).unwrap_or_default())
+        self.views().header_map.get_or_init(|| json::parse_object(self.header_json()).unwrap_or_default())
     }
 
     /// All claims as JSON (parsed on first use: verification itself reads only what it checks).
     pub fn claims(&self) -> &Map<String, Value> {
         // Same invariant as `header`: the payload was scanned as a duplicate-free object.
-        self.claims_map.get_or_init(|| json::parse_object(self.payload_json()).unwrap_or_default())
+        self.views().claims_map.get_or_init(|| json::parse_object(self.payload_json()).unwrap_or_default())
     }
 
     /// The claims deserialised into your own type.
@@ -143,12 +145,12 @@ impl Verified {
 
     /// The raw claims JSON exactly as signed.
     pub fn payload_json(&self) -> &[u8] {
-        self.decoded.get(self.payload.clone()).unwrap_or_default()
+        self.decoded.bytes().get(self.payload.clone()).unwrap_or_default()
     }
 
     /// The raw header JSON exactly as signed.
     pub fn header_json(&self) -> &[u8] {
-        self.decoded.get(self.header_json.clone()).unwrap_or_default()
+        self.decoded.bytes().get(self.header_json.clone()).unwrap_or_default()
     }
 }
 
