@@ -792,6 +792,30 @@ mod tests {
         assert_eq!(seen[5].1, Scalar::UInt(u64::MAX));
     }
 
+    #[test]
+    fn flat_path_takes_the_common_shape_and_leaves_the_rest() {
+        let wanted = Wanted::new(&["iss", "exp", "aud"]);
+        let flat = |doc: &str| {
+            scan_flat(doc.as_bytes(), doc, &wanted, &mut Names::default(), &mut |_, _| {}).is_some()
+        };
+        assert!(flat(r#"{"iss":"https://idp","exp":1767225600,"aud":["a","b"],"ok":true,"n":null}"#));
+        assert!(flat("{}"));
+        for other in [
+            r#"{"iss": "https://idp"}"#,
+            r#"{"iss":"a\/b"}"#,
+            r#"{"exp":1.5}"#,
+            r#"{"exp":-1}"#,
+            r#"{"exp":01}"#,
+            r#"{"o":{"k":1}}"#,
+            r#"{"aud":["a",1]}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":1} "#,
+            "{\"a\":\"\t\"}",
+        ] {
+            assert!(!flat(other), "{other}");
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
 
@@ -846,6 +870,38 @@ mod tests {
                 }
                 for w in wanted {
                     proptest::prop_assert_eq!(found.contains(w), names.iter().any(|n| n == w));
+                }
+            }
+        }
+
+        /// Wherever the flat fast path answers, it answers exactly as the general scanner does:
+        /// same members handed out, same names recorded. Documents mix its shape with every
+        /// way out of it (escapes, whitespace, floats, negatives, leading zeros, nesting,
+        /// duplicates, mixed arrays, trailing bytes).
+        #[test]
+        fn flat_path_agrees_with_the_general_scanner(members in proptest::collection::vec((
+            proptest::sample::select(vec!["a", "b", "iss", "exp", "aud", "long_name_x", "long_name_y", "a\\u0062"]),
+            proptest::sample::select(vec![
+                r#""x""#, r#""""#, r#""a\/b""#, r#""é""#, "0", "01", "7", "-1", "1.5", "1e3",
+                "18446744073709551615", "18446744073709551616", "true", "false", "null", "nul",
+                r#"["p","q"]"#, "[]", r#"["p",1]"#, r#"{"k":1}"#, " 1", "[ ]", "\"\t\"",
+            ]),
+        ), 0..8), tail in proptest::sample::select(vec!["", " ", "x", "}"])) {
+            let body: Vec<String> = members.iter().map(|(n, v)| format!("\"{n}\":{v}")).collect();
+            let doc = format!("{{{}}}{tail}", body.join(","));
+            let wanted = Wanted::new(&["a", "iss", "exp", "aud", "long_name_x"]);
+            let text = std::str::from_utf8(doc.as_bytes()).unwrap();
+            let mut flat_names = Names::default();
+            let mut flat_seen = Vec::new();
+            let flat = scan_flat(doc.as_bytes(), text, &wanted, &mut flat_names, &mut |i, v| flat_seen.push((i, v)));
+            if flat.is_some() {
+                let mut names = Names::default();
+                let mut seen = Vec::new();
+                let general = scan_general(doc.as_bytes(), text, &wanted, &mut names, &mut |i, v| seen.push((i, v)));
+                proptest::prop_assert!(general.is_ok(), "{}", doc);
+                proptest::prop_assert_eq!(&flat_seen, &seen, "{}", doc);
+                for (n, _) in &members {
+                    proptest::prop_assert_eq!(flat_names.contains(n), names.contains(n));
                 }
             }
         }
