@@ -313,7 +313,7 @@ pub(crate) struct Names<'a> {
 }
 
 impl<'a> Names<'a> {
-    #[inline(always)]
+    #[inline(never)]
     fn insert(&mut self, name: Cow<'a, str>, key: u64) -> Result<(), Cow<'a, str>> {
         if self.find(&name, key) {
             return Err(name);
