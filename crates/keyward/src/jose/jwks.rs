@@ -282,48 +282,42 @@ impl JwkSet {
     ) -> Result<&Arc<VerifyingKey>, Error> {
         // Hot path: a kid naming usable keys that fit the algorithm, tried without allocating.
         if let Some(indices) = kid.and_then(|kid| self.by_kid.get(kid)) {
-            let compatible = || indices.iter().filter_map(|&i| self.keys.get(i)).filter(|k| k.supports(alg));
-            if let Some(first) = compatible().next() {
-                let tried = compatible().count();
-                let mut last = None;
-                for key in compatible() {
-                    match key.verify_signature(alg, message, signature) {
-                        Ok(()) => return Ok(key),
-                        Err(e) => last = Some(e),
-                    }
-                }
-                return Err(invalid_under(tried, last.unwrap_or_else(|| invalid_under_key(first))));
+            let compatible = indices.iter().filter_map(|&i| self.keys.get(i)).filter(|k| k.supports(alg));
+            if let Some(outcome) = first_to_verify(compatible, alg, message, signature) {
+                return outcome;
             }
         }
         // Everything else goes through `candidates` for its precise errors.
         let candidates = self.candidates(kid, alg)?;
-        let tried = candidates.len();
-        let mut last = None;
-        for key in candidates {
-            match key.verify_signature(alg, message, signature) {
-                Ok(()) => return Ok(key),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(match last {
-            Some(e) => invalid_under(tried, e),
-            None => Error::new(Reason::NoMatchingKey, "no candidate key"),
-        })
+        first_to_verify(candidates.into_iter(), alg, message, signature)
+            .unwrap_or_else(|| Err(Error::new(Reason::NoMatchingKey, "no candidate key")))
     }
 }
 
-/// The error after trying `tried` keys: the single key's own error, or a summary.
-fn invalid_under(tried: usize, last: Error) -> Error {
-    if tried == 1 {
+/// Tries `keys` in turn: the first that verifies, or the error after trying them all (the single
+/// key's own error, or a summary); `None` when there was no key to try.
+fn first_to_verify<'k>(
+    keys: impl Iterator<Item = &'k Arc<VerifyingKey>>,
+    alg: Algorithm,
+    message: &[u8],
+    signature: &[u8],
+) -> Option<Result<&'k Arc<VerifyingKey>, Error>> {
+    let mut tried = 0;
+    let mut last = None;
+    for key in keys {
+        tried += 1;
+        match key.verify_signature(alg, message, signature) {
+            Ok(()) => return Some(Ok(key)),
+            Err(e) => last = Some(e),
+        }
+    }
+    let last = last?;
+    Some(Err(if tried == 1 {
         last
     } else {
         Error::new(
             Reason::InvalidSignature,
             format!("signature does not verify under any of {tried} candidate keys"),
         )
-    }
-}
-
-fn invalid_under_key(key: &VerifyingKey) -> Error {
-    Error::new(Reason::InvalidSignature, format!("signature does not verify under {}", key.describe()))
+    }))
 }
