@@ -1,7 +1,8 @@
 //! A fixed workload for instruction-count profiling of the verification path:
 //! `valgrind --tool=callgrind target/release/examples/profile_verify [raw|core] [N] [ES256|RS256|EdDSA]`
-//! runs N (2,000) verifications: the bare signature check (`raw`), `verify_with_keys` (`core`) or
-//! `Verifier::verify` with static keys (`api`); the difference per token is keyward's own cost.
+//! runs N (2,000) times: the bare signature check (`raw`), `verify_with_keys` (`core`),
+//! `Verifier::verify` with static keys (`api`) or token parsing alone (`parse`); `core` minus
+//! `raw` per token is keyward's own cost.
 
 use std::future::Future;
 

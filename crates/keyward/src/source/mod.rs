@@ -360,8 +360,7 @@ impl JwksSource {
         required_iss: Option<&str>,
     ) -> Result<Arc<VerifyingKey>, Error> {
         let inner = &self.inner;
-        let header = token.header();
-        let (kid, alg) = (header.kid, header.alg);
+        let (kid, alg) = (token.kid(), token.alg());
         let (message, signature) = (token.signing_input().as_bytes(), token.signature());
 
         let mut snap = inner.snapshot.load_full();

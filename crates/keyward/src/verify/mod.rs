@@ -44,9 +44,9 @@ pub(crate) fn verify_parsed(
 ) -> Result<Verified, Error> {
     let key = {
         let context = parsed.context();
-        let header = parsed.header();
-        policy.check_algorithm(header.alg).map_err(&context)?;
-        keys.verify_signature(header.kid, header.alg, parsed.signing_input().as_bytes(), parsed.signature())
+        let (kid, alg) = (parsed.kid(), parsed.alg());
+        policy.check_algorithm(alg).map_err(&context)?;
+        keys.verify_signature(kid, alg, parsed.signing_input().as_bytes(), parsed.signature())
             .map_err(&context)?
     };
     finish(policy, parsed, key, now_unix, policy.issuer.as_deref())
@@ -377,8 +377,7 @@ impl Verifier {
             Ok(parsed) => parsed,
             Err(e) => return (default_label, Err(e)),
         };
-        let header = parsed.header();
-        if let Err(e) = inner.policy.check_algorithm(header.alg) {
+        if let Err(e) = inner.policy.check_algorithm(parsed.alg()) {
             return (default_label, Err(parsed.context()(e)));
         }
         let (issuer, expected) = match self.select_issuer(&parsed) {
@@ -389,8 +388,8 @@ impl Verifier {
         let key = match &issuer.keys {
             Keys::Static(set) => set
                 .verify_signature(
-                    header.kid,
-                    header.alg,
+                    parsed.kid(),
+                    parsed.alg(),
                     parsed.signing_input().as_bytes(),
                     parsed.signature(),
                 )
