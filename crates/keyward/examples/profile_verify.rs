@@ -1,5 +1,5 @@
 //! A fixed workload for instruction-count profiling of the verification path:
-//! `valgrind --tool=callgrind target/release/examples/profile_verify [raw|core] [N] [ES256|RS256|EdDSA]`
+//! `valgrind --tool=callgrind target/release/examples/profile_verify [raw|core|api|parse] [N] [ES256|RS256|EdDSA]`
 //! runs N (2,000) times: the bare signature check (`raw`), `verify_with_keys` (`core`),
 //! `Verifier::verify` with static keys (`api`) or token parsing alone (`parse`); `core` minus
 //! `raw` per token is keyward's own cost.
