@@ -18,9 +18,7 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
 /// (and, for multi-issuer setups, by `iss`) before the signature is checked.
 #[derive(Debug)]
 pub struct UnverifiedToken<'a> {
-    alg: Algorithm,
-    kid: Option<Text>,
-    typ: Option<Text>,
+    fields: HeaderFields,
     signing_input: &'a str,
     /// The header JSON, payload and signature, decoded back to back into one buffer.
     decoded: DecodeBuffer,
@@ -71,16 +69,15 @@ impl<'a> UnverifiedToken<'a> {
             .map_err(|_| Error::malformed("signature segment is not canonical unpadded base64url"))?;
         decoded.truncate(end);
         let header_json = decoded.bytes().get(..header_end).unwrap_or_default();
-        let (alg, kid, typ, header_from_cache) = match use_recent.then(|| recent_header(header_b64)).flatten()
-        {
-            Some(hit) => (hit.alg, hit.kid.map(Text::In), hit.typ.map(Text::In), true),
+        let (fields, header_from_cache) = match use_recent.then(|| recent_header(header_b64)).flatten() {
+            Some(hit) => (hit, true),
             None => {
                 let header = ParsedHeader::parse(header_json)?;
-                (header.alg, Text::new(header_json, header.kid), Text::new(header_json, header.typ), false)
+                let kid = Text::new(header_json, header.kid);
+                (HeaderFields { alg: header.alg, kid, typ: Text::new(header_json, header.typ) }, false)
             }
         };
-        let token =
-            Self { alg, kid, typ, signing_input, decoded, header_end, payload_end, header_from_cache };
+        let token = Self { fields, signing_input, decoded, header_end, payload_end, header_from_cache };
         if end == payload_end {
             return Err(token.context()(Error::new(Reason::InvalidSignature, "signature segment is empty")));
         }
@@ -90,40 +87,38 @@ impl<'a> UnverifiedToken<'a> {
     /// Remembers this token's header for this thread: call only once the token has verified,
     /// so forged tokens cannot churn the slots.
     pub(crate) fn remember_header(&self) {
-        if self.header_from_cache {
+        // Fields holding an unescaped copy of a string do not point into the buffer; such rare
+        // headers are parsed every time rather than copied into the cache.
+        if self.header_from_cache || !self.fields.points_into_buffer() {
             return;
         }
-        let (Some(kid), Some(typ)) = (in_range(self.kid.as_ref()), in_range(self.typ.as_ref())) else {
-            return;
-        };
         let header_b64 = self.signing_input.split_once('.').map_or(self.signing_input, |(h, _)| h);
-        let fields = CachedFields { alg: self.alg, kid, typ };
         // A thread being torn down simply does not remember.
         let _ = RECENT_HEADERS.try_with(|r| {
             if let Ok(mut recent) = r.try_borrow_mut() {
-                recent.remember(header_b64, fields);
+                recent.remember(header_b64, &self.fields);
             }
         });
     }
 
     /// The checked header.
     pub fn header(&self) -> Header<'_> {
-        Header { alg: self.alg, kid: self.kid(), typ: self.typ() }
+        self.fields.view(self.decoded.bytes())
     }
 
     /// The header's `kid`.
     pub fn kid(&self) -> Option<&str> {
-        self.kid.as_ref().map(|t| t.get(self.decoded.bytes()))
+        self.fields.kid(self.decoded.bytes())
     }
 
     /// The header's `typ`.
     pub fn typ(&self) -> Option<&str> {
-        self.typ.as_ref().map(|t| t.get(self.decoded.bytes()))
+        self.fields.typ(self.decoded.bytes())
     }
 
     /// The header's `alg`.
     pub fn alg(&self) -> Algorithm {
-        self.alg
+        self.fields.alg
     }
 
     /// The decoded header JSON, exactly as received.
@@ -149,17 +144,17 @@ impl<'a> UnverifiedToken<'a> {
     /// The checked header fields and the decoded buffer, with the ranges of the header JSON and
     /// the payload in it.
     pub(crate) fn into_parts(self) -> (HeaderFields, DecodeBuffer, Range<usize>, Range<usize>) {
-        let fields = HeaderFields { alg: self.alg, kid: self.kid, typ: self.typ };
-        (fields, self.decoded, 0..self.header_end, self.header_end..self.payload_end)
+        (self.fields, self.decoded, 0..self.header_end, self.header_end..self.payload_end)
     }
 
     pub(crate) fn context(&self) -> impl Fn(Error) -> Error + '_ {
-        move |e| e.with_token_context(self.kid(), Some(self.alg))
+        move |e| e.with_token_context(self.kid(), Some(self.fields.alg))
     }
 }
 
-/// The checked header fields of a token, kept beside its decoded buffer.
-#[derive(Debug)]
+/// The checked header fields of a token, kept beside its decoded buffer (and, in the recent
+/// headers, beside the header text they were parsed from).
+#[derive(Clone, Debug)]
 pub(crate) struct HeaderFields {
     pub(crate) alg: Algorithm,
     kid: Option<Text>,
@@ -169,21 +164,21 @@ pub(crate) struct HeaderFields {
 impl HeaderFields {
     /// The header view, given the decoded buffer these fields were parsed from.
     pub(crate) fn view<'b>(&'b self, decoded: &'b [u8]) -> Header<'b> {
-        Header {
-            alg: self.alg,
-            kid: self.kid.as_ref().map(|t| t.get(decoded)),
-            typ: self.typ.as_ref().map(|t| t.get(decoded)),
-        }
+        Header { alg: self.alg, kid: self.kid(decoded), typ: self.typ(decoded) }
     }
-}
 
-/// A text's range when it is kept as one: `Some(None)` for an absent text, `None` for one that
-/// had escapes (such headers are not cached).
-fn in_range(text: Option<&Text>) -> Option<Option<Range<usize>>> {
-    match text {
-        None => Some(None),
-        Some(Text::In(range)) => Some(Some(range.clone())),
-        Some(Text::Owned(_)) => None,
+    pub(crate) fn kid<'b>(&'b self, decoded: &'b [u8]) -> Option<&'b str> {
+        self.kid.as_ref().map(|t| t.get(decoded))
+    }
+
+    pub(crate) fn typ<'b>(&'b self, decoded: &'b [u8]) -> Option<&'b str> {
+        self.typ.as_ref().map(|t| t.get(decoded))
+    }
+
+    /// True when every string is a range of the decoded header (none had escapes): then the
+    /// fields fit any token whose header text is the same.
+    fn points_into_buffer(&self) -> bool {
+        [&self.kid, &self.typ].into_iter().flatten().all(|t| matches!(t, Text::In(_)))
     }
 }
 
@@ -209,15 +204,8 @@ struct RecentHeaders {
 
 struct CachedHeader {
     b64: Box<str>,
-    fields: CachedFields,
-}
-
-/// Header fields whose strings are ranges in the decoded header JSON.
-#[derive(Clone, Debug)]
-struct CachedFields {
-    alg: Algorithm,
-    kid: Option<Range<usize>>,
-    typ: Option<Range<usize>>,
+    /// Fields whose strings all point into the header (see `points_into_buffer`).
+    fields: HeaderFields,
 }
 
 impl RecentHeaders {
@@ -225,28 +213,28 @@ impl RecentHeaders {
         Self { slots: [const { None }; RECENT_HEADER_SLOTS], next: 0 }
     }
 
-    fn lookup(&self, header_b64: &str) -> Option<CachedFields> {
+    fn lookup(&self, header_b64: &str) -> Option<HeaderFields> {
         self.slots.iter().flatten().find(|h| *h.b64 == *header_b64).map(|h| h.fields.clone())
     }
 
-    fn remember(&mut self, header_b64: &str, fields: CachedFields) {
-        if self.lookup(header_b64).is_some() {
+    fn remember(&mut self, header_b64: &str, fields: &HeaderFields) {
+        if self.slots.iter().flatten().any(|h| *h.b64 == *header_b64) {
             return;
         }
         if let Some(slot) = self.slots.get_mut(self.next % RECENT_HEADER_SLOTS) {
-            *slot = Some(CachedHeader { b64: header_b64.into(), fields });
+            *slot = Some(CachedHeader { b64: header_b64.into(), fields: fields.clone() });
         }
         self.next = self.next.wrapping_add(1);
     }
 }
 
 /// This thread's remembered fields for `header_b64`, if any.
-fn recent_header(header_b64: &str) -> Option<CachedFields> {
+fn recent_header(header_b64: &str) -> Option<HeaderFields> {
     RECENT_HEADERS.try_with(|r| r.try_borrow().ok()?.lookup(header_b64)).ok().flatten()
 }
 
 /// A header string: where it sits in the decoded buffer, or (when it had escapes) its value.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Text {
     In(Range<usize>),
     Owned(Box<str>),
