@@ -4,10 +4,9 @@ use keyward_idp::{SigningAlg, jwks};
 use serde_json::json;
 
 use super::support::{
-    Idp, Interactive, assert_rejected, assert_valid, claims_for, dead_base, key, run, str_of,
+    Idp, Interactive, NOW_ARG, assert_rejected, assert_usage_error, assert_valid, claims_for, dead_base, key,
+    run, str_of,
 };
-
-const NOW_ARG: &str = "1767225600";
 
 #[test]
 fn jwks_url_verifies() {
@@ -79,33 +78,25 @@ fn another_issuer_is_rejected_without_fetching_for_it() {
 fn rejections_before_the_signature_never_show_claims() {
     let signer = key(SigningAlg::ES256, "k1");
     let idp = Idp::start(jwks([&signer]));
-    let forged = key(SigningAlg::ES256, "k1").sign_jwt(&claims_for("https://evil.example.test")).unwrap();
-    let out = run(&["verify", "--issuer", &idp.base, "--now", NOW_ARG, "--json", &forged], "");
-    assert_eq!(out.code, 1, "{out:?}");
-    let report = out.json();
-    assert_rejected(&report, "invalid_signature");
-    assert_eq!(report["signature_verified"], json!(false), "{report:?}");
-    assert_eq!(report["claims"], json!(null), "{report:?}");
-
-    // Unknown kid and a foreign iss: issuer_mismatch, decided before any key or fetch.
-    let forged = key(SigningAlg::ES256, "k-new").sign_jwt(&claims_for("https://evil.example.test")).unwrap();
-    let out = run(&["verify", "--issuer", &idp.base, "--now", NOW_ARG, "--json", &forged], "");
-    assert_eq!(out.code, 1, "{out:?}");
-    let report = out.json();
-    assert_rejected(&report, "issuer_mismatch");
-    assert_eq!(report["signature_verified"], json!(false), "{report:?}");
-    assert_eq!(report["claims"], json!(null), "{report:?}");
-
-    // The same holds for a token without iss.
+    let foreign_iss = claims_for("https://evil.example.test");
     let mut no_iss = claims_for(&idp.base);
     no_iss.as_object_mut().unwrap().remove("iss");
-    let forged = key(SigningAlg::ES256, "k-new").sign_jwt(&no_iss).unwrap();
-    let out = run(&["verify", "--issuer", &idp.base, "--now", NOW_ARG, "--json", &forged], "");
-    assert_eq!(out.code, 1, "{out:?}");
-    let report = out.json();
-    assert_rejected(&report, "issuer_mismatch");
-    assert_eq!(report["signature_verified"], json!(false), "{report:?}");
-    assert_eq!(report["claims"], json!(null), "{report:?}");
+    let cases = [
+        ("known kid, forged", "k1", &foreign_iss, "invalid_signature"),
+        // Unknown kid and a foreign iss: issuer_mismatch, decided before any key or fetch.
+        ("unknown kid, foreign iss", "k-new", &foreign_iss, "issuer_mismatch"),
+        // The same holds for a token without iss.
+        ("unknown kid, no iss", "k-new", &no_iss, "issuer_mismatch"),
+    ];
+    for (case, kid, claims, reason) in cases {
+        let forged = key(SigningAlg::ES256, kid).sign_jwt(claims).unwrap();
+        let out = run(&["verify", "--issuer", &idp.base, "--now", NOW_ARG, "--json", &forged], "");
+        assert_eq!(out.code, 1, "{case}: {out:?}");
+        let report = out.json();
+        assert_rejected(&report, reason);
+        assert_eq!(report["signature_verified"], json!(false), "{case}: {report:?}");
+        assert_eq!(report["claims"], json!(null), "{case}: {report:?}");
+    }
 }
 
 #[test]
@@ -138,7 +129,5 @@ fn plain_http_is_refused_for_non_loopback_hosts() {
     let token = signer.sign_jwt(&claims_for("https://idp.example.test")).unwrap();
     // Refused by policy before any connection (the .invalid TLD never resolves anyway).
     let out = run(&["verify", "--jwks", "http://idp.example.invalid/jwks", "--json", &token], "");
-    assert_eq!(out.code, 2, "{out:?}");
-    assert_eq!(out.stdout, "", "{out:?}");
-    assert!(out.stderr.contains("plain http is allowed only to loopback"), "says why: {out:?}");
+    assert_usage_error(&out, "plain http is allowed only to loopback");
 }

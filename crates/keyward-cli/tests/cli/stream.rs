@@ -5,10 +5,9 @@ use keyward_idp::{SigningAlg, jwks};
 use serde_json::json;
 
 use super::support::{
-    Files, Idp, Interactive, NOW, assert_rejected, assert_valid, claims, claims_for, claims_with, key, run,
+    Files, Idp, Interactive, NOW, NOW_ARG, assert_rejected, assert_valid, claims, claims_for, claims_with,
+    key, run,
 };
-
-const NOW_ARG: &str = "1767225600";
 
 #[test]
 fn batch_answers_every_line_in_order_and_exits_1_when_any_is_rejected() {

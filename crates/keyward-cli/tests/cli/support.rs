@@ -15,6 +15,8 @@ use serde_json::{Map, Value, json};
 
 /// The pinned clock of most tests: 2026-01-01T00:00:00Z.
 pub(crate) const NOW: i64 = 1_767_225_600;
+/// [`NOW`] as a `--now` argument.
+pub(crate) const NOW_ARG: &str = "1767225600";
 /// The issuer of file-based tokens.
 pub(crate) const ISS: &str = "https://idp.example.test";
 /// The audience of every token.
@@ -402,6 +404,14 @@ pub(crate) fn assert_report_shape(report: &Map<String, Value>) {
     }
     // valid and reason agree.
     assert_eq!(report["valid"].as_bool(), Some(report["reason"].is_null()), "{report:?}");
+}
+
+/// Asserts a usage error: exit 2, no verdict on stdout, and stderr saying `says`.
+#[track_caller]
+pub(crate) fn assert_usage_error(out: &Output, says: &str) {
+    assert_eq!(out.code, 2, "{out:?}");
+    assert_eq!(out.stdout, "", "a usage error prints no verdict: {out:?}");
+    assert!(out.stderr.contains(says), "stderr should say {says:?}: {out:?}");
 }
 
 /// Asserts a rejected report with `reason` (and the shape).

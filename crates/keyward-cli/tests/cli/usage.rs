@@ -1,14 +1,7 @@
 //! Exit status 2: usage errors, unreadable files, key sets that are not a JWKS, bad settings.
 //! Nothing is printed on stdout (no verdict), and stderr says what is wrong.
 
-use super::support::{Files, Output, claims, dead_base, run};
-
-#[track_caller]
-fn assert_usage_error(out: &Output, says: &str) {
-    assert_eq!(out.code, 2, "{out:?}");
-    assert_eq!(out.stdout, "", "a usage error prints no verdict: {out:?}");
-    assert!(out.stderr.contains(says), "stderr should say {says:?}: {out:?}");
-}
+use super::support::{Files, assert_usage_error, claims, dead_base, run};
 
 #[test]
 fn unknown_flag_and_missing_key_source() {
@@ -43,17 +36,15 @@ fn unreadable_or_non_jwks_key_files() {
     let out = run(&["verify", "--jwks", &files.dir.path().display().to_string(), &token], "");
     assert_usage_error(&out, "cannot read");
 
-    let not_json = files.write("not-json.json", "this is not JSON\n");
-    let out = run(&["verify", "--jwks", not_json.to_str().unwrap(), &token], "");
-    assert_usage_error(&out, "as a key set");
-
-    let no_keys = files.write("no-keys.json", r#"{"issuer": "https://idp.example.test"}"#);
-    let out = run(&["verify", "--jwks", no_keys.to_str().unwrap(), &token], "");
-    assert_usage_error(&out, "as a key set");
-
-    let keys_not_array = files.write("keys-object.json", r#"{"keys": {"kid": "k1"}}"#);
-    let out = run(&["verify", "--jwks", keys_not_array.to_str().unwrap(), &token], "");
-    assert_usage_error(&out, "as a key set");
+    for (name, contents) in [
+        ("not-json.json", "this is not JSON\n"),
+        ("no-keys.json", r#"{"issuer": "https://idp.example.test"}"#),
+        ("keys-object.json", r#"{"keys": {"kid": "k1"}}"#),
+    ] {
+        let path = files.write(name, contents);
+        let out = run(&["verify", "--jwks", path.to_str().unwrap(), &token], "");
+        assert_usage_error(&out, "as a key set");
+    }
 }
 
 #[test]
@@ -100,8 +91,8 @@ fn incoherent_or_unparsable_key_source_durations() {
     }
 }
 
-/// The key-source flags are validated only for a fetched key set; with `--jwks FILE` they are
-/// accepted silently even when incoherent.
+/// The key-source flags are validated even with `--jwks FILE`, where they have no effect:
+/// an incoherent combination is a usage error, not silently ignored.
 #[test]
 fn incoherent_durations_are_refused_with_a_key_file_too() {
     let files = Files::new("k1");

@@ -4,10 +4,9 @@ use keyward_idp::SigningAlg;
 use serde_json::json;
 
 use super::support::{
-    AUD, Files, ISS, NOW, assert_rejected, assert_valid, claims, claims_with, key, run, str_of,
+    AUD, Files, ISS, NOW, NOW_ARG, assert_rejected, assert_usage_error, assert_valid, claims, claims_with,
+    key, run, str_of,
 };
-
-const NOW_ARG: &str = "1767225600";
 
 #[test]
 fn valid_token_human_output_names_the_key_and_unchecked_claims() {
@@ -242,7 +241,5 @@ fn token_from_argument_file_dash_and_stdin_ignoring_surrounding_whitespace() {
     // A missing @FILE is an unreadable file: exit 2, nothing on stdout.
     let missing = format!("@{}", files.path("no-such-token.jwt"));
     let out = run(&["verify", "--jwks", &jwks, &missing], "");
-    assert_eq!(out.code, 2, "{out:?}");
-    assert_eq!(out.stdout, "", "{out:?}");
-    assert!(out.stderr.contains("cannot open"), "{out:?}");
+    assert_usage_error(&out, "cannot open");
 }
