@@ -53,18 +53,16 @@ async fn cache_control_ttl_is_clamped_and_honoured() {
 
 #[tokio::test(start_paused = true)]
 async fn etag_304_renews_the_ttl_without_a_new_set() {
-    let server = Server::start().await;
     let k1 = key("k1");
     let t1 = token(&k1);
     const LAST_MODIFIED: &str = "Wed, 25 Nov 2026 10:00:00 GMT";
-    server.set(
-        KEYS,
+    let (server, source) = serving(
         Reply::jwks(&[&k1])
             .header("cache-control", "max-age=120")
             .header("etag", "\"v1\"")
             .header("last-modified", LAST_MODIFIED),
-    );
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    )
+    .await;
     ready(&source).await;
     let v = verifier(&source);
     assert_eq!(server.last_header(KEYS, "if-none-match"), None, "the first request is unconditional");

@@ -7,13 +7,12 @@ use super::support::*;
 
 #[tokio::test(start_paused = true)]
 async fn redirects_to_another_host_are_not_followed() {
-    let (server, elsewhere) = (Server::start().await, Server::start().await);
+    let elsewhere = Server::start().await;
     let k1 = key("k1");
     elsewhere.set(KEYS, Reply::jwks(&[&k1]));
     // `localhost` is another host name than the configured `127.0.0.1`, even if it resolves there.
     let target = format!("http://localhost:{}{KEYS}", elsewhere.port());
-    server.set(KEYS, Reply::status(302).header("location", &target));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::status(302).header("location", &target)).await;
     let v = verifier(&source);
 
     rejected(v.verify(&token(&k1)).await, Reason::KeysUnavailable, "redirected off-host");

@@ -26,23 +26,18 @@ fn kid(round: u64, i: usize) -> String {
 /// Forged tokens with `FLOOD` fresh kids and a well-formed (but wrong) ES256 signature: an
 /// attacker needs no key to make the verifier look a kid up.
 fn forged(round: u64) -> Vec<String> {
-    let signature = b64(&key("mallory").sign_raw(b"anything").unwrap());
-    let payload = b64(claims_for(ISS).to_string().as_bytes());
+    let signature = key("mallory").sign_raw(b"anything").unwrap();
+    let claims = claims_for(ISS);
     (0..FLOOD)
-        .map(|i| {
-            let header = json!({"alg": "ES256", "kid": kid(round, i), "typ": "JWT"});
-            format!("{}.{payload}.{signature}", b64(header.to_string().as_bytes()))
-        })
+        .map(|i| forge(&json!({"alg": "ES256", "kid": kid(round, i), "typ": "JWT"}), &claims, &signature))
         .collect()
 }
 
 #[tokio::test(start_paused = true)]
 async fn unknown_kid_flood_is_limited_per_window() {
-    let server = Server::start().await;
     let (k1, k2) = (key("k1"), key("k2"));
     let (t1, t2) = (token(&k1), token(&k2));
-    server.set(KEYS, Reply::jwks(&[&k1]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
     ready(&source).await;
     let v = verifier(&source);
     assert_eq!(server.hits(KEYS), 1);
@@ -107,10 +102,8 @@ async fn unknown_kid_flood_is_limited_per_window() {
 /// kid is short enough to name a key (THREATS A19).
 #[tokio::test(start_paused = true)]
 async fn only_lookups_that_could_succeed_fetch() {
-    let server = Server::start().await;
     let k1 = key("k1");
-    server.set(KEYS, Reply::jwks(&[&k1]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
     ready(&source).await;
     let v = keyward::Verifier::builder()
         .keys(source.clone())
@@ -125,10 +118,8 @@ async fn only_lookups_that_could_succeed_fetch() {
         .clock(keyward::FixedClock::at(NOW))
         .build()
         .unwrap();
-    let payload = b64(claims_for(ISS).to_string().as_bytes());
-    let with_header = |header: serde_json::Value| {
-        format!("{}.{payload}.{}", b64(header.to_string().as_bytes()), b64(&[7; 64]))
-    };
+    let claims = claims_for(ISS);
+    let with_header = |header: serde_json::Value| forge(&header, &claims, &[7; 64]);
 
     let cases = [
         (

@@ -11,12 +11,9 @@ const B: &str = "https://b.example.test";
 
 #[tokio::test(start_paused = true)]
 async fn issuers_select_their_own_source() {
-    let (server_a, server_b) = (Server::start().await, Server::start().await);
     let (ka, kb) = (key("a1"), key("b1"));
-    server_a.set(KEYS, Reply::jwks(&[&ka]));
-    server_b.set(KEYS, Reply::jwks(&[&kb]));
-    let source_a = quiet(&server_a.url(KEYS)).build().unwrap();
-    let source_b = quiet(&server_b.url(KEYS)).build().unwrap();
+    let (server_a, source_a) = serving(Reply::jwks(&[&ka])).await;
+    let (server_b, source_b) = serving(Reply::jwks(&[&kb])).await;
     ready(&source_a).await;
     ready(&source_b).await;
     let v = Verifier::builder()
@@ -75,10 +72,8 @@ async fn issuers_select_their_own_source() {
 async fn templated_issuer_accepts_only_listed_tenants() {
     const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
     const OTHER: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
-    let server = Server::start().await;
     let k1 = key("t1");
-    server.set(KEYS, Reply::jwks(&[&k1]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
     ready(&source).await;
     let template = format!("http://127.0.0.1:{}/{{tenantid}}/v2.0", server.port());
     let v = Verifier::builder()

@@ -9,7 +9,6 @@ use super::support::*;
 
 #[tokio::test(start_paused = true)]
 async fn bad_keys_in_a_fetched_set_are_set_aside() {
-    let server = Server::start().await;
     let good = key("good");
     let enc = key("enc");
     // A 1024-bit RSA modulus (top bit set, odd): too small to trust.
@@ -20,8 +19,8 @@ async fn bad_keys_in_a_fetched_set_are_set_aside() {
         json!({"kty": "RSA", "kid": "weak", "use": "sig", "alg": "RS256", "n": b64(&modulus), "e": "AQAB"});
     let mut encryption = enc.public_jwk();
     encryption["use"] = json!("enc");
-    server.set(KEYS, Reply::json(&json!({"keys": [weak, good.public_jwk(), encryption]})));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) =
+        serving(Reply::json(&json!({"keys": [weak, good.public_jwk(), encryption]}))).await;
     ready(&source).await;
     let v = verifier(&source);
 
@@ -34,13 +33,7 @@ async fn bad_keys_in_a_fetched_set_are_set_aside() {
     ok(v.verify(&token(&good)).await, "the good key");
     // Tokens naming a set-aside key get that key's reason, and trigger no fetch.
     let header = json!({"alg": "RS256", "kid": "weak", "typ": "JWT"});
-    let payload = claims_for(ISS);
-    let forged = format!(
-        "{}.{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(payload.to_string().as_bytes()),
-        b64(&[0x42; 128])
-    );
+    let forged = forge(&header, &claims_for(ISS), &[0x42; 128]);
     rejected(v.verify(&forged).await, Reason::WeakKey, "kid of the weak key");
     rejected(v.verify(&token(&enc)).await, Reason::KeyNotForSigning, "kid of the encryption key");
     assert_eq!(server.hits(KEYS), 1, "set-aside kids are known: no unknown-kid fetch");

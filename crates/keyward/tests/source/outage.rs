@@ -79,11 +79,9 @@ async fn outage_shorter_than_max_stale_keeps_known_kids_verifying() {
 
 #[tokio::test(start_paused = true)]
 async fn closed_connections_are_an_outage_too() {
-    let server = Server::start().await;
     let k1 = key("k1");
     let t1 = token(&k1);
-    server.set(KEYS, Reply::jwks(&[&k1]).header("cache-control", "max-age=60"));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1]).header("cache-control", "max-age=60")).await;
     let v = verifier(&source);
     ok(v.verify(&t1).await, "before the outage");
 
@@ -107,11 +105,9 @@ async fn closed_connections_are_an_outage_too() {
 
 #[tokio::test(start_paused = true)]
 async fn slow_endpoint_times_out_without_stalling_known_kids() {
-    let server = Server::start().await;
     let (k1, k2) = (key("k1"), key("k2"));
     let (t1, t2) = (token(&k1), token(&k2));
-    server.set(KEYS, Reply::jwks(&[&k1]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
     let v = verifier(&source);
     ok(v.verify(&t1).await, "startup");
 
@@ -147,10 +143,8 @@ async fn slow_endpoint_times_out_without_stalling_known_kids() {
 /// it returns the previous outcome instead.
 #[tokio::test(start_paused = true)]
 async fn refresh_reports_a_fetch_that_times_out() {
-    let server = Server::start().await;
     let k1 = key("k1");
-    server.set(KEYS, Reply::jwks(&[&k1]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
     ready(&source).await;
 
     // Three attempts of 5 s plus backoff: about 15.6 s, longer than the 10 s fetch_wait.
@@ -162,11 +156,9 @@ async fn refresh_reports_a_fetch_that_times_out() {
 
 #[tokio::test(start_paused = true)]
 async fn failed_fetches_never_replace_the_good_set() {
-    let server = Server::start().await;
     let k1 = key("k1");
     let t1 = token(&k1);
-    server.set(KEYS, Reply::jwks(&[&k1]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
     ready(&source).await;
     let v = verifier(&source);
     let good = source.current().unwrap();
@@ -206,10 +198,8 @@ async fn failed_fetches_never_replace_the_good_set() {
 /// A 503 whose Retry-After exceeds the inline bound is not retried inline.
 #[tokio::test(start_paused = true)]
 async fn long_retry_after_is_not_retried_inline() {
-    let server = Server::start().await;
     let k1 = key("k1");
-    server.set(KEYS, Reply::jwks(&[&k1]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
     ready(&source).await;
     server.set(KEYS, Reply::status(503).header("retry-after", "45"));
     let started = Instant::now();
@@ -226,11 +216,9 @@ async fn long_retry_after_is_not_retried_inline() {
 /// 1 s minimum backoff, so traffic hits an IdP that asked for 45 s of quiet.
 #[tokio::test(start_paused = true)]
 async fn long_retry_after_delays_the_next_fetch() {
-    let server = Server::start().await;
     let k1 = key("k1");
     let t1 = token(&k1);
-    server.set(KEYS, Reply::jwks(&[&k1]).header("cache-control", "max-age=60"));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1]).header("cache-control", "max-age=60")).await;
     let v = verifier(&source);
     ok(v.verify(&t1).await, "startup");
     server.set(KEYS, Reply::status(503).header("retry-after", "45"));
@@ -312,11 +300,9 @@ async fn warm_start_serves_the_saved_set_during_an_outage() {
 
 #[tokio::test(start_paused = true)]
 async fn failed_startup_recovers_when_the_server_comes_back() {
-    let server = Server::start().await;
     let k1 = key("k1");
     let t1 = token(&k1);
-    server.set(KEYS, Reply::status(503));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::status(503)).await;
     let v = verifier(&source);
     rejected(v.verify(&t1).await, Reason::KeysUnavailable, "IdP down at startup");
     assert_eq!(server.hits(KEYS), 3);
@@ -360,10 +346,8 @@ async fn never_fetched_answers_keys_unavailable_promptly() {
 
 #[tokio::test(start_paused = true)]
 async fn never_answered_startup_is_bounded_by_fetch_wait() {
-    let server = Server::start().await;
     let k1 = key("k1");
-    server.set(KEYS, Reply::jwks(&[&k1]).delay(Duration::from_secs(3600)));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (_server, source) = serving(Reply::jwks(&[&k1]).delay(Duration::from_secs(3600))).await;
     let v = verifier(&source);
     let t1 = token(&k1);
 
@@ -382,11 +366,9 @@ async fn never_answered_startup_is_bounded_by_fetch_wait() {
 /// the new key stays `unknown_kid` for the negative TTL although the limiter has room.
 #[tokio::test(start_paused = true)]
 async fn a_failed_fetch_does_not_negatively_cache_the_kid() {
-    let server = Server::start().await;
     let (k1, k2) = (key("k1"), key("k2"));
     let t2 = token(&k2);
-    server.set(KEYS, Reply::jwks(&[&k1]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
     ready(&source).await;
     let v = verifier(&source);
 

@@ -14,11 +14,9 @@ const PAST_TTL: Duration = Duration::from_secs(301);
 
 #[tokio::test(start_paused = true)]
 async fn overlap_rotation_keeps_old_and_new_tokens_verifying() {
-    let server = Server::start().await;
     let (k1, k2) = (key("k1"), key("k2"));
     let (t1, t2) = (token(&k1), token(&k2));
-    server.set(KEYS, Reply::jwks(&[&k1]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
     let v = verifier(&source);
 
     // The first verification waits for the startup fetch.
@@ -53,11 +51,9 @@ async fn overlap_rotation_keeps_old_and_new_tokens_verifying() {
 
 #[tokio::test(start_paused = true)]
 async fn rotation_without_overlap_keeps_removed_key_for_the_grace() {
-    let server = Server::start().await;
     let (k1, k2) = (key("k1"), key("k2"));
     let (t1, t2) = (token(&k1), token(&k2));
-    server.set(KEYS, Reply::jwks(&[&k1]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
     let v = verifier(&source);
     ok(v.verify(&t1).await, "K1 at startup");
 
@@ -115,11 +111,9 @@ async fn rotation_without_overlap_and_zero_grace_fails_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn same_kid_rotation_refetches_once_after_the_cooldown() {
-    let server = Server::start().await;
     // Three key pairs under one kid: the IdP reuses "k1" for new material.
     let (old, new, newer, stranger) = (key("k1"), key("k1"), key("k1"), key("k1"));
-    server.set(KEYS, Reply::jwks(&[&old]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&old])).await;
     let v = verifier(&source);
     ok(v.verify(&token(&old)).await, "old material at startup");
 
@@ -165,11 +159,9 @@ async fn same_kid_rotation_refetches_once_after_the_cooldown() {
 
 #[tokio::test(start_paused = true)]
 async fn flapping_key_never_fails_a_token() {
-    let server = Server::start().await;
     let (k1, k2) = (key("k1"), key("k2"));
     let (t1, t2) = (token(&k1), token(&k2));
-    server.set(KEYS, Reply::jwks(&[&k1, &k2]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1, &k2])).await;
     let v = verifier(&source);
     ok(v.verify(&t1).await, "K1 at startup");
 
@@ -192,10 +184,8 @@ async fn flapping_key_never_fails_a_token() {
 
 #[tokio::test(start_paused = true)]
 async fn a_thousand_concurrent_requests_for_a_new_kid_fetch_once() {
-    let server = Server::start().await;
     let (k1, k2) = (key("k1"), key("k2"));
-    server.set(KEYS, Reply::jwks(&[&k1]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
     ready(&source).await;
     let v = verifier(&source);
 
@@ -221,11 +211,9 @@ async fn a_thousand_concurrent_requests_for_a_new_kid_fetch_once() {
 /// miss is negatively cached for 30 s, so the key is found at most one negative TTL later.
 #[tokio::test(start_paused = true)]
 async fn new_kid_seen_before_publication_is_found_after_the_negative_ttl() {
-    let server = Server::start().await;
     let (k1, k2) = (key("k1"), key("k2"));
     let t2 = token(&k2);
-    server.set(KEYS, Reply::jwks(&[&k1]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
     ready(&source).await;
     let v = verifier(&source);
 
@@ -246,10 +234,8 @@ async fn new_kid_seen_before_publication_is_found_after_the_negative_ttl() {
 async fn key_events_tell_subscribers_what_changed() {
     use keyward::source::KeyEventKind;
 
-    let server = Server::start().await;
     let (k1, k2) = (key("k1"), key("k2"));
-    server.set(KEYS, Reply::jwks(&[&k1]));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
     let mut events = source.subscribe();
     source.refresh().await.unwrap();
     assert!(events.try_recv().is_err(), "the first set is not a change");

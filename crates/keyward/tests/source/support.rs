@@ -23,6 +23,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use keyward::source::{FetchStage, HealthState, JwksSource, JwksSourceBuilder};
 use keyward::{Error, FixedClock, Policy, Reason, Verifier};
+use keyward_idp::mint::b64;
 use keyward_idp::{SigningAlg, SigningKey, jwks};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -317,6 +318,22 @@ pub(crate) fn token(key: &SigningKey) -> String {
 /// A source of `url` with the background task off, so only the test drives fetches.
 pub(crate) fn quiet(url: &str) -> JwksSourceBuilder {
     JwksSource::from_url(url).configure(|s| s.background_refresh = false)
+}
+
+/// A server answering `KEYS` with `reply`, and a [`quiet`] source of it. The startup fetch
+/// runs at the test's next await.
+pub(crate) async fn serving(reply: Reply) -> (Server, JwksSource) {
+    let server = Server::start().await;
+    server.set(KEYS, reply);
+    let source = quiet(&server.url(KEYS)).build().unwrap();
+    (server, source)
+}
+
+/// A compact token of `header` and `claims` with `signature` as given: what an attacker can
+/// send without a key.
+pub(crate) fn forge(header: &Value, claims: &Value, signature: &[u8]) -> String {
+    let part = |value: &Value| b64(value.to_string().as_bytes());
+    format!("{}.{}.{}", part(header), part(claims), b64(signature))
 }
 
 /// A verifier for `ISS` over `source`, any audience, clock at `NOW`.

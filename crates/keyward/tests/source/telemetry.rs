@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use keyward::Reason;
 use keyward::telemetry::{JWKS_FETCHES_TOTAL, KEY_EVENTS_TOTAL, VERIFICATIONS_TOTAL};
-use keyward_idp::mint::b64;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::json;
 use tokio::time::advance;
@@ -73,11 +72,9 @@ async fn fetch_and_verification_counters() {
     let snapshotter = recorder.snapshotter();
     let _local = metrics::set_default_local_recorder(&recorder);
 
-    let server = Server::start().await;
     let (k1, k2, stranger) = (key("kid-one"), key("kid-two"), key("kid-one"));
     let (t1, t2) = (token(&k1), token(&k2));
-    server.set(KEYS, Reply::jwks(&[&k1]).header("etag", "\"v1\""));
-    let source = quiet(&server.url(KEYS)).build().unwrap();
+    let (server, source) = serving(Reply::jwks(&[&k1]).header("etag", "\"v1\"")).await;
     let name = source.name().to_owned();
     ready(&source).await; // startup, success
     let v = verifier(&source);
@@ -86,12 +83,7 @@ async fn fetch_and_verification_counters() {
     // A new kid: unknown_kid, success; a forged kid: unknown_kid, success (the set lacks it).
     server.set(KEYS, Reply::jwks(&[&k1, &k2]).header("etag", "\"v2\""));
     ok(v.verify(&t2).await, "K2"); // valid
-    let forged = format!(
-        "{}.{}.{}",
-        b64(json!({"alg": "ES256", "kid": "kid-forged-zz"}).to_string().as_bytes()),
-        b64(claims_for(ISS).to_string().as_bytes()),
-        b64(&[7; 64])
-    );
+    let forged = forge(&json!({"alg": "ES256", "kid": "kid-forged-zz"}), &claims_for(ISS), &[7; 64]);
     rejected(v.verify(&forged).await, Reason::UnknownKid, "forged kid");
 
     // Nothing new: manual, not_modified. A stranger under a known kid: invalid_signature, then
