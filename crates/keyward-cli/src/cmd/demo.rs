@@ -43,9 +43,9 @@ impl Tally {
             Ok(_) => "valid".to_owned(),
             Err(e) => format!("rejected: {} ({})", e.reason(), e.detail()),
         };
-        println!("   naive    {}", verdict(naive));
+        outln!("   naive    {}", verdict(naive));
         let right = keyward.is_ok() == expect_valid;
-        println!("   keyward  {}{}", verdict(keyward), if right { "" } else { "   <-- WRONG" });
+        outln!("   keyward  {}{}", verdict(keyward), if right { "" } else { "   <-- WRONG" });
         self.checks += 1;
         if !right {
             self.wrong += 1;
@@ -71,11 +71,11 @@ async fn demo() -> Result<bool> {
     };
     let policy = Policy::builder().issuer(idp.issuer()).audience(AUDIENCE).build()?;
 
-    println!("keyward demo: an identity provider rotates its signing key while two verifiers watch");
-    println!("  mock IdP  {} (OIDC discovery + JWKS, Cache-Control: max-age=900)", idp.issuer());
-    println!("  naive     the key set fetched once at start: what a 15-minute cache holds");
-    println!("  keyward   JwksSource by discovery: refresh on unknown kid, single-flight, limiter,");
-    println!("            removal grace, last-known-good keys (refresh cooldown shortened to 2 s)");
+    outln!("keyward demo: an identity provider rotates its signing key while two verifiers watch");
+    outln!("  mock IdP  {} (OIDC discovery + JWKS, Cache-Control: max-age=900)", idp.issuer());
+    outln!("  naive     the key set fetched once at start: what a 15-minute cache holds");
+    outln!("  keyward   JwksSource by discovery: refresh on unknown kid, single-flight, limiter,");
+    outln!("            removal grace, last-known-good keys (refresh cooldown shortened to 2 s)");
 
     let k1 = key("2026-11-k1")?;
     idp.publish(&[&k1]);
@@ -92,19 +92,19 @@ async fn demo() -> Result<bool> {
     let naive = Verifier::builder().keys(frozen).policy(policy).build()?;
     let mut tally = Tally { checks: 0, wrong: 0, naive_rejected_valid: 0 };
 
-    println!("\n1. steady state: the IdP signs with k1");
+    outln!("\n1. steady state: the IdP signs with k1");
     let t1 = mint(&k1, "alice")?;
     tally.show(&naive.verify(&t1).await, &keyward.verify(&t1).await, true);
 
-    println!("\n2. overlap rotation: the IdP publishes k2 beside k1 and signs with k2");
+    outln!("\n2. overlap rotation: the IdP publishes k2 beside k1 and signs with k2");
     let k2 = key("2026-11-k2")?;
     idp.publish(&[&k1, &k2]);
     let before = idp.jwks_hits();
     let t2 = mint(&k2, "bob")?;
     tally.show(&naive.verify(&t2).await, &keyward.verify(&t2).await, true);
-    println!("   (keyward fetched the JWKS {} time for the new kid)", idp.jwks_hits() - before);
+    outln!("   (keyward fetched the JWKS {} time for the new kid)", idp.jwks_hits() - before);
 
-    println!("\n3. kid flood: {FLOOD} forged tokens with random kids arrive at once");
+    outln!("\n3. kid flood: {FLOOD} forged tokens with random kids arrive at once");
     let attacker = SigningKey::generate(SigningAlg::RS256, "x")?;
     let before = idp.jwks_hits();
     let mut tasks = tokio::task::JoinSet::new();
@@ -118,56 +118,56 @@ async fn demo() -> Result<bool> {
     }
     let rejected = tasks.join_all().await.into_iter().filter(|r| *r).count();
     let fetches = idp.jwks_hits() - before;
-    println!(
+    outln!(
         "   keyward  rejected {rejected} of {FLOOD} (unknown_kid); JWKS fetches caused: {fetches} (limit: 2 per cooldown window)"
     );
     tally.checks += 1;
     if rejected != FLOOD || fetches > 2 {
         tally.wrong += 1;
-        println!("   <-- WRONG");
+        outln!("   <-- WRONG");
     }
-    println!("   a k2 token during the flood:");
+    outln!("   a k2 token during the flood:");
     let t2b = mint(&k2, "bob")?;
     tally.show(&naive.verify(&t2b).await, &keyward.verify(&t2b).await, true);
 
-    println!("\n4. the IdP drops k1 while k1 tokens are still in flight");
+    outln!("\n4. the IdP drops k1 while k1 tokens are still in flight");
     idp.publish(&[&k2]);
     source.refresh().await.context("refresh after dropping k1")?;
-    println!(
+    outln!(
         "   (keyward refetched: k1 is gone from the published set; it keeps verifying for the 15-minute removal grace)"
     );
     let t1b = mint(&k1, "carol")?;
     tally.show(&naive.verify(&t1b).await, &keyward.verify(&t1b).await, true);
 
-    println!("\n5. IdP outage: the JWKS endpoint answers 503");
+    outln!("\n5. IdP outage: the JWKS endpoint answers 503");
     idp.set_fault(Fault::Status(503));
     match source.refresh().await {
-        Ok(()) => println!("   (refresh unexpectedly succeeded)"),
-        Err(e) => println!("   (refresh failed at stage {}: keyward keeps its last good keys)", e.stage),
+        Ok(()) => outln!("   (refresh unexpectedly succeeded)"),
+        Err(e) => outln!("   (refresh failed at stage {}: keyward keeps its last good keys)", e.stage),
     }
     let t2c = mint(&k2, "dave")?;
     tally.show(&naive.verify(&t2c).await, &keyward.verify(&t2c).await, true);
     let health = source.health();
-    println!(
+    outln!(
         "   health: {}, {} keys, {} failure(s) since the last success",
         health.state.as_str(),
         health.keys,
         health.consecutive_failures
     );
 
-    println!("\n6. recovery, then the IdP reuses kid 2026-11-k2 for new key material");
+    outln!("\n6. recovery, then the IdP reuses kid 2026-11-k2 for new key material");
     idp.set_fault(Fault::None);
     tokio::time::sleep(DEMO_COOLDOWN + Duration::from_millis(100)).await;
     let k2_new = Arc::new(SigningKey::generate(SigningAlg::RS256, "2026-11-k2")?);
     idp.publish(&[&k2_new]);
     let t3 = mint(&k2_new, "erin")?;
     tally.show(&naive.verify(&t3).await, &keyward.verify(&t3).await, true);
-    println!("   a token forged under the same kid:");
+    outln!("   a token forged under the same kid:");
     let forged = SigningKey::generate(SigningAlg::RS256, "2026-11-k2")?;
     let tf = mint(&forged, "mallory")?;
     tally.show(&naive.verify(&tf).await, &keyward.verify(&tf).await, false);
 
-    println!(
+    outln!(
         "\nsummary: keyward gave {} right verdicts out of {}; the naive cache rejected {} valid tokens; the IdP served {} JWKS requests in all",
         tally.checks - tally.wrong,
         tally.checks,

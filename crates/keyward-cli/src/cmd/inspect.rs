@@ -24,7 +24,7 @@ pub(crate) fn run(args: &InspectArgs) -> Result<ExitCode> {
                 print_json(&json!({"verified": false, "reason": e.reason().as_str(), "detail": e.detail(),
                     "header": null, "claims": null}));
             } else {
-                println!("not a decodable token: {}: {}", e.reason(), e.detail());
+                outln!("not a decodable token: {}: {}", e.reason(), e.detail());
             }
             return Ok(ExitCode::from(1));
         }
@@ -42,20 +42,20 @@ pub(crate) fn run(args: &InspectArgs) -> Result<ExitCode> {
         }));
         return Ok(ExitCode::SUCCESS);
     }
-    println!("NOT VERIFIED: decoded without checking the signature; do not trust these contents.");
-    println!("header:\n{}", serde_json::to_string_pretty(&decoded.header).unwrap_or_default());
+    outln!("NOT VERIFIED: decoded without checking the signature; do not trust these contents.");
+    outln!("header:\n{}", serde_json::to_string_pretty(&decoded.header).unwrap_or_default());
     match &decoded.claims {
         Ok(claims) => {
-            println!("claims:\n{}", serde_json::to_string_pretty(claims).unwrap_or_default());
+            outln!("claims:\n{}", serde_json::to_string_pretty(claims).unwrap_or_default());
             for line in time_notes(claims) {
-                println!("{line}");
+                outln!("{line}");
             }
         }
-        Err(e) => println!("claims: (not readable) {e}"),
+        Err(e) => outln!("claims: (not readable) {e}"),
     }
-    println!("signature: {} bytes", decoded.signature_len);
+    outln!("signature: {} bytes", decoded.signature_len);
     if let Some(e) = &decoded.header_problem {
-        println!("verification would reject it before any key is tried: {}: {}", e.reason(), e.detail());
+        outln!("verification would reject it before any key is tried: {}: {}", e.reason(), e.detail());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -30,13 +30,13 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode> {
     let token = input::token(args.token.as_deref())?;
     let outcome = runtime.block_on(verifier.verify(&token));
     let report = Report::new(&token, &verifier, outcome);
-    let mut out = std::io::stdout().lock();
+    let mut out = Vec::new();
     if args.json {
         report.write_json(&mut out)?;
     } else {
-        out.write_all(report.human().as_bytes())?;
+        out.extend_from_slice(report.human().as_bytes());
     }
-    out.flush()?;
+    crate::cmd::emit(&out)?;
     Ok(report.exit_code())
 }
 

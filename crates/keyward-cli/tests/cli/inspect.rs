@@ -3,7 +3,7 @@
 use keyward_idp::mint::b64;
 use serde_json::json;
 
-use super::support::{Files, claims, run, str_of};
+use super::support::{Files, claims, run, run_with_stdout_closed, str_of};
 
 #[test]
 fn human_output_is_loudly_unverified_and_shows_header_and_claims() {
@@ -84,4 +84,23 @@ fn a_non_token_exits_1() {
     // A usage error is still 2.
     let out = run(&["inspect", "--jwks", "x.json", "hello"], "");
     assert_eq!(out.code, 2, "{out:?}");
+}
+
+/// A reader that stops early (`keyward inspect TOKEN | head -1`) ends no command with a panic,
+/// and the exit status stays the verdict's.
+#[test]
+fn a_closed_stdout_keeps_the_exit_status() {
+    let files = Files::new("k1");
+    let token = files.token(&claims());
+    let jwks = files.jwks();
+    for (args, code) in [
+        (vec!["inspect", token.as_str()], 0),
+        (vec!["inspect", "--json", token.as_str()], 0),
+        (vec!["verify", "--jwks", jwks.as_str(), "--now", "1767225600", token.as_str()], 0),
+        (vec!["verify", "--jwks", jwks.as_str(), "--now", "1", token.as_str()], 1),
+    ] {
+        let (got, stderr) = run_with_stdout_closed(&args);
+        assert_eq!(got, code, "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
 }

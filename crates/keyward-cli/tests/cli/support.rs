@@ -75,6 +75,21 @@ fn command(args: &[&str]) -> Command {
     cmd
 }
 
+/// Runs `keyward ARGS` whose stdout reader has already gone away (like `keyward … | head -0`);
+/// returns the exit code and stderr.
+#[track_caller]
+pub(crate) fn run_with_stdout_closed(args: &[&str]) -> (i32, String) {
+    let mut child = command(args).spawn().expect("spawn keyward");
+    drop(child.stdout.take());
+    drop(child.stdin.take());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = rx.recv_timeout(CHILD_LIMIT).expect("keyward finished in time").expect("wait");
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 /// Runs `keyward ARGS` with `stdin` fed and closed; kills it after [`CHILD_LIMIT`].
 #[track_caller]
 pub(crate) fn run(args: &[&str], stdin: &str) -> Output {
