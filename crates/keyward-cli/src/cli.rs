@@ -23,7 +23,8 @@ pub(crate) enum Command {
     /// Verify a token's signature and claims against a JWKS.
     ///
     /// Exit status: 0 valid, 1 rejected (including an empty or unparsable token),
-    /// 2 usage error, unreadable file, or a key set that is not a JWKS.
+    /// 2 usage error, unreadable file, or a key file that is not a JWKS (an unusable fetched
+    /// key set is a rejection, `keys_unavailable`, exit 1).
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(Box<VerifyArgs>),
     /// Rehearse an IdP key rotation end to end, with no outside service: an embedded mock IdP
@@ -110,8 +111,9 @@ pub(crate) struct SourceArgs {
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
     pub(crate) max_ttl: Duration,
 
-    /// Window of the unknown-kid refetch limiter (2 fetches per window), and the minimum key-set
-    /// age before a failed signature under a known kid refetches.
+    /// Window of the unknown-kid refetch limiter (2 fetches per window), the minimum key-set
+    /// age before a failed signature under a known kid refetches, and how long a kid a fresh
+    /// fetch lacked stays negatively cached.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub(crate) refresh_cooldown: Duration,
 

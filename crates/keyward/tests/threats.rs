@@ -4,7 +4,9 @@
 //! Every attack token is built here, from keys generated in the test (`keyward_idp`) and, where
 //! the attack needs it, hand-assembled segments. Each test runs the token through the public API
 //! (`verify_with_keys` or `Verifier::verify`) and asserts the exact reason code.
-//! Key-source (A18 fetching, A19) and gateway (A25) classes are tested with those components.
+//! The key-source classes (A18 fetching, A19) are tested in `tests/source/`; A21 (HMAC timing)
+//! and A25 (gateway parsing) have no test yet: keyward never computes an HMAC, and the gateway
+//! does not exist yet.
 
 mod threats {
     pub(crate) mod support;

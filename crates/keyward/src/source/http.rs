@@ -132,7 +132,7 @@ pub struct HttpSettings {
     pub total_timeout: Duration,
     /// Body size bound. Default 1 MiB.
     pub max_body_bytes: usize,
-    /// Retries after the first attempt on connect errors, timeouts, 5xx and 429. Default 2.
+    /// Retries after the first attempt on DNS and connect errors, timeouts, 5xx and 429. Default 2.
     pub retries: u32,
     /// First retry delay; doubles per retry up to `retry_backoff_max`, with jitter. Default 200 ms.
     pub retry_backoff: Duration,
