@@ -14,7 +14,7 @@ const NOW: i64 = 1_767_225_600;
 const ISS: &str = "https://idp.example.test";
 
 fn b64(bytes: &[u8]) -> String {
-    keyward::jose::base64url::encode(bytes)
+    keyward::internal::base64url::encode(bytes)
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {

@@ -5,8 +5,8 @@
 #![no_main]
 
 use keyward::danger::decode_unverified;
-use keyward::jose::base64url;
-use keyward::jose::compact::{DEFAULT_MAX_TOKEN_LEN, UnverifiedToken};
+use keyward::internal::base64url;
+use keyward::internal::{DEFAULT_MAX_TOKEN_LEN, UnverifiedToken};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use aws_lc_rs::signature::{ParsedPublicKey, RsaPublicKeyComponents};
-use keyward::jose::base64url;
+use keyward::internal::base64url;
 use keyward_idp::{SigningAlg, SigningKey, jwks};
 use serde_json::json;
 

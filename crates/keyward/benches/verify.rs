@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{ParsedPublicKey, RsaPublicKeyComponents};
-use keyward::jose::base64url;
+use keyward::internal::base64url;
 use keyward::jwk::JwkSet;
 use keyward::source::JwksSource;
 use keyward::{Algorithm, FixedClock, Policy, Verifier, verify_with_keys};

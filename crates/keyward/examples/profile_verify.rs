@@ -28,7 +28,7 @@ fn main() {
         .build()
         .unwrap();
     let (input, sig) = token.rsplit_once('.').unwrap();
-    let sig = keyward::jose::base64url::decode(sig).unwrap();
+    let sig = keyward::internal::base64url::decode(sig).unwrap();
     let k = set.keys()[0].clone();
     let verifier = keyward::Verifier::builder()
         .keys(std::sync::Arc::clone(&set))
@@ -41,7 +41,7 @@ fn main() {
         if mode == "raw" {
             k.verify_signature(alg.1, input.as_bytes(), &sig).unwrap();
         } else if mode == "parse" {
-            std::hint::black_box(keyward::jose::compact::UnverifiedToken::parse(&token, 16384).unwrap());
+            std::hint::black_box(keyward::internal::UnverifiedToken::parse(&token, 16384).unwrap());
         } else if mode == "api" {
             let mut fut = std::pin::pin!(verifier.verify(&token));
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());

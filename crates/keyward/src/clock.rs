@@ -56,6 +56,19 @@ impl<C: Clock> Clock for std::sync::Arc<C> {
     }
 }
 
+/// `t + d`, saturating: a duration from settings or from a server's headers never panics
+/// time arithmetic; past the representable range it means "a century from `t`".
+pub(crate) fn later(t: tokio::time::Instant, d: std::time::Duration) -> tokio::time::Instant {
+    const CENTURY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+    t.checked_add(d).or_else(|| t.checked_add(CENTURY)).unwrap_or(t)
+}
+
+/// A monotonic timestamp for measuring elapsed time (metrics), not for deciding anything.
+#[allow(clippy::disallowed_methods)] // the one place the monotonic clock is read outside tokio
+pub(crate) fn stopwatch() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 /// Formats Unix seconds as RFC 3339 UTC, e.g. `2026-11-25T10:00:00Z`.
 pub fn format_rfc3339(unix_seconds: i64) -> String {
     let days = unix_seconds.div_euclid(86_400);

@@ -7,6 +7,10 @@
 use std::fmt;
 
 use crate::jose::Algorithm;
+use crate::source::{FetchError, KeyEvidence};
+
+/// The largest clock leeway keyward accepts, in seconds: more would make `exp` meaningless.
+pub const MAX_LEEWAY_SECS: u64 = 300;
 
 /// The stable reason a token was rejected (DESIGN.md "Reason codes").
 ///
@@ -141,7 +145,8 @@ struct Inner {
     kid: Option<String>,
     alg: Option<Algorithm>,
     times: Option<TimeEvidence>,
-    key_material_changed: bool,
+    keys: Option<KeyEvidence>,
+    fetch_error: Option<FetchError>,
     signature_verified: bool,
 }
 
@@ -154,7 +159,8 @@ impl Error {
             kid: None,
             alg: None,
             times: None,
-            key_material_changed: false,
+            keys: None,
+            fetch_error: None,
             signature_verified: false,
         }))
     }
@@ -201,7 +207,30 @@ impl Error {
 
     /// True when a refetch showed the token's `kid` now maps to different key material.
     pub fn key_material_changed(&self) -> bool {
-        self.0.key_material_changed
+        self.0.keys.is_some_and(|k| k.material_changed)
+    }
+
+    /// What the key source knew and did for this token (remote keys only): when the set was
+    /// fetched, whether this verification fetched or why not, negative caching, grace keys.
+    pub fn keys(&self) -> Option<&KeyEvidence> {
+        self.0.keys.as_ref()
+    }
+
+    /// The fetch failure behind this rejection, when a fetch failed (also [`std::error::Error::source`]).
+    pub fn fetch_error(&self) -> Option<&FetchError> {
+        self.0.fetch_error.as_ref()
+    }
+
+    pub(crate) fn with_keys(mut self, keys: KeyEvidence) -> Self {
+        self.0.keys = Some(keys);
+        self
+    }
+
+    pub(crate) fn with_fetch_error(mut self, error: Option<FetchError>) -> Self {
+        if error.is_some() {
+            self.0.fetch_error = error;
+        }
+        self
     }
 
     pub(crate) fn with_token_context(mut self, kid: Option<&str>, alg: Option<Algorithm>) -> Self {
@@ -216,16 +245,6 @@ impl Error {
 
     pub(crate) fn with_times(mut self, times: TimeEvidence) -> Self {
         self.0.times = Some(times);
-        self
-    }
-
-    pub(crate) fn with_key_material_changed(mut self) -> Self {
-        self.0.key_material_changed = true;
-        if !self.0.detail.contains("key material") {
-            self.0
-                .detail
-                .push_str(" (the key set was refetched and the key material under this kid changed)");
-        }
         self
     }
 }
@@ -244,11 +263,17 @@ impl fmt::Debug for Error {
             .field("kid", &self.0.kid)
             .field("alg", &self.0.alg)
             .field("times", &self.0.times)
+            .field("keys", &self.0.keys)
+            .field("fetch_error", &self.0.fetch_error)
             .finish()
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.fetch_error.as_ref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// A mistake in how the caller configured keyward (never caused by a token).
 #[derive(Debug, thiserror::Error)]
@@ -266,8 +291,8 @@ pub enum ConfigError {
     /// A verifier needs a policy.
     #[error("no policy configured: call .policy(..)")]
     NoPolicy,
-    /// The leeway is larger than keyward allows.
-    #[error("leeway of {0} s is above the maximum of {max} s", max = crate::verify::MAX_LEEWAY_SECS)]
+    /// The leeway is larger than keyward allows ([`MAX_LEEWAY_SECS`]).
+    #[error("leeway of {0} s is above the maximum of {MAX_LEEWAY_SECS} s")]
     LeewayTooLarge(u64),
     /// A size or count bound of zero would reject everything.
     #[error("{0} must be greater than zero")]

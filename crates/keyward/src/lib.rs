@@ -31,18 +31,29 @@
 pub mod clock;
 pub mod danger;
 mod error;
-pub mod jose;
+mod jose;
 pub mod source;
 pub mod telemetry;
 mod verify;
 
 pub use crate::clock::{Clock, FixedClock, SystemClock};
-pub use crate::error::{ConfigError, Error, Reason, TimeEvidence};
-pub use crate::jose::Algorithm;
+pub use crate::error::{ConfigError, Error, MAX_LEEWAY_SECS, Reason, TimeEvidence};
+pub use crate::jose::compact::DEFAULT_MAX_TOKEN_LEN;
+pub use crate::jose::{Algorithm, KeyFamily, UnknownAlgorithm};
+pub use crate::source::KeyEvidence;
 pub use crate::verify::{
-    DEFAULT_LEEWAY_SECS, Issuer, KeysArg, MAX_LEEWAY_SECS, Policy, PolicyBuilder, RegisteredClaims, Verified,
-    Verifier, VerifierBuilder, verify_with_keys,
+    DEFAULT_LEEWAY_SECS, Issuer, Keys, Policy, PolicyBuilder, RegisteredClaims, Verified, Verifier,
+    VerifierBuilder, verify_with_keys,
 };
+
+/// Parsing internals exposed for the fuzz targets, benchmarks and parser property tests.
+/// Not a stable API: use the crate-root items and [`jwk`] instead.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::jose::base64url;
+    pub use crate::jose::compact::{DEFAULT_MAX_TOKEN_LEN, UnverifiedToken};
+    pub use crate::jose::header::{Header, MAX_KID_LEN};
+}
 
 /// Key sets: JWKS parsing, parsed verification keys, and keys set aside with reasons.
 pub mod jwk {

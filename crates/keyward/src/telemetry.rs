@@ -15,7 +15,11 @@ pub const JWKS_KEYS: &str = "keyward_jwks_keys";
 pub const JWKS_AGE_SECONDS: &str = "keyward_jwks_age_seconds";
 /// `keyward_jwks_last_success_timestamp_seconds{issuer}`.
 pub const JWKS_LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "keyward_jwks_last_success_timestamp_seconds";
-/// `keyward_key_events_total{issuer,event}`: event is `added`, `removed`, `reappeared` or `retired`.
+/// `keyward_jwks_removed_keys_verifying{issuer}`: keys no longer published that still verify
+/// (awaiting the confirming fetch, or in the opt-in removal grace).
+pub const JWKS_REMOVED_KEYS_VERIFYING: &str = "keyward_jwks_removed_keys_verifying";
+/// `keyward_key_events_total{issuer,event}`: event is `added`, `removed`, `reappeared`,
+/// `retired` or `material_changed`.
 pub const KEY_EVENTS_TOTAL: &str = "keyward_key_events_total";
 
 /// Registers descriptions with the installed recorder (call after installing one).
@@ -33,6 +37,10 @@ pub fn describe() {
         JWKS_LAST_SUCCESS_TIMESTAMP_SECONDS,
         metrics::Unit::Seconds,
         "Unix time of the last successful JWKS fetch"
+    );
+    metrics::describe_gauge!(
+        JWKS_REMOVED_KEYS_VERIFYING,
+        "Keys no longer published that still verify (awaiting removal confirmation or in grace)"
     );
     metrics::describe_counter!(KEY_EVENTS_TOTAL, "Keys added to, removed from or reappearing in a key set");
 }

@@ -7,8 +7,8 @@
 use std::sync::OnceLock;
 
 use keyward::danger::decode_unverified;
-use keyward::jose::base64url;
-use keyward::jose::compact::{DEFAULT_MAX_TOKEN_LEN, UnverifiedToken};
+use keyward::internal::base64url;
+use keyward::internal::{DEFAULT_MAX_TOKEN_LEN, UnverifiedToken};
 use keyward::jwk::JwkSet;
 use keyward::{Policy, Reason, verify_with_keys};
 use keyward_idp::{SigningAlg, SigningKey};

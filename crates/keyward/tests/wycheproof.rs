@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use keyward::danger::decode_unverified;
-use keyward::jose::base64url;
-use keyward::jose::compact::UnverifiedToken;
+use keyward::internal::UnverifiedToken;
+use keyward::internal::base64url;
 use keyward::jwk::{JwkSet, VerifyingKey};
 use keyward::{Algorithm, Error, Policy, Reason, verify_with_keys};
 use serde_json::{Value, json};

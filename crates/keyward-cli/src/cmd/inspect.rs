@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use keyward::clock::format_rfc3339;
 use keyward::danger::decode_unverified;
-use keyward::jose::compact::DEFAULT_MAX_TOKEN_LEN;
+use keyward::internal::DEFAULT_MAX_TOKEN_LEN;
 use serde_json::{Map, Value, json};
 
 use crate::cli::InspectArgs;

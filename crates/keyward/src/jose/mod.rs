@@ -3,11 +3,12 @@
 pub(crate) mod algorithm;
 pub mod base64url;
 pub(crate) mod buffer;
-pub mod compact;
-pub mod header;
+pub(crate) mod compact;
+pub(crate) mod header;
 pub(crate) mod json;
-pub mod jwk;
-pub mod jwks;
+pub(crate) mod jwk;
+pub(crate) mod jwks;
+pub(crate) mod peek;
 mod pem_map;
 pub(crate) mod scan;
 

@@ -89,6 +89,8 @@ pub struct HttpFacts {
     pub status: u16,
     /// Time from sending the request to the end of the body.
     pub latency: Duration,
+    /// `Content-Type`, verbatim.
+    pub content_type: Option<String>,
     /// `Cache-Control`, verbatim.
     pub cache_control: Option<String>,
     /// `Expires`, verbatim.
@@ -179,6 +181,7 @@ impl HttpClient {
                 if attempt.previous().len() >= 3 || !same_host { attempt.stop() } else { attempt.follow() }
             }))
             .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(std::sync::Arc::new(Resolver))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self { client, settings })
@@ -320,6 +323,7 @@ fn facts_of(url: &str, status: StatusCode, headers: &HeaderMap) -> HttpFacts {
         url: url.to_owned(),
         status: status.as_u16(),
         latency: Duration::ZERO,
+        content_type: header_string(headers, header::CONTENT_TYPE),
         cache_control: header_string(headers, header::CACHE_CONTROL),
         expires: header_string(headers, header::EXPIRES),
         date: header_string(headers, header::DATE),
@@ -336,25 +340,88 @@ pub(crate) fn retry_after(facts: &HttpFacts) -> Option<Duration> {
     facts.retry_after.as_deref().and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
 }
 
+/// A host name that did not resolve: our own resolver's error, so the stage is known by type.
+#[derive(Debug, thiserror::Error)]
+#[error("dns error: {host} did not resolve: {source}")]
+struct DnsError {
+    host: String,
+    source: std::io::Error,
+}
+
+/// The system resolver (through tokio), failing with [`DnsError`].
+#[derive(Debug)]
+struct Resolver;
+
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await.map(Iterator::collect::<Vec<_>>);
+            match found {
+                Ok(addrs) => {
+                    if addrs.is_empty() {
+                        let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses");
+                        return Err(
+                            Box::new(DnsError { host, source }) as Box<dyn std::error::Error + Send + Sync>
+                        );
+                    }
+                    Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+                }
+                Err(source) => {
+                    Err(Box::new(DnsError { host, source }) as Box<dyn std::error::Error + Send + Sync>)
+                }
+            }
+        })
+    }
+}
+
+/// The stage a transport error belongs to, read from the error types in its chain (our DNS
+/// error, rustls errors, I/O error kinds, reqwest's own classification), never from its text.
+fn stage_of(error: &reqwest::Error) -> FetchStage {
+    let mut io_kind = None;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.is::<DnsError>() {
+            return FetchStage::Dns;
+        }
+        if e.is::<rustls::Error>() {
+            return FetchStage::Tls;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+                return FetchStage::Tls;
+            }
+            if io.get_ref().is_some_and(|inner| inner.is::<DnsError>()) {
+                return FetchStage::Dns;
+            }
+            io_kind.get_or_insert(io.kind());
+        }
+        cause = e.source();
+    }
+    use std::io::ErrorKind as Kind;
+    match io_kind {
+        _ if error.is_timeout() => FetchStage::Timeout,
+        Some(Kind::TimedOut) => FetchStage::Timeout,
+        Some(
+            Kind::ConnectionRefused
+            | Kind::ConnectionReset
+            | Kind::ConnectionAborted
+            | Kind::NotConnected
+            | Kind::AddrNotAvailable
+            | Kind::HostUnreachable
+            | Kind::NetworkUnreachable
+            | Kind::BrokenPipe,
+        ) => FetchStage::Connect,
+        _ if error.is_connect() => FetchStage::Connect,
+        _ if error.is_body() || error.is_decode() => FetchStage::Body,
+        _ if error.is_redirect() => FetchStage::Policy,
+        Some(Kind::UnexpectedEof) => FetchStage::Body,
+        _ => FetchStage::Connect,
+    }
+}
+
 fn classify(url: &str, error: &reqwest::Error) -> FetchError {
-    let chain = error_chain(error);
-    let lower = chain.to_ascii_lowercase();
-    let stage = if error.is_timeout() {
-        FetchStage::Timeout
-    } else if lower.contains("dns error") || lower.contains("failed to lookup address") {
-        FetchStage::Dns
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-        FetchStage::Tls
-    } else if error.is_connect() {
-        FetchStage::Connect
-    } else if error.is_body() || error.is_decode() {
-        FetchStage::Body
-    } else if error.is_redirect() {
-        FetchStage::Policy
-    } else {
-        FetchStage::Connect
-    };
-    FetchError::new(stage, url, chain)
+    FetchError::new(stage_of(error), url, error_chain(error))
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

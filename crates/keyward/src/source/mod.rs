@@ -1,21 +1,32 @@
 //! The rotation-aware key source: a remote JWKS kept fresh without ever stalling readers.
 //!
 //! - Readers load the current key set lock-free (`arc-swap`); only a token whose kid is unknown
-//!   waits, and only for the one in-flight fetch (single-flight), with a deadline.
+//!   (or whose signature fails under a known kid) waits, and only for the one in-flight fetch
+//!   (single-flight), with a deadline.
 //! - The TTL comes from `Cache-Control`/`Expires`, clamped; a refresh starts ahead of expiry.
-//! - Unknown kids fetch at once, limited per issuer to a few fetches per cooldown window, and
-//!   kids a fresh fetch did not contain are negatively cached, so a kid flood cannot hammer
-//!   the IdP and a real rotation is never locked out for longer than one window.
-//! - Removed keys keep verifying for a removal grace; failed fetches never replace a good set;
-//!   the last good set serves up to `max_stale` past expiry; an optional cache directory makes
-//!   restarts during an outage survivable.
+//! - Token-driven fetches (unknown kid, signature retry) share one budget per issuer: at most 8
+//!   per 30 s, spaced at least 3.75 s apart. A kid a fetch lacked keeps being looked up (within
+//!   that budget) for 60 s, so a key the IdP publishes late is found within one spacing of its
+//!   publication, while a flood of random kids costs no more than the budget.
+//! - Removal is revocation, confirmed: a key missing from a fetch verifies until a second fetch
+//!   about 5 s later (never more than 60 s) also lacks it; new material under its kid drops it
+//!   at once. An opt-in removal grace keeps removed keys for longer.
+//! - Failed fetches never replace a good set; the last good set serves up to `max_stale` past
+//!   expiry; an optional cache directory makes restarts during an outage survivable.
+//!
+//! `docs/key-source.md` explains the schedule and its trade-offs.
 
 mod discovery;
+mod events;
+mod evidence;
+mod health;
 mod http;
+mod report;
 mod settings;
+mod state;
 mod ttl;
+mod warm;
 
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -25,10 +36,18 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+pub use self::discovery::Discovery;
+use self::events::Events;
+pub use self::events::{KeyEvent, KeyEventKind};
+pub use self::evidence::{FetchDecision, GraceKind, KeyEvidence, NoFetchReason};
+pub use self::health::{Health, HealthState};
 pub use self::http::{FetchError, FetchStage, HttpFacts, HttpSettings};
 use self::http::{Fetched, HttpClient, Validators, jitter};
-pub use self::settings::SourceSettings;
-use crate::clock::{Clock, SystemClock};
+pub use self::report::{FetchReport, FetchTarget, fetch};
+pub use self::settings::{MAX_STALE_BOUND, MAX_TTL_BOUND, MAX_WINDOW_BOUND, SourceSettings};
+use self::state::{Control, KidState, Moment, RemovedKey, Snapshot};
+pub use self::warm::{CacheFileError, CachedKeySet, read_cache_file};
+use crate::clock::{Clock, SystemClock, later};
 use crate::error::{ConfigError, Error, Reason};
 use crate::jose::compact::UnverifiedToken;
 use crate::jose::header::MAX_KID_LEN;
@@ -50,6 +69,8 @@ pub enum Trigger {
     UnknownKid,
     /// A signature failed under a known kid (same-kid rotation).
     SignatureRetry,
+    /// The fetch that confirms (or cancels) the removal of keys a previous fetch lacked.
+    RemovalCheck,
     /// Asked for by the application.
     Manual,
 }
@@ -63,102 +84,11 @@ impl Trigger {
             Self::RefreshAhead => "refresh_ahead",
             Self::UnknownKid => "unknown_kid",
             Self::SignatureRetry => "signature_retry",
+            Self::RemovalCheck => "removal_check",
             Self::Manual => "manual",
         }
     }
 }
-
-/// What happened to a key in a source's published set.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyEventKind {
-    /// The key appeared in a fetched set (not reported for the first fetch).
-    Added,
-    /// The key left the published set; it keeps verifying for `grace`.
-    Removed {
-        /// The removal grace it was given.
-        grace: Duration,
-    },
-    /// A removed key came back before its grace ended (Entra ID does this).
-    Reappeared,
-    /// A removed key's grace ended: it no longer verifies. Reported at the first fetch after
-    /// the deadline; verification itself stops using the key at the deadline.
-    Retired,
-}
-
-/// A change in a source's key set, so caches of verified tokens can forget what a removed key
-/// verified. Subscribe with [`JwksSource::subscribe`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct KeyEvent {
-    /// The source's name (its issuer or URL).
-    pub source: Arc<str>,
-    /// The key's `kid`.
-    pub kid: Option<String>,
-    /// The RFC 7638 thumbprint of the key material.
-    pub thumbprint: [u8; 32],
-    /// What happened.
-    pub kind: KeyEventKind,
-}
-
-/// The state of a source, for health endpoints and alerts.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HealthState {
-    /// No fetch has completed yet.
-    Starting,
-    /// The key set is within its TTL.
-    Fresh,
-    /// The key set expired and refreshing it fails; it still serves until `max_stale`.
-    Stale {
-        /// Unix time the set expired without a successful refresh.
-        since_unix: i64,
-    },
-    /// No usable key set: never fetched, or past `max_stale`.
-    Unavailable {
-        /// Unix time this state began.
-        since_unix: i64,
-    },
-}
-
-impl HealthState {
-    /// `starting`, `fresh`, `stale` or `unavailable`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Starting => "starting",
-            Self::Fresh => "fresh",
-            Self::Stale { .. } => "stale",
-            Self::Unavailable { .. } => "unavailable",
-        }
-    }
-}
-
-/// A health report for one source.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Health {
-    /// The configured issuer or URL this source serves.
-    pub name: String,
-    /// Fresh, stale or unavailable.
-    pub state: HealthState,
-    /// Usable keys in the current set.
-    pub keys: usize,
-    /// Removed keys still verifying during their grace.
-    pub keys_in_grace: usize,
-    /// Unix time of the last successful fetch (200 or 304).
-    pub last_success_unix: Option<i64>,
-    /// Seconds until the current set expires (negative once expired).
-    pub expires_in_secs: Option<i64>,
-    /// Fetch failures since the last success.
-    pub consecutive_failures: u32,
-    /// The last fetch failure, if the last attempt failed.
-    pub last_error: Option<FetchError>,
-    /// The HTTP facts of the last response received.
-    pub last_response: Option<HttpFacts>,
-}
-
-/// Key events a slow subscriber may fall behind by before it misses some (it is told so).
-const KEY_EVENT_BACKLOG: usize = 256;
 
 /// Where a source's keys come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,58 +118,8 @@ struct Inner {
     snapshot: ArcSwap<Snapshot>,
     control: Mutex<Control>,
     attempts: watch::Sender<u64>,
-    events: tokio::sync::broadcast::Sender<KeyEvent>,
+    events: Events,
     runtime: tokio::runtime::Handle,
-}
-
-/// What readers see: replaced whole after every fetch attempt.
-struct Snapshot {
-    keys: Option<Arc<JwkSet>>,
-    grace: Vec<GraceKey>,
-    fetched_at: Option<Instant>,
-    expires_at: Option<Instant>,
-    stale_until: Option<Instant>,
-    next_due: Instant,
-    attempt: u64,
-    unavailable_since: Option<Instant>,
-    last_error: Option<FetchError>,
-    last_response: Option<HttpFacts>,
-    failures: u32,
-}
-
-impl Snapshot {
-    /// Nothing fetched, nothing attempted: the first fetch is due at once.
-    fn starting(now: Instant) -> Self {
-        Self {
-            keys: None,
-            grace: Vec::new(),
-            fetched_at: None,
-            expires_at: None,
-            stale_until: None,
-            next_due: now,
-            attempt: 0,
-            unavailable_since: None,
-            last_error: None,
-            last_response: None,
-            failures: 0,
-        }
-    }
-}
-
-#[derive(Clone)]
-struct GraceKey {
-    key: Arc<VerifyingKey>,
-    until: Instant,
-}
-
-/// Writer-side state, touched only under a short lock (never across an await).
-struct Control {
-    inflight: bool,
-    jwks_uri: Option<String>,
-    validators: Validators,
-    limiter: VecDeque<Instant>,
-    negative: HashMap<String, Instant>,
-    stale_warned: bool,
 }
 
 /// Builds a [`JwksSource`].
@@ -249,6 +129,16 @@ pub struct JwksSourceBuilder {
     name: Option<String>,
     settings: SourceSettings,
     clock: Option<Arc<dyn Clock>>,
+}
+
+/// How a wait for a fetch ended.
+enum Waited {
+    /// A fetch completed (this one, or one that finished meanwhile).
+    Completed,
+    /// No fetch was allowed.
+    Refused(NoFetchReason, Duration),
+    /// The fetch did not finish within the deadline.
+    TimedOut,
 }
 
 impl JwksSource {
@@ -279,26 +169,26 @@ impl JwksSource {
         &self.inner.name
     }
 
+    /// The settings this source runs with.
+    pub fn settings(&self) -> &SourceSettings {
+        &self.inner.settings
+    }
+
     /// The current key set, if one was ever fetched (lock-free).
     pub fn current(&self) -> Option<Arc<JwkSet>> {
         self.inner.snapshot.load().keys.clone()
     }
 
-    /// Removed keys that still verify during their grace.
+    /// Keys no longer published that still verify: awaiting the confirming fetch, or in the
+    /// opt-in removal grace.
     pub fn keys_in_grace(&self) -> Vec<Arc<VerifyingKey>> {
         let now = Instant::now();
-        self.inner
-            .snapshot
-            .load()
-            .grace
-            .iter()
-            .filter(|g| g.until > now)
-            .map(|g| Arc::clone(&g.key))
-            .collect()
+        self.inner.snapshot.load().removed_active(now).map(|r| Arc::clone(&r.key)).collect()
     }
 
-    /// Key added / removed / reappeared / retired events from now on. A receiver that falls
-    /// more than 256 events behind gets `RecvError::Lagged` and should drop its whole cache.
+    /// Key added / removed / reappeared / retired / material-changed events from now on. A
+    /// receiver that falls more than 256 events behind gets `RecvError::Lagged` and should drop
+    /// its whole cache.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<KeyEvent> {
         self.inner.events.subscribe()
     }
@@ -307,29 +197,7 @@ impl JwksSource {
     pub fn health(&self) -> Health {
         let snap = self.inner.snapshot.load();
         let now = Instant::now();
-        let to_unix = |t: Instant| self.inner.unix_at(now, t);
-        let state = match (&snap.keys, snap.stale_until, snap.expires_at) {
-            (None, _, _) if snap.attempt == 0 => HealthState::Starting,
-            (Some(_), Some(stale_until), Some(expires)) if now <= stale_until => {
-                if now < expires {
-                    HealthState::Fresh
-                } else {
-                    HealthState::Stale { since_unix: to_unix(expires) }
-                }
-            }
-            _ => HealthState::Unavailable { since_unix: to_unix(snap.unavailable_since.unwrap_or(now)) },
-        };
-        Health {
-            name: self.inner.name.to_string(),
-            state,
-            keys: snap.keys.as_ref().map_or(0, |k| k.len()),
-            keys_in_grace: snap.grace.iter().filter(|g| g.until > now).count(),
-            last_success_unix: snap.fetched_at.map(to_unix),
-            expires_in_secs: snap.expires_at.map(|e| signed_secs(e, now)),
-            consecutive_failures: snap.failures,
-            last_error: snap.last_error.clone(),
-            last_response: snap.last_response.clone(),
-        }
+        health::health_of(&self.inner.name, &snap, now, |t| self.inner.unix_at(now, t))
     }
 
     /// Fetches now (single-flight) and waits for the outcome.
@@ -349,7 +217,7 @@ impl JwksSource {
     }
 
     /// Chooses a key for `token` and verifies its signature, fetching when the kid is new or
-    /// the key under a known kid changed.
+    /// the key under a known kid changed; says what the source knew and did.
     ///
     /// `required_iss`: when set, a token whose (unverified) `iss` differs never causes a fetch;
     /// it is rejected `issuer_mismatch` instead (THREATS.md A19: only tokens of a configured
@@ -358,137 +226,184 @@ impl JwksSource {
         &self,
         token: &UnverifiedToken<'_>,
         required_iss: Option<&str>,
-    ) -> Result<Arc<VerifyingKey>, Error> {
+    ) -> Result<(Arc<VerifyingKey>, KeyEvidence), Error> {
         let inner = &self.inner;
         let (kid, alg) = (token.kid(), token.alg());
         let (message, signature) = (token.signing_input().as_bytes(), token.signature());
 
         let mut snap = inner.snapshot.load_full();
         let mut now = Instant::now();
+        let mut evidence = inner.evidence(&snap, now);
         if snap.keys.is_none() {
             if snap.attempt > 0 {
                 // Fetches have failed and nothing was ever fetched: answer at once, never hang;
                 // the background retries (or this request, when one is due) keep trying.
-                if now >= snap.next_due {
-                    inner.start_fetch(Trigger::Startup, snap.attempt, false);
-                }
-                return Err(inner.unavailable(&snap));
+                evidence.fetch = if now >= snap.next_due {
+                    inner.start_scheduled(Trigger::Startup, snap.attempt);
+                    FetchDecision::Made { trigger: Trigger::Startup, succeeded: false }
+                } else {
+                    FetchDecision::Refused {
+                        reason: NoFetchReason::OutageBackoff,
+                        retry_after: Some(snap.next_due - now),
+                    }
+                };
+                return Err(inner.unavailable(&snap).with_keys(evidence));
             }
             // The first fetch is under way: wait for it, bounded by `fetch_wait`.
-            inner.fetch_and_wait(Trigger::Startup, snap.attempt, false).await;
+            let waited = inner.fetch_and_wait(Trigger::Startup, snap.attempt, false).await;
             snap = inner.snapshot.load_full();
             now = Instant::now();
+            evidence = inner.evidence(&snap, now);
+            evidence.fetch = match waited {
+                Waited::Completed => {
+                    FetchDecision::Made { trigger: Trigger::Startup, succeeded: snap.keys.is_some() }
+                }
+                _ => FetchDecision::Refused { reason: NoFetchReason::WaitTimedOut, retry_after: None },
+            };
         } else if now >= snap.next_due {
-            let trigger =
-                if snap.expires_at.is_some_and(|e| now >= e) { Trigger::Ttl } else { Trigger::RefreshAhead };
-            inner.start_fetch(trigger, snap.attempt, false);
+            inner.start_scheduled(due_trigger(&snap, now), snap.attempt);
         }
-        let Some(keys) = usable(&snap, now) else {
-            return Err(inner.unavailable(&snap));
+        let Some(keys) = snap.usable(now) else {
+            return Err(inner.unavailable(&snap).with_keys(evidence));
         };
 
-        let first = verify_in(keys, &snap.grace, now, kid, alg, message, signature);
-        let retry_trigger = match &first {
-            Ok(key) => return Ok(Arc::clone(key)),
-            Err(e) => match (e.reason(), kid) {
-                (Reason::UnknownKid, Some(kid)) if kid.len() <= MAX_KID_LEN => {
-                    if inner.negatively_cached(kid) {
-                        return first.map(Arc::clone);
-                    }
-                    Trigger::UnknownKid
-                }
-                (Reason::InvalidSignature, Some(_))
-                    if snap.fetched_at.is_none_or(|t| t.elapsed() >= inner.settings.refresh_cooldown) =>
-                {
-                    Trigger::SignatureRetry
-                }
-                _ => return first.map(Arc::clone),
-            },
-        };
-        let first = first.map(Arc::clone);
-        if let Some(required) = required_iss {
-            let (iss, _) = crate::verify::peek_issuer(token.payload())?;
-            if iss.as_deref() != Some(required) {
-                return Err(Error::new(
-                    Reason::IssuerMismatch,
-                    format!("iss {iss:?} is not the configured issuer {required:?}; no refetch for it"),
-                ));
+        let first = verify_in(keys, &snap, now, kid, alg, message, signature);
+        let (first, trigger, kid) = match (first, kid) {
+            (Ok((key, grace)), _) => {
+                evidence.grace = grace;
+                return Ok((Arc::clone(key), evidence));
             }
-        }
-        let old_material: Vec<[u8; 32]> =
-            kid.map(|kid| keys.keys_with_kid(kid).map(|k| *k.thumbprint()).collect()).unwrap_or_default();
-
-        let waited = inner.fetch_and_wait(retry_trigger, snap.attempt, true).await;
-        let after = inner.snapshot.load_full();
-        if !waited {
-            // The limiter refused, or the fetch did not finish in time: answer with what we know.
-            return first.map_err(|e| inner.explain_no_refresh(e, retry_trigger));
-        }
-        let now = Instant::now();
-        let Some(new_keys) = usable(&after, now) else {
-            return first;
-        };
-        let second = verify_in(new_keys, &after.grace, now, kid, alg, message, signature).map(Arc::clone);
-        match (&second, kid) {
-            // Only a fetch that succeeded proves the kid is not published.
-            (Err(e), Some(kid)) if e.reason() == Reason::UnknownKid && after.failures == 0 => {
-                inner.remember_unknown(kid);
+            (Err(e), Some(kid)) if e.reason() == Reason::UnknownKid && kid.len() <= MAX_KID_LEN => {
+                (e, Trigger::UnknownKid, kid)
             }
             (Err(e), Some(kid)) if e.reason() == Reason::InvalidSignature => {
-                let changed = new_keys.keys_with_kid(kid).any(|k| !old_material.contains(k.thumbprint()));
-                if changed {
-                    return second.map_err(Error::with_key_material_changed);
-                }
+                (e, Trigger::SignatureRetry, kid)
             }
-            _ => {}
+            // Tokens without a kid never refetch: nothing says a new key would help them.
+            (Err(e), _) => return Err(e.with_keys(evidence)),
+        };
+        match inner.control().unresolved.state(kid, now, &inner.settings) {
+            KidState::Negative { retry_after } => {
+                evidence.kid_negatively_cached = true;
+                evidence.fetch = FetchDecision::Refused {
+                    reason: NoFetchReason::NegativeCache,
+                    retry_after: Some(retry_after),
+                };
+                return Err(first.with_keys(evidence));
+            }
+            KidState::FollowingUp => evidence.kid_negatively_cached = true,
+            KidState::New => {}
         }
-        second
+        if let Some(required) = required_iss {
+            let hint = crate::jose::peek::peek_issuer(token.payload())?;
+            if hint.iss.as_deref() != Some(required) {
+                return Err(Error::new(
+                    Reason::IssuerMismatch,
+                    format!(
+                        "iss {:?} is not the configured issuer {required:?}; no refetch for it",
+                        hint.iss
+                    ),
+                )
+                .with_keys(evidence));
+            }
+        }
+        let old_material: Vec<[u8; 32]> = keys.keys_with_kid(kid).map(|k| *k.thumbprint()).collect();
+
+        match inner.fetch_and_wait(trigger, snap.attempt, true).await {
+            Waited::Completed => {}
+            Waited::Refused(reason, retry_after) => {
+                evidence.fetch = FetchDecision::Refused { reason, retry_after: Some(retry_after) };
+                return Err(first.with_keys(evidence));
+            }
+            Waited::TimedOut => {
+                evidence.fetch =
+                    FetchDecision::Refused { reason: NoFetchReason::WaitTimedOut, retry_after: None };
+                return Err(first.with_keys(evidence));
+            }
+        }
+        let after = inner.snapshot.load_full();
+        let now = Instant::now();
+        let succeeded = after.failures == 0;
+        let mut evidence = KeyEvidence {
+            fetch: FetchDecision::Made { trigger, succeeded },
+            kid_negatively_cached: evidence.kid_negatively_cached,
+            ..inner.evidence(&after, now)
+        };
+        let Some(new_keys) = after.usable(now) else {
+            return Err(first.with_keys(evidence).with_fetch_error(after.last_error.clone()));
+        };
+        if !succeeded {
+            evidence.stale = true;
+        }
+        match verify_in(new_keys, &after, now, Some(kid), alg, message, signature) {
+            Ok((key, grace)) => {
+                inner.control().unresolved.resolved(kid);
+                evidence.grace = grace;
+                Ok((Arc::clone(key), evidence))
+            }
+            Err(second) => {
+                let unresolved = matches!(second.reason(), Reason::UnknownKid | Reason::InvalidSignature);
+                // Only a fetch that succeeded proves the kid's key is not (yet) published.
+                if unresolved && succeeded {
+                    inner.control().unresolved.missed(kid, now, &inner.settings);
+                }
+                if second.reason() == Reason::InvalidSignature {
+                    evidence.material_changed =
+                        new_keys.keys_with_kid(kid).any(|k| !old_material.contains(k.thumbprint()));
+                }
+                Err(second.with_keys(evidence).with_fetch_error(if succeeded {
+                    None
+                } else {
+                    after.last_error.clone()
+                }))
+            }
+        }
     }
 }
 
-/// The key set if it may still serve: within `max_stale` past its expiry.
-fn usable(snap: &Snapshot, now: Instant) -> Option<&JwkSet> {
-    let keys = snap.keys.as_deref()?;
-    match snap.stale_until {
-        Some(limit) if now > limit => None,
-        _ => Some(keys),
+/// The trigger of a fetch that is due by schedule at `now`.
+fn due_trigger(snap: &Snapshot, now: Instant) -> Trigger {
+    match (&snap.keys, snap.expires_at) {
+        (None, _) => Trigger::Startup,
+        (Some(_), Some(e)) if now >= e => Trigger::Ttl,
+        _ if snap.next_confirmation().is_some_and(|t| now >= t) => Trigger::RemovalCheck,
+        _ => Trigger::RefreshAhead,
     }
 }
 
-/// Verifies against the fresh set, then against keys in removal grace.
+/// Verifies against the published set, then against removed keys that still verify; says
+/// which kind of removed key verified, if one did.
 fn verify_in<'a>(
     keys: &'a JwkSet,
-    grace: &'a [GraceKey],
+    snap: &'a Snapshot,
     now: Instant,
     kid: Option<&str>,
     alg: crate::Algorithm,
     message: &[u8],
     signature: &[u8],
-) -> Result<&'a Arc<VerifyingKey>, Error> {
-    let fresh = keys.verify_signature(kid, alg, message, signature);
-    let Err(fresh_err) = fresh else { return fresh };
+) -> Result<(&'a Arc<VerifyingKey>, Option<GraceKind>), Error> {
+    let published = keys.verify_signature(kid, alg, message, signature);
+    let published_err = match published {
+        Ok(key) => return Ok((key, None)),
+        Err(e) => e,
+    };
+    if snap.removed.is_empty() {
+        return Err(published_err);
+    }
     let mut tried = false;
-    for g in grace.iter().filter(|g| g.until > now && g.key.kid() == kid && g.key.supports(alg)) {
+    for r in snap.removed_active(now).filter(|r| r.key.kid() == kid && r.key.supports(alg)) {
         tried = true;
-        if g.key.verify_signature(alg, message, signature).is_ok() {
-            return Ok(&g.key);
+        if r.key.verify_signature(alg, message, signature).is_ok() {
+            return Ok((&r.key, Some(r.kind())));
         }
     }
-    if tried && fresh_err.reason() == Reason::UnknownKid {
+    if tried && published_err.reason() == Reason::UnknownKid {
         return Err(Error::new(
             Reason::InvalidSignature,
             "signature does not verify under the recently removed key with this kid",
         ));
     }
-    Err(fresh_err)
-}
-
-fn signed_secs(t: Instant, now: Instant) -> i64 {
-    if t >= now {
-        i64::try_from((t - now).as_secs()).unwrap_or(i64::MAX)
-    } else {
-        -i64::try_from((now - t).as_secs()).unwrap_or(i64::MAX)
-    }
+    Err(published_err)
 }
 
 impl Inner {
@@ -499,81 +414,59 @@ impl Inner {
     }
 
     fn unix_at(&self, now: Instant, t: Instant) -> i64 {
-        self.clock.now_unix().saturating_sub(signed_secs(now, t))
+        self.clock.now_unix().saturating_sub(health::signed_secs(now, t))
+    }
+
+    /// What the snapshot says about the key set, before any fetch decision.
+    fn evidence(&self, snap: &Snapshot, now: Instant) -> KeyEvidence {
+        let mut evidence =
+            KeyEvidence::new(snap.fetched_at_unix, snap.fetched_at.map(|t| now.duration_since(t)));
+        evidence.stale = snap.expires_at.is_some_and(|e| now >= e);
+        evidence
     }
 
     fn unavailable(&self, snap: &Snapshot) -> Error {
         let detail = match (&snap.keys, &snap.last_error) {
-            (None, Some(e)) => format!("no key set for {} has ever been fetched: {e}", self.name),
+            (None, Some(_)) => format!("no key set for {} has ever been fetched", self.name),
             (None, None) => format!("no key set for {} has been fetched yet", self.name),
-            (Some(_), Some(e)) => format!(
-                "the last good key set for {} is more than {:?} past its expiry: {e}",
+            (Some(_), _) => format!(
+                "the last good key set for {} is more than {:?} past its expiry",
                 self.name, self.settings.max_stale
             ),
-            (Some(_), None) => format!("the key set for {} is past its stale limit", self.name),
         };
-        Error::new(Reason::KeysUnavailable, detail)
-    }
-
-    fn negatively_cached(&self, kid: &str) -> bool {
-        let now = Instant::now();
-        self.control().negative.get(kid).is_some_and(|until| *until > now)
-    }
-
-    fn remember_unknown(&self, kid: &str) {
-        let now = Instant::now();
-        let mut control = self.control();
-        if control.negative.len() >= self.settings.negative_cache_capacity {
-            control.negative.retain(|_, until| *until > now);
-        }
-        if control.negative.len() < self.settings.negative_cache_capacity {
-            control.negative.insert(kid.to_owned(), now + self.settings.negative_cache_ttl);
-        }
-    }
-
-    fn explain_no_refresh(&self, e: Error, trigger: Trigger) -> Error {
-        let limit = self.settings.unknown_kid_fetches;
-        let window = self.settings.refresh_cooldown;
-        let note = format!(
-            " (no refetch: at most {limit} {} fetches per {window:?} for {}, or the fetch did not finish within {:?})",
-            trigger.as_str(),
-            self.name,
-            self.settings.fetch_wait
-        );
-        let reason = e.reason();
-        let detail = format!("{}{note}", e.detail());
-        let kid = e.kid().map(str::to_owned);
-        Error::new(reason, detail).with_token_context(kid.as_deref(), e.alg())
+        Error::new(Reason::KeysUnavailable, detail).with_fetch_error(snap.last_error.clone())
     }
 
     /// Starts a fetch unless one is running or one completed since `seen_attempt`.
-    /// Returns false when the limiter refused.
-    fn start_fetch(self: &Arc<Self>, trigger: Trigger, seen_attempt: u64, limited: bool) -> bool {
+    /// Token-driven (`limited`) fetches must fit the issuer's budget.
+    fn start_fetch(
+        self: &Arc<Self>,
+        trigger: Trigger,
+        seen_attempt: u64,
+        limited: bool,
+    ) -> Result<(), (NoFetchReason, Duration)> {
         let mut control = self.control();
         if control.inflight || *self.attempts.borrow() != seen_attempt {
-            return true;
+            return Ok(());
         }
         if limited {
-            let now = Instant::now();
-            let window = self.settings.refresh_cooldown;
-            while control.limiter.front().is_some_and(|t| now.duration_since(*t) >= window) {
-                control.limiter.pop_front();
-            }
-            if control.limiter.len() >= self.settings.unknown_kid_fetches {
-                return false;
-            }
-            control.limiter.push_back(now);
+            control.budget.try_take(Instant::now(), &self.settings)?;
         }
         control.inflight = true;
         drop(control);
         let inner = Arc::clone(self);
         self.runtime.spawn(async move { inner.run_fetch(trigger).await });
-        true
+        Ok(())
     }
 
-    /// Starts (or joins) a fetch and waits for it, at most `fetch_wait`. False when no fetch
-    /// was allowed or it did not finish in time.
-    async fn fetch_and_wait(self: &Arc<Self>, trigger: Trigger, seen_attempt: u64, limited: bool) -> bool {
+    /// Starts a fetch that is not token-driven (so never limited), unless one is running.
+    fn start_scheduled(self: &Arc<Self>, trigger: Trigger, seen_attempt: u64) {
+        // Only limited fetches can be refused.
+        let _started = self.start_fetch(trigger, seen_attempt, false);
+    }
+
+    /// Starts (or joins) a fetch and waits for it, at most `fetch_wait`.
+    async fn fetch_and_wait(self: &Arc<Self>, trigger: Trigger, seen_attempt: u64, limited: bool) -> Waited {
         self.fetch_and_wait_for(trigger, seen_attempt, limited, Some(self.settings.fetch_wait)).await
     }
 
@@ -584,13 +477,13 @@ impl Inner {
         seen_attempt: u64,
         limited: bool,
         deadline: Option<Duration>,
-    ) -> bool {
+    ) -> Waited {
         let mut rx = self.attempts.subscribe();
         if *rx.borrow_and_update() != seen_attempt {
-            return true;
+            return Waited::Completed;
         }
-        if !self.start_fetch(trigger, seen_attempt, limited) {
-            return false;
+        if let Err((reason, retry_after)) = self.start_fetch(trigger, seen_attempt, limited) {
+            return Waited::Refused(reason, retry_after);
         }
         let wait = async {
             while *rx.borrow_and_update() == seen_attempt {
@@ -600,71 +493,79 @@ impl Inner {
             }
             true
         };
-        match deadline {
+        let completed = match deadline {
             Some(limit) => tokio::time::timeout(limit, wait).await.unwrap_or(false),
             None => wait.await,
-        }
+        };
+        if completed { Waited::Completed } else { Waited::TimedOut }
     }
 
     async fn run_fetch(self: Arc<Self>, trigger: Trigger) {
         let result = self.fetch_once().await;
-        let now = Instant::now();
+        let now = Moment { at: Instant::now(), unix: self.clock.now_unix() };
         let prev = self.snapshot.load_full();
         let attempt = prev.attempt + 1;
-        let label = (self.name.to_string(), trigger.as_str());
         let next = match result {
             Ok((fetched, jwks_uri)) => {
-                let ttl = ttl::ttl_from_headers(
-                    &fetched.facts,
-                    self.settings.min_ttl,
-                    self.settings.max_ttl,
-                    self.settings.default_ttl,
-                );
-                match fetched.body {
-                    None => {
-                        metrics::counter!(telemetry::JWKS_FETCHES_TOTAL, "issuer" => label.0, "trigger" => label.1, "result" => "not_modified").increment(1);
-                        tracing::debug!(issuer = %self.name, trigger = trigger.as_str(), "key set not modified");
-                        self.renewed(&prev, now, ttl, attempt, fetched.facts)
-                    }
-                    Some(body) => match JwkSet::from_json_with_limits(
-                        &body,
-                        self.settings.http.max_body_bytes,
-                        self.settings.max_keys,
-                    ) {
-                        Ok(set) if !set.is_empty() => {
-                            metrics::counter!(telemetry::JWKS_FETCHES_TOTAL, "issuer" => label.0, "trigger" => label.1, "result" => "success").increment(1);
-                            self.save_warm(&body, &jwks_uri).await;
-                            let mut control = self.control();
-                            control.validators = Validators {
-                                etag: fetched.facts.etag.clone(),
-                                last_modified: fetched.facts.last_modified.clone(),
-                            };
-                            control.jwks_uri = Some(jwks_uri);
-                            control.stale_warned = false;
-                            drop(control);
-                            self.replaced(&prev, set, now, ttl, attempt, fetched.facts)
-                        }
-                        parsed => {
-                            let detail = match parsed {
-                                Ok(set) => format!(
-                                    "the key set has no usable key ({} set aside)",
-                                    set.set_aside().len()
-                                ),
-                                Err(e) => e.to_string(),
-                            };
-                            let mut err = FetchError::new(FetchStage::Parse, &jwks_uri, detail);
-                            err.facts = Some(Box::new(fetched.facts));
-                            self.failed(&prev, now, attempt, err, trigger)
-                        }
-                    },
-                }
+                self.after_response(&prev, fetched, jwks_uri, now, attempt, trigger).await
             }
-            Err(err) => self.failed(&prev, now, attempt, err, trigger),
+            Err(err) => self.failed(&prev, now.at, attempt, err, trigger),
         };
-        self.publish_gauges(&next, now);
+        self.publish_gauges(&next, now.at);
         self.snapshot.store(Arc::new(next));
         self.control().inflight = false;
         self.attempts.send_replace(attempt);
+    }
+
+    async fn after_response(
+        &self,
+        prev: &Snapshot,
+        fetched: Fetched,
+        jwks_uri: String,
+        now: Moment,
+        attempt: u64,
+        trigger: Trigger,
+    ) -> Snapshot {
+        let settings = &self.settings;
+        let ttl =
+            ttl::ttl_from_headers(&fetched.facts, settings.min_ttl, settings.max_ttl, settings.default_ttl);
+        let count = |result: &'static str| {
+            metrics::counter!(telemetry::JWKS_FETCHES_TOTAL, "issuer" => self.name.to_string(), "trigger" => trigger.as_str(), "result" => result).increment(1);
+        };
+        let Some(body) = fetched.body else {
+            count("not_modified");
+            tracing::debug!(issuer = %self.name, trigger = trigger.as_str(), "key set not modified");
+            let removed = state::removed_after_renewal(prev, now.at, true, &self.events);
+            return self.fetched(prev.keys.clone(), removed, now, ttl, attempt, fetched.facts);
+        };
+        match JwkSet::from_json_with_limits(&body, settings.http.max_body_bytes, settings.max_keys) {
+            Ok(set) if !set.is_empty() => {
+                count("success");
+                self.save_warm(&body, &jwks_uri).await;
+                let mut control = self.control();
+                control.validators = Validators {
+                    etag: fetched.facts.etag.clone(),
+                    last_modified: fetched.facts.last_modified.clone(),
+                };
+                control.jwks_uri = Some(jwks_uri);
+                control.stale_warned = false;
+                drop(control);
+                if prev.failures > 0 {
+                    tracing::info!(issuer = %self.name, keys = set.len(), "key set fetched again after failures");
+                }
+                let removed = state::removed_after_fetch(prev, &set, now, settings, &self.events);
+                self.fetched(Some(Arc::new(set)), removed, now, ttl, attempt, fetched.facts)
+            }
+            parsed => {
+                let detail = match parsed {
+                    Ok(set) => format!("the key set has no usable key ({} set aside)", set.set_aside().len()),
+                    Err(e) => e.to_string(),
+                };
+                let mut err = FetchError::new(FetchStage::Parse, &jwks_uri, detail);
+                err.facts = Some(Box::new(fetched.facts));
+                self.failed(prev, now.at, attempt, err, trigger)
+            }
+        }
     }
 
     async fn fetch_once(&self) -> Result<(Fetched, String), FetchError> {
@@ -702,123 +603,40 @@ impl Inner {
         Ok((fetched, uri))
     }
 
-    fn schedule(&self, now: Instant, ttl: Duration) -> Instant {
+    /// When the next scheduled fetch is due: ahead of expiry, or sooner when a removal awaits
+    /// its confirming fetch.
+    fn schedule(&self, now: Instant, ttl: Duration, removed: &[RemovedKey]) -> Instant {
         let lead = jitter(self.settings.refresh_ahead, 0.1);
         let wait = if ttl > lead { ttl - lead } else { ttl / 2 };
-        now + wait
-    }
-
-    fn renewed(
-        &self,
-        prev: &Snapshot,
-        now: Instant,
-        ttl: Duration,
-        attempt: u64,
-        facts: HttpFacts,
-    ) -> Snapshot {
-        let grace = prev.grace.iter().filter(|g| g.until > now).cloned().collect();
-        self.fetched(prev.keys.clone(), grace, now, ttl, attempt, facts)
-    }
-
-    fn replaced(
-        &self,
-        prev: &Snapshot,
-        set: JwkSet,
-        now: Instant,
-        ttl: Duration,
-        attempt: u64,
-        facts: HttpFacts,
-    ) -> Snapshot {
-        let grace = self.diff_keys(prev, &set, now);
-        if prev.failures > 0 {
-            tracing::info!(issuer = %self.name, keys = set.len(), "key set fetched again after failures");
-        }
-        self.fetched(Some(Arc::new(set)), grace, now, ttl, attempt, facts)
+        let refresh = later(now, wait);
+        removed.iter().filter_map(|r| r.confirm_from).fold(refresh, Instant::min)
     }
 
     /// The state after a successful fetch (200 or 304): fresh for `ttl`.
     fn fetched(
         &self,
         keys: Option<Arc<JwkSet>>,
-        grace: Vec<GraceKey>,
-        now: Instant,
+        removed: Vec<RemovedKey>,
+        now: Moment,
         ttl: Duration,
         attempt: u64,
         facts: HttpFacts,
     ) -> Snapshot {
-        let expires = now + ttl;
+        let expires = later(now.at, ttl);
         Snapshot {
             keys,
-            grace,
-            fetched_at: Some(now),
+            next_due: self.schedule(now.at, ttl, &removed),
+            removed,
+            fetched_at: Some(now.at),
+            fetched_at_unix: Some(now.unix),
             expires_at: Some(expires),
-            stale_until: Some(expires + self.settings.max_stale),
-            next_due: self.schedule(now, ttl),
+            stale_until: Some(later(expires, self.settings.max_stale)),
             attempt,
             unavailable_since: None,
             last_error: None,
             last_response: Some(facts),
             failures: 0,
         }
-    }
-
-    /// Logs and counts added, removed and reappearing keys; returns the new grace list.
-    fn diff_keys(&self, prev: &Snapshot, set: &JwkSet, now: Instant) -> Vec<GraceKey> {
-        let ident = |k: &VerifyingKey| (k.kid().map(str::to_owned), *k.thumbprint());
-        let new_ids: Vec<_> = set.keys().iter().map(|k| ident(k)).collect();
-        let old_ids: Vec<_> =
-            prev.keys.as_ref().map(|s| s.keys().iter().map(|k| ident(k)).collect()).unwrap_or_default();
-        let event = |key: &VerifyingKey, kind: KeyEventKind| {
-            let name = match kind {
-                KeyEventKind::Added => "added",
-                KeyEventKind::Removed { .. } => "removed",
-                KeyEventKind::Reappeared => "reappeared",
-                KeyEventKind::Retired => "retired",
-            };
-            metrics::counter!(telemetry::KEY_EVENTS_TOTAL, "issuer" => self.name.to_string(), "event" => name).increment(1);
-            // No subscriber is not an error.
-            let _ = self.events.send(KeyEvent {
-                source: Arc::clone(&self.name),
-                kid: key.kid().map(str::to_owned),
-                thumbprint: *key.thumbprint(),
-                kind,
-            });
-        };
-        let mut grace: Vec<GraceKey> = Vec::new();
-        for g in &prev.grace {
-            if new_ids.contains(&ident(&g.key)) {
-                tracing::info!(issuer = %self.name, kid = g.key.kid().unwrap_or(""), "key reappeared in the key set");
-                event(&g.key, KeyEventKind::Reappeared);
-            } else if g.until > now {
-                grace.push(g.clone());
-            } else {
-                tracing::info!(issuer = %self.name, kid = g.key.kid().unwrap_or(""), "removed key's grace ended; it no longer verifies");
-                event(&g.key, KeyEventKind::Retired);
-            }
-        }
-        for key in set.keys() {
-            let id = ident(key);
-            if !old_ids.contains(&id)
-                && !prev.grace.iter().any(|g| ident(&g.key) == id)
-                && prev.keys.is_some()
-            {
-                tracing::info!(issuer = %self.name, kid = key.kid().unwrap_or(""), alg = ?key.alg(), "key added");
-                event(key, KeyEventKind::Added);
-            }
-        }
-        if let Some(old) = &prev.keys {
-            for key in old.keys() {
-                if !new_ids.contains(&ident(key)) {
-                    let grace_for = self.settings.removal_grace;
-                    tracing::info!(issuer = %self.name, kid = key.kid().unwrap_or(""), grace_secs = grace_for.as_secs(), "key removed from the published set");
-                    event(key, KeyEventKind::Removed { grace: grace_for });
-                    if !grace_for.is_zero() {
-                        grace.push(GraceKey { key: Arc::clone(key), until: now + grace_for });
-                    }
-                }
-            }
-        }
-        grace
     }
 
     fn failed(
@@ -852,13 +670,15 @@ impl Inner {
         if unavailable && prev.unavailable_since.is_none() {
             tracing::error!(issuer = %self.name, "no usable key set: tokens are rejected with keys_unavailable");
         }
+        let removed = state::removed_after_renewal(prev, now, false, &self.events);
         Snapshot {
             keys: prev.keys.clone(),
-            grace: prev.grace.iter().filter(|g| g.until > now).cloned().collect(),
+            removed,
             fetched_at: prev.fetched_at,
+            fetched_at_unix: prev.fetched_at_unix,
             expires_at: prev.expires_at,
             stale_until,
-            next_due: now + jitter(backoff, 0.1),
+            next_due: later(now, jitter(backoff, 0.1)),
             attempt,
             unavailable_since: if unavailable { prev.unavailable_since.or(Some(now)) } else { None },
             last_response: err.facts.as_deref().cloned().or_else(|| prev.last_response.clone()),
@@ -869,13 +689,18 @@ impl Inner {
 
     fn publish_gauges(&self, snap: &Snapshot, now: Instant) {
         let issuer = self.name.to_string();
-        let keys = snap.keys.as_ref().map_or(0, |k| k.len()) + snap.grace.len();
+        let removed = snap.removed_active(now).count();
+        let keys = snap.keys.as_ref().map_or(0, |k| k.len()) + removed;
         metrics::gauge!(telemetry::JWKS_KEYS, "issuer" => issuer.clone()).set(keys as f64);
+        metrics::gauge!(telemetry::JWKS_REMOVED_KEYS_VERIFYING, "issuer" => issuer.clone())
+            .set(removed as f64);
         if let Some(fetched) = snap.fetched_at {
             metrics::gauge!(telemetry::JWKS_AGE_SECONDS, "issuer" => issuer.clone())
                 .set(now.duration_since(fetched).as_secs_f64());
+        }
+        if let Some(unix) = snap.fetched_at_unix {
             metrics::gauge!(telemetry::JWKS_LAST_SUCCESS_TIMESTAMP_SECONDS, "issuer" => issuer)
-                .set(self.unix_at(now, fetched) as f64);
+                .set(unix as f64);
         }
     }
 
@@ -890,21 +715,11 @@ impl Inner {
         Some(dir.join(format!("keyward-{name}.json")))
     }
 
-    /// Writes the last good set atomically (temp file, then rename).
+    /// Saves the last good set for warm start (atomically: temp file, then rename).
     async fn save_warm(&self, body: &[u8], uri: &str) {
         let Some(path) = self.warm_path() else { return };
-        let record = serde_json::json!({
-            "saved_at": self.clock.now_unix(),
-            "source": self.name.as_ref(),
-            "jwks_uri": uri,
-            "jwks": String::from_utf8_lossy(body),
-        });
-        let tmp = path.with_extension("json.tmp");
-        let write = async {
-            tokio::fs::write(&tmp, record.to_string()).await?;
-            tokio::fs::rename(&tmp, &path).await
-        };
-        if let Err(e) = write.await {
+        let record = warm::record(self.clock.now_unix(), &self.name, uri, body);
+        if let Err(e) = warm::write_atomically(&path, record).await {
             tracing::warn!(issuer = %self.name, path = %path.display(), "cannot save the key set for warm start: {e}");
         }
     }
@@ -913,30 +728,31 @@ impl Inner {
     fn load_warm(&self) -> Option<Snapshot> {
         let path = self.warm_path()?;
         let bytes = std::fs::read(&path).ok()?;
-        let record = crate::jose::json::parse_object(&bytes).ok()?;
-        let saved_at = record.get("saved_at")?.as_i64()?;
-        let age = u64::try_from(self.clock.now_unix().saturating_sub(saved_at)).unwrap_or(0);
+        let now_unix = self.clock.now_unix();
+        let limits = (self.settings.http.max_body_bytes, self.settings.max_keys);
+        let cached = match warm::parse_record(&path, &bytes, now_unix, limits.0, limits.1) {
+            Ok(cached) => cached,
+            Err(e) => {
+                tracing::warn!(issuer = %self.name, "saved key set not used: {e}");
+                return None;
+            }
+        };
+        let age = u64::try_from(now_unix.saturating_sub(cached.saved_at_unix)).unwrap_or(0);
         let max_stale = self.settings.max_stale.as_secs();
         if age >= max_stale {
             tracing::info!(issuer = %self.name, age_secs = age, "saved key set is older than max_stale; not used");
             return None;
         }
-        let jwks = record.get("jwks")?.as_str()?;
-        let set = JwkSet::from_json_with_limits(
-            jwks.as_bytes(),
-            self.settings.http.max_body_bytes,
-            self.settings.max_keys,
-        )
-        .ok()?;
-        if set.is_empty() {
+        if cached.set.is_empty() {
             return None;
         }
-        tracing::info!(issuer = %self.name, age_secs = age, keys = set.len(), "loaded the saved key set (warm start)");
+        tracing::info!(issuer = %self.name, age_secs = age, keys = cached.set.len(), "loaded the saved key set (warm start)");
         let now = Instant::now();
         Some(Snapshot {
-            keys: Some(Arc::new(set)),
+            keys: Some(Arc::new(cached.set)),
+            fetched_at_unix: Some(cached.saved_at_unix),
             expires_at: Some(now),
-            stale_until: Some(now + Duration::from_secs(max_stale - age)),
+            stale_until: Some(later(now, Duration::from_secs(max_stale - age))),
             ..Snapshot::starting(now)
         })
     }
@@ -974,44 +790,29 @@ impl JwksSourceBuilder {
             ConfigError::Invalid("a JwksSource must be built inside a tokio runtime".to_owned())
         })?;
         let http = HttpClient::new(self.settings.http.clone()).map_err(ConfigError::Invalid)?;
-        match &self.origin {
-            Origin::JwksUri(uri) => {
-                http.check_url(uri)
-                    .map_err(|e| ConfigError::Invalid(format!("JWKS URL {uri:?}: {}", e.detail)))?;
-            }
-            Origin::Discovery { issuer } => {
-                http.check_url(issuer)
-                    .map_err(|e| ConfigError::Invalid(format!("issuer {issuer:?}: {}", e.detail)))?;
-            }
-        }
-        let name: Arc<str> = Arc::from(self.name.unwrap_or_else(|| match &self.origin {
-            Origin::Discovery { issuer } => issuer.clone(),
-            Origin::JwksUri(uri) => uri.clone(),
-        }));
+        let (what, url) = match &self.origin {
+            Origin::JwksUri(uri) => ("JWKS URL", uri),
+            Origin::Discovery { issuer } => ("issuer", issuer),
+        };
+        http.check_url(url).map_err(|e| ConfigError::Invalid(format!("{what} {url:?}: {}", e.detail)))?;
+        let name: Arc<str> = Arc::from(self.name.unwrap_or_else(|| url.clone()));
         let now = Instant::now();
         let inner = Arc::new(Inner {
+            events: Events::new(Arc::clone(&name)),
             name,
             origin: self.origin,
             settings: self.settings,
             http,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             snapshot: ArcSwap::from_pointee(Snapshot::starting(now)),
-            control: Mutex::new(Control {
-                inflight: false,
-                jwks_uri: None,
-                validators: Validators::default(),
-                limiter: VecDeque::new(),
-                negative: HashMap::new(),
-                stale_warned: false,
-            }),
+            control: Mutex::new(Control::new()),
             attempts: watch::Sender::new(0),
-            events: tokio::sync::broadcast::Sender::new(KEY_EVENT_BACKLOG),
             runtime,
         });
         if let Some(warm) = inner.load_warm() {
             inner.snapshot.store(Arc::new(warm));
         }
-        inner.start_fetch(Trigger::Startup, 0, false);
+        inner.start_scheduled(Trigger::Startup, 0);
         if inner.settings.background_refresh {
             let weak = Arc::downgrade(&inner);
             inner.runtime.spawn(background_refresh(weak));
@@ -1020,26 +821,22 @@ impl JwksSourceBuilder {
     }
 }
 
-/// Keeps an idle source fresh: wakes at each scheduled refresh or retry. Ends with the source.
+/// Keeps an idle source fresh: wakes at each scheduled refresh, removal check or retry. Ends
+/// with the source.
 async fn background_refresh(weak: Weak<Inner>) {
     loop {
         let due = match weak.upgrade() {
             Some(inner) => inner.snapshot.load().next_due,
             None => return,
         };
-        tokio::time::sleep_until(due.max(Instant::now() + Duration::from_millis(10))).await;
+        tokio::time::sleep_until(due.max(later(Instant::now(), Duration::from_millis(10)))).await;
         let Some(inner) = weak.upgrade() else { return };
         let snap = inner.snapshot.load_full();
         let now = Instant::now();
         if now < snap.next_due {
             continue;
         }
-        let trigger = match (&snap.keys, snap.expires_at) {
-            (None, _) => Trigger::Startup,
-            (Some(_), Some(e)) if now >= e => Trigger::Ttl,
-            _ => Trigger::RefreshAhead,
-        };
-        let seen = snap.attempt;
+        let (trigger, seen) = (due_trigger(&snap, now), snap.attempt);
         drop(snap);
         inner.fetch_and_wait(trigger, seen, false).await;
     }

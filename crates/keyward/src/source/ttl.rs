@@ -18,7 +18,7 @@ pub(crate) fn ttl_from_headers(
     requested(facts).map_or(default, |asked| asked).clamp(min, max)
 }
 
-fn requested(facts: &HttpFacts) -> Option<Duration> {
+pub(crate) fn requested(facts: &HttpFacts) -> Option<Duration> {
     if let Some(cc) = &facts.cache_control {
         let mut max_age = None;
         for directive in cc.split(',') {

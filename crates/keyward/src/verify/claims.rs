@@ -341,21 +341,3 @@ pub(crate) fn is_guid(s: &str) -> bool {
             _ => b.is_ascii_hexdigit(),
         })
 }
-
-/// Reads `iss` and `tid` from an unverified payload, only to pick which issuer's keys to use.
-pub(crate) fn peek_issuer(payload: &[u8]) -> Result<(Option<String>, Option<String>), Error> {
-    let mut iss = None;
-    let mut tid = None;
-    const WANTED: scan::Wanted<'static> = scan::Wanted::new(&["iss", "tid"]);
-    scan::scan_object(payload, &WANTED, &mut scan::Names::default(), |index, value| match (index, value) {
-        (0, Scalar::Str(s)) => iss = Some(s.into_owned()),
-        (1, Scalar::Str(s)) => tid = Some(s.into_owned()),
-        (0, other) => iss = Some(format!("\u{0}{}", other.kind())),
-        _ => {}
-    })
-    .map_err(|e| Error::malformed(format!("claims are not a JSON object: {e}")))?;
-    if let Some(kind) = iss.as_deref().and_then(|i| i.strip_prefix('\u{0}')) {
-        return Err(Error::new(Reason::InvalidClaim, format!("iss is {kind}, not a string")));
-    }
-    Ok((iss, tid))
-}

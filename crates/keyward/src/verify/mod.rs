@@ -11,15 +11,15 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 pub use self::claims::RegisteredClaims;
-pub(crate) use self::claims::peek_issuer;
-pub use self::policy::{DEFAULT_LEEWAY_SECS, MAX_LEEWAY_SECS, Policy, PolicyBuilder};
+pub use self::policy::{DEFAULT_LEEWAY_SECS, Policy, PolicyBuilder};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, Error, Reason};
 use crate::jose::compact::{HeaderFields, UnverifiedToken};
 use crate::jose::jwk::VerifyingKey;
 use crate::jose::jwks::JwkSet;
+use crate::jose::peek::peek_issuer;
 use crate::jose::{Algorithm, json};
-use crate::source::JwksSource;
+use crate::source::{JwksSource, KeyEvidence};
 use crate::telemetry;
 
 /// Verifies `token` against a fixed key set: the synchronous core every verifier shares.
@@ -49,7 +49,7 @@ pub(crate) fn verify_parsed(
         keys.verify_signature(kid, alg, parsed.signing_input().as_bytes(), parsed.signature())
             .map_err(&context)?
     };
-    finish(policy, parsed, key, now_unix, policy.issuer.as_deref())
+    finish(policy, parsed, key, None, now_unix, policy.issuer.as_deref())
 }
 
 /// Claims checks after a signature verified with `key`.
@@ -57,17 +57,24 @@ pub(crate) fn finish(
     policy: &Policy,
     parsed: UnverifiedToken<'_>,
     key: &Arc<VerifyingKey>,
+    keys: Option<KeyEvidence>,
     now_unix: i64,
     expected_issuer: Option<&str>,
 ) -> Result<Verified, Error> {
     {
-        let context = |e: Error| parsed.context()(e).after_signature();
+        let context = |e: Error| {
+            let e = parsed.context()(e).after_signature();
+            match keys {
+                Some(evidence) => e.with_keys(evidence),
+                None => e,
+            }
+        };
         policy.check_typ(parsed.typ()).map_err(context)?;
         claims::validate(parsed.payload(), policy, now_unix, key, expected_issuer).map_err(context)?;
     }
     parsed.remember_header();
     let (header, decoded, header_json, payload) = parsed.into_parts();
-    Ok(Verified { header, decoded, header_json, payload, views: OnceLock::new(), key: Arc::clone(key) })
+    Ok(Verified { header, decoded, header_json, payload, views: OnceLock::new(), key: Arc::clone(key), keys })
 }
 
 /// A token whose signature and claims passed every check.
@@ -82,6 +89,7 @@ pub struct Verified {
     /// Registered claims and JSON maps, built on first use.
     views: OnceLock<Box<Views>>,
     key: Arc<VerifyingKey>,
+    keys: Option<KeyEvidence>,
 }
 
 /// What [`Verified`] builds from its buffer on first use, boxed so that a `Verified` stays
@@ -112,6 +120,13 @@ impl Verified {
     /// The key that verified the signature.
     pub fn key(&self) -> &Arc<VerifyingKey> {
         &self.key
+    }
+
+    /// What the key source knew and did (remote keys only): the key set's age, whether this
+    /// verification fetched, and whether a key that is no longer published verified it
+    /// (awaiting removal confirmation, or in the removal grace).
+    pub fn keys(&self) -> Option<&KeyEvidence> {
+        self.keys.as_ref()
     }
 
     fn views(&self) -> &Views {
@@ -164,28 +179,32 @@ impl fmt::Debug for Verified {
     }
 }
 
-/// Where a verifier's keys come from.
+/// Where a verifier's keys come from: a fixed [`JwkSet`] (or an `Arc` of one) or a remote,
+/// rotation-aware [`JwksSource`]. Anything that converts into it is accepted where keys are.
 #[derive(Debug, Clone)]
-pub(crate) enum Keys {
+pub struct Keys(KeysKind);
+
+#[derive(Debug, Clone)]
+enum KeysKind {
     Static(Arc<JwkSet>),
     Remote(JwksSource),
 }
 
 impl From<JwkSet> for Keys {
     fn from(set: JwkSet) -> Self {
-        Self::Static(Arc::new(set))
+        Self(KeysKind::Static(Arc::new(set)))
     }
 }
 
 impl From<Arc<JwkSet>> for Keys {
     fn from(set: Arc<JwkSet>) -> Self {
-        Self::Static(set)
+        Self(KeysKind::Static(set))
     }
 }
 
 impl From<JwksSource> for Keys {
     fn from(source: JwksSource) -> Self {
-        Self::Remote(source)
+        Self(KeysKind::Remote(source))
     }
 }
 
@@ -214,13 +233,13 @@ pub struct Issuer {
 
 impl Issuer {
     /// Tokens whose `iss` equals `issuer` exactly (no URL normalisation) use `keys`.
-    pub fn new(issuer: impl Into<String>, keys: impl Into<KeysArg>) -> Self {
+    pub fn new(issuer: impl Into<String>, keys: impl Into<Keys>) -> Self {
         let issuer = issuer.into();
         Self {
             valid_key: valid_key(&issuer),
             label: Arc::from(issuer.as_str()),
             matcher: IssuerMatch::Exact(issuer),
-            keys: keys.into().0,
+            keys: keys.into(),
             any_tenant: false,
         }
     }
@@ -228,13 +247,13 @@ impl Issuer {
     /// A templated issuer such as Entra ID's `https://login.microsoftonline.com/{tenantid}/v2.0`:
     /// the token's `tid` must be a GUID and `iss` must equal the template filled with it.
     /// Choose the tenants with [`Issuer::tenants`] or, explicitly, [`Issuer::any_tenant`].
-    pub fn templated(template: impl Into<String>, keys: impl Into<KeysArg>) -> Self {
+    pub fn templated(template: impl Into<String>, keys: impl Into<Keys>) -> Self {
         let template = template.into();
         Self {
             valid_key: valid_key(&template),
             label: Arc::from(template.as_str()),
             matcher: IssuerMatch::Template { template, tenants: None },
-            keys: keys.into().0,
+            keys: keys.into(),
             any_tenant: false,
         }
     }
@@ -338,7 +357,7 @@ impl Verifier {
 
     /// Verifies a compact JWS and its claims.
     pub async fn verify(&self, token: &str) -> Result<Verified, Error> {
-        let started = std::time::Instant::now();
+        let started = crate::clock::stopwatch();
         let (issuer, result) = self.verify_inner(token).await;
         match (&result, issuer) {
             (Ok(_), Some(issuer)) => {
@@ -385,27 +404,27 @@ impl Verifier {
             Err(e) => return (default_label, Err(parsed.context()(e))),
         };
         let label = Some(issuer);
-        let key = match &issuer.keys {
-            Keys::Static(set) => set
+        let key = match &issuer.keys.0 {
+            KeysKind::Static(set) => set
                 .verify_signature(
                     parsed.kid(),
                     parsed.alg(),
                     parsed.signing_input().as_bytes(),
                     parsed.signature(),
                 )
-                .map(Arc::clone),
-            Keys::Remote(source) => {
+                .map(|key| (Arc::clone(key), None)),
+            KeysKind::Remote(source) => {
                 // With one issuer nothing was preselected: the source checks `iss` itself, and
                 // only when it is about to fetch, so the hot path reads no claims twice.
                 let gate = if inner.preselect { None } else { expected.as_deref() };
-                source.verify_signature(&parsed, gate).await
+                source.verify_signature(&parsed, gate).await.map(|(key, evidence)| (key, Some(evidence)))
             }
         };
-        let key = match key {
-            Ok(key) => key,
+        let (key, evidence) = match key {
+            Ok(found) => found,
             Err(e) => return (label, Err(parsed.context()(e))),
         };
-        (label, finish(&inner.policy, parsed, &key, inner.clock.now_unix(), expected.as_deref()))
+        (label, finish(&inner.policy, parsed, &key, evidence, inner.clock.now_unix(), expected.as_deref()))
     }
 
     /// Picks the configured issuer for this token before any key is consulted.
@@ -422,8 +441,8 @@ impl Verifier {
             };
             return Ok((issuer, expected));
         }
-        let (iss, tid) = peek_issuer(parsed.payload())?;
-        let Some(iss) = iss else {
+        let hint = peek_issuer(parsed.payload())?;
+        let (Some(iss), tid) = (hint.iss, hint.tid) else {
             return Err(Error::new(
                 Reason::MissingClaim,
                 "iss is missing; it selects which issuer's keys verify the token",
@@ -455,9 +474,9 @@ impl Verifier {
         self.inner
             .issuers
             .iter()
-            .filter_map(|i| match &i.keys {
-                Keys::Remote(source) => Some(source.health()),
-                Keys::Static(_) => None,
+            .filter_map(|i| match &i.keys.0 {
+                KeysKind::Remote(source) => Some(source.health()),
+                KeysKind::Static(_) => None,
             })
             .collect()
     }
@@ -475,8 +494,8 @@ pub struct VerifierBuilder {
 impl VerifierBuilder {
     /// The keys for the policy's issuer (or for any issuer, when the policy names none):
     /// a [`JwkSet`] or a remote [`JwksSource`].
-    pub fn keys(mut self, keys: impl Into<KeysArg>) -> Self {
-        self.keys = Some(keys.into().0);
+    pub fn keys(mut self, keys: impl Into<Keys>) -> Self {
+        self.keys = Some(keys.into());
         self
     }
 
@@ -542,15 +561,5 @@ impl VerifierBuilder {
                 preselect,
             }),
         })
-    }
-}
-
-/// Anything a verifier can take keys from: a [`JwkSet`] (or `Arc` of one) or a [`JwksSource`].
-#[derive(Debug)]
-pub struct KeysArg(pub(crate) Keys);
-
-impl<T: Into<Keys>> From<T> for KeysArg {
-    fn from(value: T) -> Self {
-        Self(value.into())
     }
 }

@@ -2,12 +2,10 @@
 
 use std::time::Duration;
 
-use crate::error::{ConfigError, Error, Reason};
+use crate::error::{ConfigError, Error, MAX_LEEWAY_SECS, Reason};
 use crate::jose::Algorithm;
 use crate::jose::compact::DEFAULT_MAX_TOKEN_LEN;
 
-/// The largest leeway keyward allows (RFC 8725 practice: minutes, not hours).
-pub const MAX_LEEWAY_SECS: u64 = 300;
 /// The default leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY_SECS: u64 = 60;
 
@@ -84,7 +82,7 @@ impl Policy {
     pub(crate) fn check_typ(&self, typ: Option<&str>) -> Result<(), Error> {
         match (&self.typ, typ) {
             (None, None) => Ok(()),
-            (None, Some(t)) if t.eq_ignore_ascii_case("JWT") || is_at_jwt(t) => Ok(()),
+            (None, Some(t)) if media_type_eq("JWT", t) || is_at_jwt(t) => Ok(()),
             (None, Some(t)) => Err(Error::new(
                 Reason::InvalidClaim,
                 format!("header typ {t:?} is not a JWT access or ID token type (JWT, at+jwt)"),
@@ -249,14 +247,20 @@ mod tests {
     #[test]
     fn typ_rules() {
         let open = Policy::builder().any_audience().build().unwrap();
-        for ok in [None, Some("JWT"), Some("jwt"), Some("at+jwt"), Some("application/at+JWT")] {
+        let typs = [None, Some("JWT"), Some("jwt"), Some("application/jwt"), Some("APPLICATION/JWT")];
+        for ok in typs.into_iter().chain([Some("at+jwt"), Some("application/at+JWT")]) {
             assert!(open.check_typ(ok).is_ok(), "{ok:?}");
         }
-        assert!(open.check_typ(Some("dpop+jwt")).is_err());
+        let reason = |p: &Policy, typ| p.check_typ(typ).map_err(|e| e.reason());
+        for bad in [Some("dpop+jwt"), Some("application/"), Some("application/jwt+x"), Some("jose")] {
+            assert_eq!(reason(&open, bad), Err(Reason::InvalidClaim), "{bad:?}");
+        }
         let at = Policy::builder().any_audience().require_typ("at+jwt").build().unwrap();
         assert!(at.check_typ(Some("application/at+jwt")).is_ok());
-        assert!(at.check_typ(Some("JWT")).is_err());
-        assert!(at.check_typ(None).is_err());
+        assert_eq!(reason(&at, Some("JWT")), Err(Reason::InvalidClaim));
+        assert_eq!(reason(&at, None), Err(Reason::InvalidClaim));
+        let jwt = Policy::builder().any_audience().require_typ("JWT").build().unwrap();
+        assert!(jwt.check_typ(Some("application/jwt")).is_ok());
     }
 
     #[test]

@@ -46,7 +46,10 @@ async fn discovery_with_a_mismatched_issuer_never_gets_keys() {
             JwksSource::from_issuer(&iss).configure(|s| s.background_refresh = false).build().unwrap();
         let v = verifier_for(&iss, &source);
         let err = rejected(v.verify(&token).await, Reason::KeysUnavailable, case);
-        assert!(err.detail().contains("discovery document names issuer"), "{case}: {err}");
+        let cause = err.fetch_error().expect("the failed fetch is the cause");
+        assert!(cause.detail.contains("discovery document names issuer"), "{case}: {cause}");
+        assert_eq!(cause.stage, FetchStage::Parse, "{case}");
+        assert!(std::error::Error::source(&err).is_some(), "{case}: the fetch error is chained");
         assert_eq!(last_stage(&source), FetchStage::Parse, "{case}");
         assert!(matches!(source.health().state, HealthState::Unavailable { .. }), "{case}");
         assert!(source.current().is_none(), "{case}");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use keyward::FixedClock;
 use keyward::Reason;
-use keyward::source::{FetchStage, HealthState};
+use keyward::source::{FetchDecision, FetchStage, HealthState, NoFetchReason};
 use serde_json::json;
 use tokio::time::{Instant, advance};
 
@@ -127,7 +127,12 @@ async fn slow_endpoint_times_out_without_stalling_known_kids() {
     let started = Instant::now();
     let err = rejected(v.verify(&t2).await, Reason::UnknownKid, "new kid during the hanging refresh");
     assert!(started.elapsed() <= Duration::from_secs(10), "waited {:?}", started.elapsed());
-    assert!(err.detail().contains("no refetch"), "{err}");
+    let evidence = err.keys().copied().expect("remote keys carry evidence");
+    assert_eq!(
+        evidence.fetch,
+        FetchDecision::Refused { reason: NoFetchReason::WaitTimedOut, retry_after: None },
+        "{err}"
+    );
 
     until_failures(&source, 1).await;
     let health = source.health();
@@ -332,7 +337,7 @@ async fn never_fetched_answers_keys_unavailable_promptly() {
     let started = Instant::now();
     let err = rejected(v.verify(&t1).await, Reason::KeysUnavailable, "first call");
     assert!(started.elapsed() < Duration::from_secs(2), "waited {:?}", started.elapsed());
-    assert!(err.detail().contains("connect"), "{err}");
+    assert_eq!(err.fetch_error().map(|e| e.stage), Some(FetchStage::Connect), "{err}");
     let health = source.health();
     assert!(matches!(health.state, HealthState::Unavailable { .. }), "{health:?}");
     assert_eq!(health.last_error.map(|e| e.stage), Some(FetchStage::Connect));

@@ -83,6 +83,8 @@ async fn fetch_and_verification_counters() {
     // A new kid: unknown_kid, success; a forged kid: unknown_kid, success (the set lacks it).
     server.set(KEYS, Reply::jwks(&[&k1, &k2]).header("etag", "\"v2\""));
     ok(v.verify(&t2).await, "K2"); // valid
+    // Token-driven fetches are spaced (30 s / 8 = 3.75 s): the forged kid comes after that.
+    advance(Duration::from_secs(4)).await;
     let forged = forge(&json!({"alg": "ES256", "kid": "kid-forged-zz"}), &claims_for(ISS), &[7; 64]);
     rejected(v.verify(&forged).await, Reason::UnknownKid, "forged kid");
 

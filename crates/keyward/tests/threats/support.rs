@@ -1,6 +1,6 @@
 //! Shared fixtures: the clock, a default policy, token assembly and byte arithmetic.
 
-use keyward::jose::base64url;
+use keyward::internal::base64url;
 use keyward::jwk::JwkSet;
 use keyward::{Error, Policy, Reason, Verified, verify_with_keys};
 use keyward_idp::{SigningAlg, SigningKey, jwks};

@@ -1,0 +1,103 @@
+//! Health of a source, for dashboards, readiness probes and alerts.
+
+use tokio::time::Instant;
+
+use crate::source::http::{FetchError, HttpFacts};
+use crate::source::state::Snapshot;
+
+/// The state of a source, for health endpoints and alerts.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthState {
+    /// No fetch has completed yet.
+    Starting,
+    /// The key set is within its TTL.
+    Fresh,
+    /// The key set expired and refreshing it fails; it still serves until `max_stale`.
+    Stale {
+        /// Unix time the set expired without a successful refresh.
+        since_unix: i64,
+    },
+    /// No usable key set: never fetched, or past `max_stale`.
+    Unavailable {
+        /// Unix time this state began.
+        since_unix: i64,
+    },
+}
+
+impl HealthState {
+    /// `starting`, `fresh`, `stale` or `unavailable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Fresh => "fresh",
+            Self::Stale { .. } => "stale",
+            Self::Unavailable { .. } => "unavailable",
+        }
+    }
+}
+
+/// A health report for one source.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Health {
+    /// The configured issuer or URL this source serves.
+    pub name: String,
+    /// Fresh, stale or unavailable.
+    pub state: HealthState,
+    /// Usable keys in the current set.
+    pub keys: usize,
+    /// Keys no longer published that still verify: awaiting the confirming fetch, or in the
+    /// opt-in removal grace.
+    pub keys_in_grace: usize,
+    /// Unix time of the last successful fetch (200 or 304).
+    pub last_success_unix: Option<i64>,
+    /// Seconds until the current set expires (negative once expired).
+    pub expires_in_secs: Option<i64>,
+    /// Fetch failures since the last success.
+    pub consecutive_failures: u32,
+    /// The last fetch failure, if the last attempt failed.
+    pub last_error: Option<FetchError>,
+    /// The HTTP facts of the last response received.
+    pub last_response: Option<HttpFacts>,
+}
+
+/// Seconds from `now` to `t` (negative when `t` is past).
+pub(crate) fn signed_secs(t: Instant, now: Instant) -> i64 {
+    if t >= now {
+        i64::try_from((t - now).as_secs()).unwrap_or(i64::MAX)
+    } else {
+        -i64::try_from((now - t).as_secs()).unwrap_or(i64::MAX)
+    }
+}
+
+/// The health of `snap` at `now`; `to_unix` turns instants into wall-clock seconds.
+pub(crate) fn health_of(
+    name: &str,
+    snap: &Snapshot,
+    now: Instant,
+    to_unix: impl Fn(Instant) -> i64,
+) -> Health {
+    let state = match (&snap.keys, snap.stale_until, snap.expires_at) {
+        (None, _, _) if snap.attempt == 0 => HealthState::Starting,
+        (Some(_), Some(stale_until), Some(expires)) if now <= stale_until => {
+            if now < expires {
+                HealthState::Fresh
+            } else {
+                HealthState::Stale { since_unix: (to_unix)(expires) }
+            }
+        }
+        _ => HealthState::Unavailable { since_unix: to_unix(snap.unavailable_since.unwrap_or(now)) },
+    };
+    Health {
+        name: name.to_owned(),
+        state,
+        keys: snap.keys.as_ref().map_or(0, |k| k.len()),
+        keys_in_grace: snap.removed_active(now).count(),
+        last_success_unix: snap.fetched_at.map(&to_unix),
+        expires_in_secs: snap.expires_at.map(|e| signed_secs(e, now)),
+        consecutive_failures: snap.failures,
+        last_error: snap.last_error.clone(),
+        last_response: snap.last_response.clone(),
+    }
+}
