@@ -111,9 +111,9 @@ pub(crate) struct SourceArgs {
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
     pub(crate) max_ttl: Duration,
 
-    /// Window of the unknown-kid refetch limiter (2 fetches per window), the minimum key-set
-    /// age before a failed signature under a known kid refetches, and how long a kid a fresh
-    /// fetch lacked stays negatively cached.
+    /// Window of the per-issuer budget of token-driven fetches (unknown kid, signature retry:
+    /// 8 per window, spaced window/8 apart), and how long a kid fetches kept missing is answered
+    /// without a fetch once its 60 s follow-up is over.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub(crate) refresh_cooldown: Duration,
 
@@ -121,9 +121,12 @@ pub(crate) struct SourceArgs {
     #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = parse_duration)]
     pub(crate) max_stale: Duration,
 
-    /// How long a key removed from the published set keeps verifying (0s = at once; at most --max-ttl).
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
-    pub(crate) removal_grace: Duration,
+    /// How long a key removed from the published set keeps verifying. Default: until a second
+    /// fetch about 5 s later confirms the removal (never more than 60 s). `0s`: at once, no
+    /// confirmation. A longer grace (at most --max-ttl) is for IdPs known to drop keys early; a
+    /// pulled, compromised key then stays trusted that long.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) removal_grace: Option<Duration>,
 
     /// Keep the last good key set here, and load it at start if younger than --max-stale.
     #[arg(long, value_name = "DIR")]

@@ -10,7 +10,7 @@ use keyward::clock::format_rfc3339;
 use keyward::danger::decode_unverified;
 use keyward::jwk::JwkSet;
 use keyward::source::{JwksSource, SourceSettings};
-use keyward::{Error, FixedClock, KeysArg, Policy, SystemClock, Verified, Verifier};
+use keyward::{Error, FixedClock, Keys, Policy, SystemClock, Verified, Verifier};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -44,7 +44,7 @@ fn build_verifier(args: &VerifyArgs) -> Result<Verifier> {
     let policy = policy(args)?;
     // Checked even for a key file, so an incoherent command line never passes silently.
     let settings = source_settings(&args.source)?;
-    let keys: KeysArg = match (&args.jwks, &args.issuer) {
+    let keys: Keys = match (&args.jwks, &args.issuer) {
         (Some(jwks), _) if jwks.starts_with("https://") || jwks.starts_with("http://") => {
             let mut builder = JwksSource::from_url(jwks.clone()).settings(settings);
             if let Some(issuer) = &args.issuer {
