@@ -373,6 +373,10 @@ struct Report {
     used_pins: BTreeSet<(&'static str, u64)>,
     /// Indexes of the [`DEFECTS`] rows that matched a vector.
     used_defects: BTreeSet<usize>,
+    /// Invalid JWS vectors whose [`DEFECTS`] row demanded an exact code, and those it let
+    /// through with any rejection.
+    defect_exact: usize,
+    defect_any: usize,
 }
 
 /// The first [`DEFECTS`] row (and its index) whose flag the vector carries, else the first whose
@@ -417,9 +421,20 @@ impl Report {
             return;
         };
         self.used_defects.insert(index);
-        if let Some(code) = row.due.code(header_alg(token).as_deref())
-            && outcome.code() != Some(code)
-        {
+        let Some(code) = row.due.code(header_alg(token).as_deref()) else {
+            // No single code for the defect: the vector's own code must then be pinned.
+            self.defect_any += 1;
+            if !REASON_PINS.iter().any(|(f, id, _, _)| *f == vector.file && *id == vector.tc_id) {
+                self.failures.push(format!(
+                    "{}: defect {:?} has no single reason code, so the vector needs a REASON_PINS row",
+                    vector.name(),
+                    row.matches
+                ));
+            }
+            return;
+        };
+        self.defect_exact += 1;
+        if outcome.code() != Some(code) {
             self.failures.push(format!(
                 "{}: expected {code} for defect {:?} ({:?}), got {}",
                 vector.name(),
@@ -641,6 +656,11 @@ fn wycheproof_vectors() {
         }
     }
     println!("Wycheproof summary (Ed25519 mode: {ED25519_MODE}):\n{}", report.summary);
+    println!(
+        "DEFECTS: {} invalid JWS vectors checked for the reason code their defect names, {} whose \
+         defect has no single code (each pinned in REASON_PINS instead)",
+        report.defect_exact, report.defect_any
+    );
     assert!(
         report.failures.is_empty(),
         "{} Wycheproof mismatches:\n{}",

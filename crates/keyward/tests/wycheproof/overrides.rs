@@ -238,8 +238,8 @@ pub(crate) enum Due {
     /// except that a token whose header says `none` or `HS*` is refused first, at the algorithm
     /// check, with `algorithm_not_allowed` (keyward never verifies HMAC; README "Reason codes").
     AfterAlg(&'static str),
-    /// No single natural code; any rejection passes this table. The string says why, and
-    /// [`REASON_PINS`] pins the individual vectors where the code still matters.
+    /// No single natural code for the defect; the string says why. Every such vector must have
+    /// its own [`REASON_PINS`] row instead (checked by the run).
     AnyRejection(&'static str),
 }
 
