@@ -1,5 +1,7 @@
-//! Real identity-provider JWKS documents (`shared/testvectors/real-jwks/`, see its README): each
-//! parses with the expected usable and set-aside keys, and selection behaves on their quirks.
+//! Real identity-provider JWKS documents (`tests/data/real-jwks/`; where each was copied from is
+//! in that folder's README): each parses with the expected usable and set-aside keys, and
+//! selection behaves on their quirks. The files are part of the repository: a missing or
+//! unreadable one fails the test, nothing is skipped.
 //!
 //! The files are public-key snapshots; nothing here can sign for them, so tokens in these tests
 //! are signed by fresh keys and assert how keyward selects (or refuses) the real key by `kid`.
@@ -14,24 +16,16 @@ use serde_json::{Value, json};
 
 const NOW: i64 = 1_767_225_600;
 
-/// The corpus directory, or `None` (after saying so) outside CI when it is absent.
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testvectors/real-jwks");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert_ne!(
-        std::env::var("CI").as_deref(),
-        Ok("true"),
-        "shared/testvectors/real-jwks not found at {} (required in CI)",
-        dir.display()
-    );
-    println!("skipped: shared/testvectors not found");
-    None
+/// The corpus directory, committed with the tests.
+fn corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/real-jwks")
 }
 
 fn read(dir: &std::path::Path, file: &str) -> Vec<u8> {
-    std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+    let path = dir.join(file);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("cannot read real-JWKS file {}: {e} (it is committed in the repository)", path.display())
+    })
 }
 
 fn load(dir: &std::path::Path, file: &str) -> JwkSet {
@@ -128,10 +122,10 @@ fn open_policy() -> Policy {
 
 #[test]
 fn every_file_parses_with_the_expected_usable_and_set_aside_keys() {
-    let Some(dir) = corpus_dir() else { return };
+    let dir = corpus_dir();
     // Every JSON file in the corpus has an expectation, and every expectation a file.
     let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| name.ends_with(".json"))
         .collect();
@@ -168,7 +162,7 @@ fn every_file_parses_with_the_expected_usable_and_set_aside_keys() {
 
 #[test]
 fn entra_keys_without_alg_are_usable_by_family_and_carry_their_issuer() {
-    let Some(dir) = corpus_dir() else { return };
+    let dir = corpus_dir();
     let set = load(&dir, "entra-common.json");
     let templated = "https://login.microsoftonline.com/{tenantid}/v2.0";
     let msa = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0";
@@ -205,7 +199,7 @@ fn entra_keys_without_alg_are_usable_by_family_and_carry_their_issuer() {
 
 #[test]
 fn keycloak_enc_key_is_set_aside_and_the_sig_key_is_usable() {
-    let Some(dir) = corpus_dir() else { return };
+    let dir = corpus_dir();
     let set = load(&dir, "keycloak.json");
     let sig = &set.keys()[0];
     assert_eq!(sig.alg(), Some(Algorithm::RS256));
@@ -227,7 +221,7 @@ fn keycloak_enc_key_is_set_aside_and_the_sig_key_is_usable() {
 
 #[test]
 fn kubernetes_512_bit_keys_are_set_aside_as_weak() {
-    let Some(dir) = corpus_dir() else { return };
+    let dir = corpus_dir();
     let set = load(&dir, "kubernetes.json");
     assert!(set.is_empty());
     for aside in set.set_aside() {
@@ -242,7 +236,7 @@ fn kubernetes_512_bit_keys_are_set_aside_as_weak() {
 
 #[test]
 fn cognito_kids_with_base64_punctuation_are_kept_verbatim() {
-    let Some(dir) = corpus_dir() else { return };
+    let dir = corpus_dir();
     let set = load(&dir, "cognito.json");
     let kid = "vyVQH7UMjwYboVvyFf+zd4KHZfgc+RtmU/A2vHhgITI=";
     assert!(set.contains_kid(kid));
@@ -268,7 +262,7 @@ fn cognito_kids_with_base64_punctuation_are_kept_verbatim() {
 
 #[test]
 fn alg_bound_keys_verify_only_their_algorithm() {
-    let Some(dir) = corpus_dir() else { return };
+    let dir = corpus_dir();
     let ps_signer = SigningKey::generate(SigningAlg::PS256, "x").unwrap();
     for file in ["auth0.json", "cognito.json", "github-actions.json", "google.json", "okta.json"] {
         let set = load(&dir, file);

@@ -1,4 +1,4 @@
-//! Attack-class tests: one or more `#[test]`s per class in `shared/THREATS.md` that applies to
+//! Attack-class tests: one or more `#[test]`s per class in `docs/threat-model.md` that applies to
 //! verification (A1–A17, A20, A22–A24, and the header half of A18).
 //!
 //! Every attack token is built here, from keys generated in the test (`keyward_idp`) and, where

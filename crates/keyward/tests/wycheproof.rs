@@ -1,5 +1,7 @@
-//! Wycheproof conformance: every vector of the 13 files in `shared/testvectors/wycheproof`
-//! (see its README) runs against keyward's public API.
+//! Wycheproof conformance: every vector of the 13 files in `tests/data/wycheproof` (byte copies
+//! of upstream C2SP/wycheproof files; provenance, commit and Apache-2.0 licence in that folder's
+//! README and LICENSE) runs against keyward's public API. The files are part of the repository:
+//! a missing or unreadable one fails the test, nothing is skipped.
 //!
 //! * JWS/JWK files: the group key goes through `JwkSet::from_json` and the token through
 //!   `verify_with_keys`, the real public verification path. See [`run_jws`] for how payloads that
@@ -8,9 +10,11 @@
 //!   parsed by `JwkSet::from_json`, and `VerifyingKey::verify_signature(alg, msg, sig)` (the raw
 //!   primitive the JWS layer calls) checks the signature.
 //!
-//! Decisions that differ from the Wycheproof labels live in `wycheproof/overrides.rs`.
+//! How a vector is judged lives in `wycheproof/overrides.rs`: the override table (decisions that
+//! differ from the Wycheproof labels), the flag→reason table `DEFECTS` (the code an `invalid`
+//! vector must get for the defect its flag or comment names), per-vector reason pins, and the
+//! per-file reason counts (a snapshot of today's behaviour, not a spec).
 //! Run with `cargo test -p keyward --test wycheproof -- --nocapture` to see the summary.
-//! Without `../shared/testvectors` the tests print "skipped" and pass, except under `CI=true`.
 
 #[path = "wycheproof/overrides.rs"]
 mod overrides;
@@ -27,7 +31,9 @@ use keyward::jwk::{JwkSet, VerifyingKey};
 use keyward::{Algorithm, Error, Policy, Reason, verify_with_keys};
 use serde_json::{Value, json};
 
-use self::overrides::{ED25519_MODE, Expect, JWE_TESTS, Kind, OVERRIDES, REASON_COUNTS, REASON_PINS};
+use self::overrides::{
+    DEFECTS, Defect, Due, ED25519_MODE, Expect, JWE_TESTS, Kind, Match, OVERRIDES, REASON_COUNTS, REASON_PINS,
+};
 
 /// Any fixed time: no Wycheproof payload carries time claims.
 const NOW: i64 = 1_700_000_000;
@@ -63,25 +69,20 @@ const FILES: [(&str, FileKind); 13] = [
     ("ed25519_test.json", FileKind::Ed25519),
 ];
 
-/// The vector directory, `shared/` beside the repository. `None` (after printing why) when it is
-/// absent outside CI; under `CI=true` its absence fails the test.
-fn vectors_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testvectors/wycheproof");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but the Wycheproof vectors are missing at {}: CI must check out shared/ beside the repo",
-        dir.display()
-    );
-    eprintln!("skipped: shared/testvectors not found (looked for {})", dir.display());
-    None
+/// The vector directory: the copies committed in `tests/data/wycheproof` (provenance and
+/// licence in its README). A missing file there fails the test; nothing is skipped.
+fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wycheproof")
 }
 
 fn load(dir: &Path, file: &str) -> Value {
     let path = dir.join(file);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read Wycheproof vector file {}: {e} (it is committed in the repository)",
+            path.display()
+        )
+    });
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{file} is not JSON: {e}"))
 }
 
@@ -370,9 +371,80 @@ struct Report {
     summary: String,
     used_overrides: BTreeSet<(&'static str, u64)>,
     used_pins: BTreeSet<(&'static str, u64)>,
+    /// Indexes of the [`DEFECTS`] rows that matched a vector.
+    used_defects: BTreeSet<usize>,
+    /// Invalid JWS vectors whose [`DEFECTS`] row demanded an exact code, and those it let
+    /// through with any rejection.
+    defect_exact: usize,
+    defect_any: usize,
+}
+
+/// The first [`DEFECTS`] row (and its index) whose flag the vector carries, else the first whose
+/// comment it has.
+fn defect_row(flags: &[&str], comment: &str) -> Option<(usize, &'static Defect)> {
+    let by_flag = DEFECTS
+        .iter()
+        .enumerate()
+        .find(|(_, row)| matches!(row.matches, Match::Flag(name) if flags.contains(&name)));
+    by_flag.or_else(|| {
+        DEFECTS
+            .iter()
+            .enumerate()
+            .find(|(_, row)| matches!(row.matches, Match::Comment(text) if text == comment))
+    })
+}
+
+/// The `alg` of a compact token's header, when the first segment decodes to a JSON object with
+/// a string `alg` (the flag table needs it to tell HMAC tokens from the rest).
+fn header_alg(token: &str) -> Option<String> {
+    let segment = token.split('.').next()?;
+    let header: Value = serde_json::from_slice(&base64url::decode(segment).ok()?).ok()?;
+    header["alg"].as_str().map(str::to_owned)
 }
 
 impl Report {
+    /// Checks an `invalid` JWS vector against the flag→reason table ([`DEFECTS`]): it must match
+    /// a row (unless an override decides it), and get the code the row demands.
+    fn check_defect(&mut self, vector: &Vector<'_>, test: &Value, token: &str, outcome: &Outcome) {
+        if vector.label != Label::Invalid
+            || OVERRIDES.iter().any(|o| o.file == vector.file && o.tc_id == vector.tc_id)
+        {
+            return;
+        }
+        let flags: Vec<&str> =
+            test["flags"].as_array().expect("flags").iter().filter_map(Value::as_str).collect();
+        let Some((index, row)) = defect_row(&flags, vector.comment) else {
+            self.failures.push(format!(
+                "{}: invalid vector (flags {flags:?}) matches no DEFECTS row: say which reason it must get",
+                vector.name()
+            ));
+            return;
+        };
+        self.used_defects.insert(index);
+        let Some(code) = row.due.code(header_alg(token).as_deref()) else {
+            // No single code for the defect: the vector's own code must then be pinned.
+            self.defect_any += 1;
+            if !REASON_PINS.iter().any(|(f, id, _, _)| *f == vector.file && *id == vector.tc_id) {
+                self.failures.push(format!(
+                    "{}: defect {:?} has no single reason code, so the vector needs a REASON_PINS row",
+                    vector.name(),
+                    row.matches
+                ));
+            }
+            return;
+        };
+        self.defect_exact += 1;
+        if outcome.code() != Some(code) {
+            self.failures.push(format!(
+                "{}: expected {code} for defect {:?} ({:?}), got {}",
+                vector.name(),
+                row.matches,
+                row.due,
+                outcome.describe()
+            ));
+        }
+    }
+
     /// Counts `outcome` and records a failure when it is not what the override table, the reason
     /// pins or (otherwise) the Wycheproof label demand.
     fn judge(&mut self, tally: &mut Tally, vector: &Vector<'_>, outcome: &Outcome) {
@@ -455,17 +527,7 @@ fn run_jws_group(report: &mut Report, tally: &mut Tally, file: &'static str, gro
         };
         match run_jws(key, &token) {
             Ok(outcome) => {
-                // A tampered signature or padding must get through parsing and key selection
-                // and fail at the signature check itself.
-                let flags = test["flags"].as_array().expect("flags");
-                let tampered = flags.iter().any(|f| f == "ModifiedPadding" || f == "ModifiedSignature");
-                if tampered && outcome.code().is_some_and(|code| code != "invalid_signature") {
-                    report.failures.push(format!(
-                        "{}: tampered signature rejected as {}, expected invalid_signature",
-                        vector.name(),
-                        outcome.describe()
-                    ));
-                }
+                report.check_defect(&vector, test, &token, &outcome);
                 report.judge(tally, &vector, &outcome);
             }
             Err(disagreement) => {
@@ -573,7 +635,7 @@ fn run_file(report: &mut Report, dir: &Path, file: &'static str, kind: FileKind)
 
 #[test]
 fn wycheproof_vectors() {
-    let Some(dir) = vectors_dir() else { return };
+    let dir = vectors_dir();
     let mut report = Report::default();
     for (file, kind) in FILES {
         run_file(&mut report, &dir, file, kind);
@@ -583,12 +645,22 @@ fn wycheproof_vectors() {
             report.failures.push(format!("stale override: {}#{} matches no vector", row.file, row.tc_id));
         }
     }
+    for (index, row) in DEFECTS.iter().enumerate() {
+        if !report.used_defects.contains(&index) {
+            report.failures.push(format!("stale DEFECTS row: {:?} matches no invalid vector", row.matches));
+        }
+    }
     for (file, tc_id, _, _) in REASON_PINS {
         if !report.used_pins.contains(&(*file, *tc_id)) {
             report.failures.push(format!("stale reason pin: {file}#{tc_id} matches no vector"));
         }
     }
     println!("Wycheproof summary (Ed25519 mode: {ED25519_MODE}):\n{}", report.summary);
+    println!(
+        "DEFECTS: {} invalid JWS vectors checked for the reason code their defect names, {} whose \
+         defect has no single code (each pinned in REASON_PINS instead)",
+        report.defect_exact, report.defect_any
+    );
     assert!(
         report.failures.is_empty(),
         "{} Wycheproof mismatches:\n{}",
@@ -602,7 +674,7 @@ fn wycheproof_vectors() {
 /// well-formed ones (357-359, 376, 377) parse and stop only at the algorithm.
 #[test]
 fn base64_group_fails_in_the_parser() {
-    let Some(dir) = vectors_dir() else { return };
+    let dir = vectors_dir();
     let doc = load(&dir, "json_web_signature_test.json");
     let group = doc["testGroups"]
         .as_array()
@@ -733,4 +805,25 @@ fn harness_reports_mismatches() {
             report.failures
         );
     }
+}
+
+/// The flag→reason table itself: flags win over comments, a `none`/HMAC header turns a later
+/// stage's code into `algorithm_not_allowed`, parse-stage codes do not depend on the header, and
+/// an unknown defect matches nothing.
+#[test]
+fn defect_table_rules() {
+    let due = |flags: &[&str], comment: &str| defect_row(flags, comment).map(|(_, row)| row.due);
+    let code = |flags: &[&str], comment: &str, alg: Option<&str>| {
+        due(flags, comment).expect("a DEFECTS row").code(alg)
+    };
+    assert_eq!(code(&["ModifiedSignature"], "SaltModified", Some("PS256")), Some("invalid_signature"));
+    assert_eq!(code(&["ModifiedSignature"], "SaltModified", Some("HS256")), Some("algorithm_not_allowed"));
+    assert_eq!(code(&[], "rejectsModifiedPayload", Some("none")), Some("algorithm_not_allowed"));
+    assert_eq!(code(&[], "rejectsModifiedHeader", Some("ES256")), Some("unknown_kid"));
+    assert_eq!(code(&[], "rejectsEmptyString", Some("HS256")), Some("malformed"));
+    assert_eq!(code(&[], "rejectsEmptyString", None), Some("malformed"));
+    // A flag decides even when the comment has its own row.
+    assert_eq!(code(&["JsonSerialization"], "rejectsModifiedSignature", Some("RS256")), Some("malformed"));
+    assert!(matches!(due(&["WrongPrimitive"], "UsingRS256"), Some(Due::AnyRejection(_))));
+    assert_eq!(due(&["NotAFlag"], "notAComment"), None);
 }

@@ -177,9 +177,11 @@ pub(crate) const REASON_PINS: &[(&str, u64, &str, &str)] = &[
     (JWK, 26, "algorithm_not_allowed", "AES-KW key, HS256 token"),
 ];
 
-/// The observed reason-code counts per JWS file, pinned so that any change in why vectors are
-/// rejected is noticed (the primitive files need no table: every rejection there must be
-/// `invalid_signature`). Update deliberately, with the per-vector failures as evidence.
+/// The observed reason-code counts per JWS file: a SNAPSHOT of what keyward does today, not a
+/// specification. The spec is [`DEFECTS`], [`REASON_PINS`] and [`OVERRIDES`]; these counts only
+/// make any change in why vectors are rejected visible (the primitive files need no table: every
+/// rejection there must be `invalid_signature`). When a deliberate change moves a count, update it
+/// here, with the per-vector failures of the other tables as evidence that it is intended.
 pub(crate) const REASON_COUNTS: &[(&str, &[(&str, usize)])] = &[
     (
         JWS,
@@ -213,6 +215,179 @@ pub(crate) const REASON_COUNTS: &[(&str, &[(&str, usize)])] = &[
             ("weak_key", 1),
         ],
     ),
+];
+
+/// Which vectors a [`Defect`] row applies to: a Wycheproof flag the vector carries, or (for the
+/// JWS files, where most invalid vectors have no flag) its exact `comment`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Match {
+    /// The vector's `flags` contain this name.
+    Flag(&'static str),
+    /// The vector's `comment` is exactly this.
+    Comment(&'static str),
+}
+
+/// The reason code a named defect must get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// Found by the compact parser, before the header's `alg` is read: this code for every token.
+    Parse(&'static str),
+    /// Decided by the header's `alg` alone, before any key is looked at: this code.
+    Header(&'static str),
+    /// Found after the algorithm check (key selection or the signature itself): this code,
+    /// except that a token whose header says `none` or `HS*` is refused first, at the algorithm
+    /// check, with `algorithm_not_allowed` (keyward never verifies HMAC; README "Reason codes").
+    AfterAlg(&'static str),
+    /// No single natural code for the defect; the string says why. Every such vector must have
+    /// its own [`REASON_PINS`] row instead (checked by the run).
+    AnyRejection(&'static str),
+}
+
+impl Due {
+    /// The code this row demands for a token whose header `alg` is `alg` (`None`: the header is
+    /// not readable), or `None` when any rejection will do.
+    pub(crate) fn code(self, alg: Option<&str>) -> Option<&'static str> {
+        match self {
+            Self::Parse(code) | Self::Header(code) => Some(code),
+            Self::AfterAlg(_) if alg.is_some_and(|a| a == "none" || a.starts_with("HS")) => {
+                Some("algorithm_not_allowed")
+            }
+            Self::AfterAlg(code) => Some(code),
+            Self::AnyRejection(_) => None,
+        }
+    }
+}
+
+/// One row of the flag→reason table.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Defect {
+    pub(crate) matches: Match,
+    pub(crate) due: Due,
+}
+
+const fn flag(name: &'static str, due: Due) -> Defect {
+    Defect { matches: Match::Flag(name), due }
+}
+
+const fn comment(text: &'static str, due: Due) -> Defect {
+    Defect { matches: Match::Comment(text), due }
+}
+
+const MALFORMED: Due = Due::Parse("malformed");
+const BAD_SIGNATURE: Due = Due::AfterAlg("invalid_signature");
+
+/// The flag→reason table for the `invalid` vectors of the three JWS/JWK files: where a vector's
+/// flag (or, lacking one, its comment) names the defect, the reason code keyward must give.
+/// The first matching row wins, flags before comments. Every `invalid` JWS vector without an
+/// [`OVERRIDES`] row must match a row (a new, unexplained vector fails the run), and a row
+/// that matches no vector fails it too. The primitive files (RSA, PSS, ECDSA, Ed25519) need no
+/// table: their keys are all valid and only the signature primitive runs, so every flag there
+/// (`ModifiedPadding`, `ArithmeticError`, `SignatureMalleability`, ...) must be
+/// `invalid_signature`, which `run_primitive_group` asserts.
+pub(crate) const DEFECTS: &[Defect] = &[
+    // Flags.
+    flag("ModifiedPadding", BAD_SIGNATURE),
+    flag("ModifiedSignature", BAD_SIGNATURE),
+    flag("JsonSerialization", MALFORMED),
+    // `none` is algorithm_not_allowed, but a case variant such as `NONE` (tc 342) is an unknown
+    // name, unsupported_algorithm: two codes for one flag, each pinned in REASON_PINS.
+    flag("AlgIsNone", Due::AnyRejection("`none` vs. a case variant of it; pinned per vector")),
+    // A signature of another algorithm: with the key's own alg in the header it fails the
+    // signature check, with another alg the JWK `alg` binding refuses it first. Pinned per vector.
+    flag(
+        "WrongPrimitive",
+        Due::AnyRejection("invalid_signature or key_algorithm_mismatch by header alg; pinned per vector"),
+    ),
+    // A duplicated kid or a set mixing oct and EC keys is not refused by keyward (every key under
+    // a duplicated kid is tried, as during an IdP's rotation overlap; oct keys are set aside). In
+    // these vectors the token is HS256, which is what refuses them.
+    flag("DuplicateKid", Due::Header("algorithm_not_allowed")),
+    flag("MixedKeySet", Due::Header("algorithm_not_allowed")),
+    // json_web_crypto's version of the mixed-set case has only the flag `JsonWebKeyset`, which
+    // names no defect; its comment is the generic "rejectsValid" (used for nothing else).
+    comment("rejectsValid", Due::Header("algorithm_not_allowed")),
+    // Damaged compact serialization (json_web_signature, json_web_crypto).
+    comment("rejectsEmptyString", MALFORMED),
+    comment("rejectsExtraComponent", MALFORMED),
+    comment("rejectsExtraEmptyComponent", MALFORMED),
+    comment("rejectsMissingHeader", MALFORMED),
+    comment("rejectsMissingHeaderAndSeparator", MALFORMED),
+    comment("rejectsMissingHeaderAndSignature", MALFORMED),
+    comment("rejectsMissingHeaderSignatureAndSeparator", MALFORMED),
+    comment("rejectsMissingHeaderSignatureAndSeparators", MALFORMED),
+    comment("rejectsMissingPayloadAndSeparator", MALFORMED),
+    comment("rejectsMissingSignatureAndSeparator", MALFORMED),
+    // Strict base64url (group `base64`, tcs 360-375 except the #236 pair, which are overridden).
+    comment("rejectsInvalidCharacters", MALFORMED),
+    comment("rejects0ReplacedbyInvalidCharacter", MALFORMED),
+    comment("rejectsInvalidCharacterInsertedInMac", MALFORMED),
+    comment("rejectsSpacesInMac", MALFORMED),
+    comment("spacesInHeader", MALFORMED),
+    comment("spacesInPayload", MALFORMED),
+    comment("invalidCharactersInHeader", MALFORMED),
+    comment("invalidCharactersInPayload", MALFORMED),
+    comment("InvalidCharacterInPayload", MALFORMED),
+    comment("MacOfIncorrectlyEncodedMessage", MALFORMED),
+    comment("ModifiedUnusedBitsInPayload", MALFORMED),
+    // Three well-formed segments whose signature no longer matches. An empty signature segment
+    // parses (it is a signature of the wrong length), so it fails at the signature check too.
+    comment("rejectsMissingSignature", BAD_SIGNATURE),
+    comment("rejectsMissingPayload", BAD_SIGNATURE),
+    comment("rejectsModifiedPayload", BAD_SIGNATURE),
+    comment("rejectsModifiedSignature", BAD_SIGNATURE),
+    // The header's only damage is its kid ("kid-…" became "Xid-…").
+    comment("rejectsModifiedHeader", Due::AfterAlg("unknown_kid")),
+    // The attacker's key in the header `jwk` is never used; the group key does not verify it.
+    comment("rejectsAttackerProvidedEmbeddedJwk", BAD_SIGNATURE),
+    // Header-only refusals: `none`, and HS256 signed with bytes of the EC public key.
+    comment("rejectsNoneAlgorithmAndMissingSignature", Due::Header("algorithm_not_allowed")),
+    comment(
+        "rejectsSymmetryConfusionAttacks_aesKeyFromEcVerificationKeyBytes",
+        Due::Header("algorithm_not_allowed"),
+    ),
+    // ES256 special cases (tcs 378-401): r or s of 0, 1, n-1, n, overlong or overflowing. The
+    // raw r||s must be exactly 64 bytes and each value in [1, n-1]; all are signature failures.
+    comment("rIsZero_sIsZero", BAD_SIGNATURE),
+    comment("rIsZero_sIsOne", BAD_SIGNATURE),
+    comment("rIsZero_sIsNminus1", BAD_SIGNATURE),
+    comment("rIsZero_sIsN", BAD_SIGNATURE),
+    comment("rIsOne_sIsZero", BAD_SIGNATURE),
+    comment("rIsOne_sIsOne", BAD_SIGNATURE),
+    comment("rIsOne_sIsNminus1", BAD_SIGNATURE),
+    comment("rIsOne_sIsN", BAD_SIGNATURE),
+    comment("rIsNminus1_sIsZero", BAD_SIGNATURE),
+    comment("rIsNminus1_sIsOne", BAD_SIGNATURE),
+    comment("rIsNminus1_sIsNminus1", BAD_SIGNATURE),
+    comment("rIsNminus1_sIsN", BAD_SIGNATURE),
+    comment("rIsN_sIsZero", BAD_SIGNATURE),
+    comment("rIsN_sIsOne", BAD_SIGNATURE),
+    comment("rIsN_sIsNminus1", BAD_SIGNATURE),
+    comment("rIsN_sIsN", BAD_SIGNATURE),
+    comment("RisTooBig", BAD_SIGNATURE),
+    comment("SisTooBig", BAD_SIGNATURE),
+    comment("SignatureTooLong", BAD_SIGNATURE),
+    comment("TrailingZeros", BAD_SIGNATURE),
+    comment("BufferOverflow", BAD_SIGNATURE),
+    comment("IntegerOverflow", BAD_SIGNATURE),
+    // Keys that must not be used for signatures (use enc, key_ops without verify).
+    comment("rejectWrongUse", Due::AfterAlg("key_not_for_signing")),
+    comment("rejectWrongKeyOps", Due::AfterAlg("key_not_for_signing")),
+    comment("rejectsWrongUse", Due::AfterAlg("key_not_for_signing")),
+    // Keys that are too weak to trust (1024-bit RSA, e = 1). The ROCA vectors are weak_key too,
+    // through their OVERRIDES rows (README 7).
+    comment("rejects1024bitRsaKey", Due::AfterAlg("weak_key")),
+    comment("rejectsPublicExponent1", Due::AfterAlg("weak_key")),
+    // JWK alg ES521 / ES224 on a P-256 key: not JOSE names, so the key is set aside as
+    // unsupported rather than mismatched.
+    comment("mismatchedAlgAndCurve", Due::AfterAlg("unsupported_algorithm")),
+    // One JWK damaged in four ways (use enc; point off the curve; wrong curve length; wrong kty):
+    // key_not_for_signing for the first, malformed for the rest. Pinned per vector (JWK 21-24).
+    comment("rejectsModifiedKey", Due::AnyRejection("four different key defects; pinned per vector")),
+    // HMAC and AES key defects (empty, short, AES key for HS256): keyward never verifies HMAC, so
+    // the HS256 header is refused before the key is looked at.
+    comment("empty_key", Due::Header("algorithm_not_allowed")),
+    comment("key_too_short", Due::Header("algorithm_not_allowed")),
+    comment("rejectsAesKey", Due::Header("algorithm_not_allowed")),
 ];
 
 /// JWE tests in `json_web_crypto_test.json` (field `jwe`): skipped, keyward verifies JWS only.
