@@ -10,6 +10,7 @@
 //! is the median of its per-round ratios, so drift on a shared machine hits both sides of a
 //! ratio alike. `KEYWARD_BENCH_MS` sets each variant's share of a round (default 40 ms),
 //! `KEYWARD_BENCH_ROUNDS` the rounds (default 40).
+#![allow(clippy::disallowed_methods)] // measures real elapsed time, which is the point here
 
 use std::future::Future;
 use std::hint::black_box;

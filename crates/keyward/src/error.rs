@@ -34,7 +34,8 @@ pub enum Reason {
     NoMatchingKey,
     /// The key selected by `kid` cannot be used with the token's algorithm.
     KeyAlgorithmMismatch,
-    /// The key selected by `kid` is an encryption key, or its `key_ops` exclude `verify`.
+    /// The key selected by `kid` is an encryption key, its `key_ops` exclude `verify`, or it is
+    /// malformed (bad encoding, a point off its curve) and was set aside.
     KeyNotForSigning,
     /// The key selected by `kid` is too weak to trust (for example RSA under 2048 bits).
     WeakKey,

@@ -24,6 +24,7 @@ mod source {
     mod background;
     mod caching;
     mod discovery;
+    mod evidence;
     mod fetching;
     mod flood;
     mod issuers;

@@ -1,5 +1,6 @@
 //! Shared fixtures: running the real `keyward` binary with bounded waits, keys and tokens in a
 //! temp dir, and an in-process IdP (JWKS + discovery) that counts its requests.
+#![allow(clippy::disallowed_methods)] // a child process is bounded by a real-time deadline
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -2,21 +2,9 @@
 //!
 //! Decoding is `base64-simd` (AVX2/SSSE3/NEON with runtime detection, as used by the AWS SDK for
 //! Rust): it is most of the per-token parsing work, and it checks exactly what JOSE requires
-//! (URL-safe alphabet, no padding, no length ≡ 1 mod 4, zero trailing bits). Encoding, off the
-//! hot path, stays on the `base64` crate.
-
-use base64::Engine as _;
-use base64::alphabet::URL_SAFE;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-
-/// Rejects padding, whitespace, `+`/`/`, lengths ≡ 1 (mod 4) and non-zero trailing bits.
-const STRICT: GeneralPurpose = GeneralPurpose::new(
-    &URL_SAFE,
-    GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
-        .with_decode_allow_trailing_bits(false),
-);
+//! (URL-safe alphabet, no padding, no length ≡ 1 mod 4, zero trailing bits). It is the one
+//! base64 implementation of the library; the `base64` crate's strict engine is its oracle in
+//! the property tests below.
 
 /// The input is not canonical unpadded base64url.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,12 +32,34 @@ pub(crate) fn decode_into(input: &str, out: &mut [u8]) -> Result<usize, NotBase6
 
 /// Encodes without padding.
 pub fn encode(bytes: &[u8]) -> String {
-    STRICT.encode(bytes)
+    base64_simd::URL_SAFE_NO_PAD.encode_to_string(bytes)
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::alphabet::URL_SAFE;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
     use super::*;
+
+    /// The oracle: rejects padding, whitespace, `+`/`/`, lengths ≡ 1 (mod 4) and non-zero
+    /// trailing bits.
+    const STRICT: GeneralPurpose = GeneralPurpose::new(
+        &URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_encode_padding(false)
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(false),
+    );
+
+    #[test]
+    fn encoding_matches_the_oracle() {
+        for len in 0..70 {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            assert_eq!(encode(&bytes), STRICT.encode(&bytes), "{len} bytes");
+        }
+    }
 
     #[test]
     fn rejects_non_canonical_forms() {

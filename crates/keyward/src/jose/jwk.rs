@@ -157,7 +157,8 @@ impl KeyProblem {
             Self::NotForSigning => Reason::KeyNotForSigning,
             Self::Unsupported => Reason::UnsupportedAlgorithm,
             Self::AlgorithmMismatch => Reason::KeyAlgorithmMismatch,
-            Self::Malformed => Reason::Malformed,
+            // The token may be fine; the key is what cannot be used.
+            Self::Malformed => Reason::KeyNotForSigning,
         }
     }
 

@@ -378,7 +378,7 @@ impl reqwest::dns::Resolve for Resolver {
 /// The stage a transport error belongs to, read from the error types in its chain (our DNS
 /// error, rustls errors, I/O error kinds, reqwest's own classification), never from its text.
 fn stage_of(error: &reqwest::Error) -> FetchStage {
-    let mut io_kind = None;
+    let mut io_kind: Option<std::io::ErrorKind> = None;
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = cause {
         if e.is::<DnsError>() {
@@ -387,16 +387,17 @@ fn stage_of(error: &reqwest::Error) -> FetchStage {
         if e.is::<rustls::Error>() {
             return FetchStage::Tls;
         }
+        // An I/O error's `source()` skips the error it wraps; step into it instead.
+        let mut next = e.source();
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
-                return FetchStage::Tls;
+            if io.kind() != std::io::ErrorKind::Other || io_kind.is_none() {
+                io_kind = Some(io.kind());
             }
-            if io.get_ref().is_some_and(|inner| inner.is::<DnsError>()) {
-                return FetchStage::Dns;
+            if let Some(inner) = io.get_ref() {
+                next = Some(inner as &(dyn std::error::Error + 'static));
             }
-            io_kind.get_or_insert(io.kind());
         }
-        cause = e.source();
+        cause = next;
     }
     use std::io::ErrorKind as Kind;
     match io_kind {

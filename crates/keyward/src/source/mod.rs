@@ -296,6 +296,10 @@ impl JwksSource {
         }
         if let Some(required) = required_iss {
             let hint = crate::jose::peek::peek_issuer(token.payload())?;
+            if hint.iss.as_deref() != Some(required) && trigger == Trigger::SignatureRetry {
+                // The signature failed; another issuer's token does not make us refetch.
+                return Err(first.with_keys(evidence));
+            }
             if hint.iss.as_deref() != Some(required) {
                 return Err(Error::new(
                     Reason::IssuerMismatch,

@@ -309,7 +309,7 @@ fn a17_invalid_ec_and_okp_public_keys() {
         &short,
         &policy(),
         &zero_key.sign_jwt(&claims()).unwrap(),
-        Reason::Malformed,
+        Reason::KeyNotForSigning,
         "31-byte coord",
     );
 
@@ -343,7 +343,7 @@ fn a17_invalid_ec_and_okp_public_keys() {
             "{case}: {}",
             keys.set_aside()[0].detail
         );
-        assert_rejected(&keys, &policy(), &token, Reason::Malformed, case);
+        assert_rejected(&keys, &policy(), &token, Reason::KeyNotForSigning, case);
     }
     let keys = one_key_set(jwk_with(&es, json!({"crv": "secp256k1"})));
     assert_eq!(keys.set_aside()[0].problem, KeyProblem::Unsupported);
@@ -360,7 +360,7 @@ fn a17_invalid_ec_and_okp_public_keys() {
             &keys,
             &policy(),
             &ed_token,
-            Reason::Malformed,
+            Reason::KeyNotForSigning,
             &format!("Ed25519 x of {case} bytes"),
         );
     }

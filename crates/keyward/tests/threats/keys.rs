@@ -301,7 +301,7 @@ fn a20_jwks_poisoning() {
         &keys,
         &policy(),
         &token_naming(&es, "ES256", "bad-b64"),
-        Reason::Malformed,
+        Reason::KeyNotForSigning,
         "junk bad b64",
     );
 

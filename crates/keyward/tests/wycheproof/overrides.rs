@@ -170,9 +170,9 @@ pub(crate) const REASON_PINS: &[(&str, u64, &str, &str)] = &[
     (JWK, 19, "unsupported_algorithm", "JWK alg ES521 on P-256"),
     (JWK, 20, "unsupported_algorithm", "JWK alg ES224 on P-256"),
     (JWK, 21, "key_not_for_signing", "use enc"),
-    (JWK, 22, "malformed", "point not on the curve"),
-    (JWK, 23, "malformed", "crv P-384 with 32-byte coordinates"),
-    (JWK, 24, "malformed", "kty RSA with EC members"),
+    (JWK, 22, "key_not_for_signing", "point not on the curve"),
+    (JWK, 23, "key_not_for_signing", "crv P-384 with 32-byte coordinates"),
+    (JWK, 24, "key_not_for_signing", "kty RSA with EC members"),
     (JWK, 25, "algorithm_not_allowed", "AES-GCM key, HS256 token"),
     (JWK, 26, "algorithm_not_allowed", "AES-KW key, HS256 token"),
 ];
@@ -199,8 +199,7 @@ pub(crate) const REASON_COUNTS: &[(&str, &[(&str, usize)])] = &[
         JWK,
         &[
             ("algorithm_not_allowed", 15),
-            ("key_not_for_signing", 2),
-            ("malformed", 3),
+            ("key_not_for_signing", 5),
             ("unsupported_algorithm", 2),
             ("weak_key", 3),
         ],
