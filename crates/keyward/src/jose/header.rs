@@ -32,45 +32,24 @@ pub(crate) struct ParsedHeader<'a> {
     pub(crate) typ: Option<Cow<'a, str>>,
 }
 
-#[derive(Default)]
-struct Seen<'de> {
-    alg: Option<Scalar<'de>>,
-    kid: Option<Scalar<'de>>,
-    typ: Option<Scalar<'de>>,
-    cty: Option<Scalar<'de>>,
-    crit: Option<Scalar<'de>>,
-    b64: Option<Scalar<'de>>,
-    zip: bool,
-    enc: bool,
-}
-
 impl<'a> ParsedHeader<'a> {
     /// Parses and checks decoded header bytes.
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
-        let mut seen = Seen::default();
-        const WANTED: scan::Wanted<'static> =
-            scan::Wanted::new(&["alg", "kid", "typ", "cty", "crit", "b64", "zip", "enc"]);
-        scan::scan_object(bytes, &WANTED, &mut scan::Names::default(), |index, value| match index {
-            0 => seen.alg = Some(value),
-            1 => seen.kid = Some(value),
-            2 => seen.typ = Some(value),
-            3 => seen.cty = Some(value),
-            4 => seen.crit = Some(value),
-            5 => seen.b64 = Some(value),
-            6 => seen.zip = true,
-            _ => seen.enc = true,
-        })
-        .map_err(|e| Error::malformed(format!("header is not a JSON object: {e}")))?;
+        const MEMBERS: scan::Members<8> =
+            scan::Members::new(&["alg", "kid", "typ", "cty", "crit", "b64", "zip", "enc"]);
+        let [alg, kid, typ, cty, crit, b64, zip, enc] = MEMBERS
+            .scan(bytes, &mut scan::Names::default())
+            .map_err(|e| Error::malformed(format!("header is not a JSON object: {e}")))?;
 
         // A readable kid makes later errors more useful, so take it first.
-        let kid = match seen.kid {
+        let kid = match kid {
             None => None,
             Some(Scalar::Str(s)) => Some(s),
             Some(other) => {
                 return Err(Error::malformed(format!("header kid is {}, not a string", other.kind())));
             }
         };
-        let alg = match seen.alg {
+        let alg = match alg {
             None => {
                 return Err(Error::malformed("header has no alg").with_token_context(kid.as_deref(), None));
             }
@@ -98,12 +77,12 @@ impl<'a> ParsedHeader<'a> {
         };
         let context = |e: Error| e.with_token_context(kid.as_deref(), Some(alg));
 
-        if seen.enc {
+        if enc.is_some() {
             return Err(context(Error::malformed(
                 "header has enc: this is a JWE, and keyward verifies only signed JWTs",
             )));
         }
-        if let Some(crit) = &seen.crit {
+        if let Some(crit) = &crit {
             let detail = match crit {
                 Scalar::StrArray(names) if names.is_empty() => "crit is an empty array".to_owned(),
                 Scalar::StrArray(names) => format!(
@@ -114,7 +93,7 @@ impl<'a> ParsedHeader<'a> {
             };
             return Err(context(Error::new(Reason::UnsupportedCriticalHeader, detail)));
         }
-        match &seen.b64 {
+        match &b64 {
             None | Some(Scalar::Bool(true)) => {}
             Some(other) => {
                 return Err(context(Error::new(
@@ -126,13 +105,13 @@ impl<'a> ParsedHeader<'a> {
                 )));
             }
         }
-        if seen.zip {
+        if zip.is_some() {
             return Err(context(Error::new(
                 Reason::UnsupportedCriticalHeader,
                 "header has zip: compressed payloads are never accepted",
             )));
         }
-        let typ = match seen.typ {
+        let typ = match typ {
             None => None,
             Some(Scalar::Str(s)) => Some(s),
             Some(other) => {
@@ -142,7 +121,7 @@ impl<'a> ParsedHeader<'a> {
                 ))));
             }
         };
-        match seen.cty {
+        match cty {
             None => {}
             Some(Scalar::Str(cty)) if cty.eq_ignore_ascii_case("jwt") => {
                 return Err(context(Error::malformed("header cty is JWT: nested tokens are not supported")));

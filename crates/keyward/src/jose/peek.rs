@@ -16,19 +16,26 @@ pub(crate) struct IssuerHint {
 
 /// Reads `iss` and `tid`; a non-string `iss` is `invalid_claim`, a non-object payload `malformed`.
 pub(crate) fn peek_issuer(payload: &[u8]) -> Result<IssuerHint, Error> {
-    const WANTED: scan::Wanted<'static> = scan::Wanted::new(&["iss", "tid"]);
-    let mut hint = IssuerHint::default();
-    let mut ill_typed_iss: Option<&'static str> = None;
-    scan::scan_object(payload, &WANTED, &mut scan::Names::default(), |index, value| match (index, value) {
-        (0, Scalar::Str(s)) => hint.iss = Some(s.into_owned()),
-        (0, other) => ill_typed_iss = Some(other.kind()),
-        (1, Scalar::Str(s)) => hint.tid = Some(s.into_owned()),
-        _ => {}
-    })
-    .map_err(|e| Error::malformed(format!("claims are not a JSON object: {e}")))?;
-    if let Some(kind) = ill_typed_iss {
-        return Err(Error::new(Reason::InvalidClaim, format!("iss is {kind}, not a string")));
-    }
+    const MEMBERS: scan::Members<2> = scan::Members::new(&["iss", "tid"]);
+    let [iss, tid] = MEMBERS
+        .scan(payload, &mut scan::Names::default())
+        .map_err(|e| Error::malformed(format!("claims are not a JSON object: {e}")))?;
+    let hint = IssuerHint {
+        iss: match iss {
+            None => None,
+            Some(Scalar::Str(s)) => Some(s.into_owned()),
+            Some(other) => {
+                return Err(Error::new(
+                    Reason::InvalidClaim,
+                    format!("iss is {}, not a string", other.kind()),
+                ));
+            }
+        },
+        tid: match tid {
+            Some(Scalar::Str(s)) => Some(s.into_owned()),
+            _ => None,
+        },
+    };
     Ok(hint)
 }
 

@@ -223,6 +223,35 @@ fn flat_string<'a>(bytes: &[u8], text: &'a str, pos: usize) -> Option<(&'a str, 
     Some((text.get(pos + 1..end)?, end + 1))
 }
 
+/// The members one object's reader wants, by name, in a fixed order: [`Members::scan`] returns
+/// their values in that order, so a reader destructures `let [alg, kid, ..] = ...` and the
+/// compiler checks that it bound one variable per name (no index matched by hand).
+pub(crate) struct Members<const N: usize> {
+    wanted: Wanted<'static>,
+}
+
+impl<const N: usize> Members<N> {
+    pub(crate) const fn new(names: &'static [&'static str; N]) -> Self {
+        Self { wanted: Wanted::new(names) }
+    }
+
+    /// Scans `input` strictly (see [`scan_object`]) and returns the wanted members' values.
+    #[inline(always)]
+    pub(crate) fn scan<'a>(
+        &self,
+        input: &'a [u8],
+        names: &mut Names<'a>,
+    ) -> Result<[Option<Scalar<'a>>; N], String> {
+        let mut found: [Option<Scalar<'a>>; N] = [const { None }; N];
+        scan_object(input, &self.wanted, names, |index, value| {
+            if let Some(slot) = found.get_mut(index) {
+                *slot = Some(value);
+            }
+        })?;
+        Ok(found)
+    }
+}
+
 /// The member names a scan hands out, with their keys computed once (at compile time for the
 /// fixed header and claim lists); names past the first [`INLINE_WANTED`] are compared as strings.
 #[derive(Debug)]

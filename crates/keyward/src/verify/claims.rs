@@ -32,18 +32,6 @@ pub struct RegisteredClaims {
     pub iat: Option<i64>,
 }
 
-#[derive(Default)]
-struct Seen<'de> {
-    iss: Option<Scalar<'de>>,
-    sub: Option<Scalar<'de>>,
-    aud: Option<Scalar<'de>>,
-    exp: Option<Scalar<'de>>,
-    nbf: Option<Scalar<'de>>,
-    iat: Option<Scalar<'de>>,
-    jti: Option<Scalar<'de>>,
-    tid: Option<Scalar<'de>>,
-}
-
 #[derive(Clone, Copy)]
 enum Round {
     Down,
@@ -128,28 +116,19 @@ struct Read<'a> {
 /// every top-level member name goes into `names`.
 #[inline(never)]
 fn read<'a>(payload: &'a [u8], names: &mut scan::Names<'a>) -> Result<Read<'a>, Error> {
-    const WANTED: scan::Wanted<'static> =
-        scan::Wanted::new(&["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tid"]);
-    let mut seen = Seen::default();
-    scan::scan_object(payload, &WANTED, names, |index, value| match index {
-        0 => seen.iss = Some(value),
-        1 => seen.sub = Some(value),
-        2 => seen.aud = Some(value),
-        3 => seen.exp = Some(value),
-        4 => seen.nbf = Some(value),
-        5 => seen.iat = Some(value),
-        6 => seen.jti = Some(value),
-        _ => seen.tid = Some(value),
-    })
-    .map_err(|e| Error::malformed(format!("claims are not a JSON object: {e}")))?;
+    const MEMBERS: scan::Members<8> =
+        scan::Members::new(&["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tid"]);
+    let [iss, sub, aud, exp, nbf, iat, jti, tid] = MEMBERS
+        .scan(payload, names)
+        .map_err(|e| Error::malformed(format!("claims are not a JSON object: {e}")))?;
 
-    let exp = numeric_date("exp", seen.exp, Round::Down)?;
-    let nbf = numeric_date("nbf", seen.nbf, Round::Up)?;
-    let iat = numeric_date("iat", seen.iat, Round::Up)?;
-    let iss = string_claim("iss", seen.iss)?;
-    let sub = string_claim("sub", seen.sub)?;
-    string_claim("jti", seen.jti)?;
-    let aud = match seen.aud {
+    let exp = numeric_date("exp", exp, Round::Down)?;
+    let nbf = numeric_date("nbf", nbf, Round::Up)?;
+    let iat = numeric_date("iat", iat, Round::Up)?;
+    let iss = string_claim("iss", iss)?;
+    let sub = string_claim("sub", sub)?;
+    string_claim("jti", jti)?;
+    let aud = match aud {
         None => Audience::Absent,
         Some(Scalar::Str(a)) => Audience::One(a),
         Some(Scalar::StrArray(list)) if !list.is_empty() => Audience::Many(list),
@@ -165,7 +144,7 @@ fn read<'a>(payload: &'a [u8], names: &mut scan::Names<'a>) -> Result<Read<'a>, 
             }));
         }
     };
-    Ok(Read { iss, sub, aud, exp, nbf, iat, tid: seen.tid })
+    Ok(Read { iss, sub, aud, exp, nbf, iat, tid })
 }
 
 impl RegisteredClaims {
