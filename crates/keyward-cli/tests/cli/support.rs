@@ -24,9 +24,10 @@ pub(crate) const AUD: &str = "orders-api";
 /// No child process may run longer than this; it is killed and the test fails.
 pub(crate) const CHILD_LIMIT: Duration = Duration::from_secs(30);
 
-/// The exact member names of the `verify --json` object.
-pub(crate) const JSON_FIELDS: [&str; 8] =
-    ["alg", "claims", "detail", "header", "kid", "reason", "signature_verified", "valid"];
+/// The exact member names of the `verify --json` object: the eight original members (a
+/// contract outside scripts depend on) and those added since (`notes`, `times`).
+pub(crate) const JSON_FIELDS: [&str; 10] =
+    ["alg", "claims", "detail", "header", "kid", "notes", "reason", "signature_verified", "times", "valid"];
 
 /// What a finished `keyward` process left behind.
 #[derive(Debug)]
@@ -417,6 +418,8 @@ pub(crate) fn assert_report_shape(report: &Map<String, Value>) {
         let value = &report[nullable_object];
         assert!(value.is_null() || value.is_object(), "{nullable_object}: {report:?}");
     }
+    assert!(report["notes"].as_array().is_some_and(|n| n.iter().all(Value::is_string)), "notes: {report:?}");
+    assert!(report["times"].is_null() || report["times"].is_object(), "times: {report:?}");
     // valid and reason agree.
     assert_eq!(report["valid"].as_bool(), Some(report["reason"].is_null()), "{report:?}");
 }

@@ -8,7 +8,7 @@ pub mod header;
 pub(crate) mod json;
 pub mod jwk;
 pub mod jwks;
-mod pem_map;
+pub(crate) mod pem_map;
 pub(crate) mod scan;
 
 pub use self::algorithm::{Algorithm, KeyFamily, UnknownAlgorithm};
