@@ -12,7 +12,10 @@ mod cli {
 
     mod demo;
     mod inspect;
+    mod key_files;
+    mod newcomer;
     mod remote;
+    mod robustness;
     mod stream;
     mod usage;
     mod verify_file;

@@ -70,6 +70,7 @@ fn command(args: &[&str]) -> Command {
     cmd.args(args)
         .env_remove("KEYWARD_LOG")
         .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -94,12 +95,22 @@ pub(crate) fn run_with_stdout_closed(args: &[&str]) -> (i32, String) {
 /// Runs `keyward ARGS` with `stdin` fed and closed; kills it after [`CHILD_LIMIT`].
 #[track_caller]
 pub(crate) fn run(args: &[&str], stdin: &str) -> Output {
-    let mut child = command(args).spawn().expect("spawn keyward");
+    run_with(args, stdin.as_bytes(), &[])
+}
+
+/// [`run`] with raw stdin bytes (not necessarily UTF-8) and extra environment variables.
+#[track_caller]
+pub(crate) fn run_with(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+    let mut cmd = command(args);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let mut child = cmd.spawn().expect("spawn keyward");
     let mut input = child.stdin.take().expect("stdin");
     let stdin = stdin.to_owned();
     // The process may exit without reading stdin (usage errors): a broken pipe is fine.
     std::thread::spawn(move || {
-        let _ = input.write_all(stdin.as_bytes());
+        let _ = input.write_all(&stdin);
     });
     let (tx, rx) = mpsc::channel();
     for (which, mut pipe) in [
@@ -446,4 +457,23 @@ pub(crate) fn assert_valid(report: &Map<String, Value>) {
     assert_report_shape(report);
     assert_eq!(report["valid"], json!(true), "{report:?}");
     assert_eq!(report["signature_verified"], json!(true), "{report:?}");
+}
+
+/// `key`'s public key as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) block.
+pub(crate) fn public_key_pem(key: &SigningKey) -> String {
+    let der = key.public_key_spki_der().unwrap();
+    // Standard base64 from the url-safe unpadded alphabet.
+    let mut b64: String = keyward_idp::mint::b64(&der)
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while !b64.len().is_multiple_of(4) {
+        b64.push('=');
+    }
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
 }
