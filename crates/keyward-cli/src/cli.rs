@@ -10,7 +10,8 @@ use keyward::Algorithm;
 #[command(name = "keyward", version, about, long_about = None, propagate_version = true, after_help = HELP_RULE)]
 pub(crate) struct Cli {
     /// Log filter for diagnostics on stderr (e.g. `info`, `keyward=debug`); default `warn`,
-    /// or the KEYWARD_LOG environment variable.
+    /// or the KEYWARD_LOG environment variable. For one token, `verify` leaves the key source's
+    /// own warnings out by default: the verdict already names the cause.
     #[arg(long, global = true, value_name = "FILTER")]
     pub(crate) log: Option<String>,
 
@@ -61,7 +62,7 @@ const VERIFY_EXAMPLES: &str = "\
 Examples:
   keyward verify --jwks jwks.json --issuer https://idp.example.com --audience api \"$TOKEN\"
   echo \"$TOKEN\" | keyward verify --jwks jwks.json --json
-  keyward verify --jwks jwks.json --now 1767225600 @old-token.jwt   # replay an old token from a file
+  keyward verify --jwks jwks.json --now 1767225600 @old-token.jwt   # replay an old token
   keyward verify --issuer https://login.example.com --audience api \"$TOKEN\"   # discover the JWKS
   keyward verify --jwks https://idp.example.com/jwks.json --stream < tokens.txt  # audit a token log
   keyward verify --jwks public-key.pem --now 2026-12-06T04:20:00Z -- \"$TOKEN\"
@@ -111,8 +112,9 @@ pub(crate) struct VerifyArgs {
     /// Read one token per line from stdin and print one JSON result per line, in input order,
     /// with ONE long-lived verifier (the key cache lives across lines). A line with nothing
     /// queued behind it is answered at once, so a caller may wait for each answer; lines already
-    /// queued are verified on all cores. Exit status 0 when every token was valid, 1 when any
-    /// was rejected.
+    /// queued are verified on all cores. A line that is not UTF-8 is answered `malformed`, a
+    /// line over 1 MiB `token_too_large`, and the stream goes on. Exit status 0 when every
+    /// token was valid, 1 when any was rejected (`keys_unavailable` included).
     #[arg(long, conflicts_with = "token")]
     pub(crate) stream: bool,
 
@@ -120,7 +122,9 @@ pub(crate) struct VerifyArgs {
     pub(crate) source: SourceArgs,
 
     /// The token, `@FILE` to read it from a file, `-` or absent for stdin. Surrounding
-    /// whitespace, quotes ("…" or '…') and a `Bearer ` prefix are removed, with a note.
+    /// whitespace, quotes ("…" or '…') and a `Bearer ` prefix are removed, with a note. A
+    /// TOKEN naming an existing file is refused with a hint to write @FILE. Write `-- TOKEN`
+    /// when the token comes from elsewhere.
     #[arg(value_name = "TOKEN")]
     pub(crate) token: Option<String>,
 }
