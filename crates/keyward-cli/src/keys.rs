@@ -63,12 +63,17 @@ pub(crate) fn load(path: &str) -> Result<KeyFile> {
 }
 
 fn parse_set(path: &str, bytes: &[u8]) -> Result<JwkSet> {
+    parse_set_quiet_about(path, bytes, None)
+}
+
+/// Parses a set, warning about what it holds except warnings named by `expected`.
+fn parse_set_quiet_about(path: &str, bytes: &[u8], expected: Option<&str>) -> Result<JwkSet> {
     let keys = JwkSet::from_json(bytes).map_err(|e| {
         anyhow::anyhow!(
             "cannot use {path} as a key set: {e} (keyward takes a JWKS, a {{kid: PEM certificate}} map, a single JWK or a PEM public key)"
         )
     })?;
-    for warning in keys.warnings() {
+    for warning in keys.warnings().iter().filter(|w| Some(w.as_str()) != expected) {
         tracing::warn!(warning = warning.as_str(), "{warning}");
     }
     Ok(keys)
@@ -84,7 +89,9 @@ fn usable(path: &str, set: JwkSet) -> Result<JwkSet> {
 }
 
 fn any_kid(path: &str, jwk: Map<String, Value>, what: &'static str) -> Result<KeyFile> {
-    let set = usable(path, parse_set(path, json!({"keys": [jwk]}).to_string().as_bytes())?)?;
+    // Having no kid is the point here, not a problem worth a warning.
+    let document = json!({"keys": [jwk]}).to_string();
+    let set = usable(path, parse_set_quiet_about(path, document.as_bytes(), Some("key_without_kid"))?)?;
     Ok(KeyFile::AnyKid { jwk, set, what })
 }
 

@@ -18,6 +18,7 @@ fn a_pem_public_key_verifies_tokens_whatever_kid_they_name() {
         let token = signer.sign_jwt(&claims()).unwrap();
         let out = run(&["verify", "--jwks", pem, "--now", NOW_ARG, "--json", &token], "");
         assert_eq!(out.code, 0, "{alg:?}: {out:?}");
+        assert_eq!(out.stderr, "", "{alg:?}: {out:?}");
         let report = out.json();
         assert_valid(&report);
         assert_eq!(report["kid"], json!("k-pem"));
@@ -49,6 +50,24 @@ fn a_pem_public_key_verifies_tokens_whatever_kid_they_name() {
         assert_valid(line);
         assert_eq!(line["kid"], json!(kid));
     }
+}
+
+/// A PEM certificate's key (here RSA, made with openssl; see tests/data/README.md).
+#[test]
+fn a_pem_certificate_verifies_with_its_key() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let cert = format!("{data}/cert-key.pem");
+    let token = format!("@{data}/cert-key-token.jwt");
+    let out = run(&["verify", "--jwks", &cert, "--now", NOW_ARG, &token], "");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.starts_with("valid: signature verified with key \"cert-key\" (RSA 2048"), "{out:?}");
+    assert_eq!(out.stderr, "", "a kid-less key is expected here, not warned about: {out:?}");
+
+    // Any other signer is refused.
+    let other = key(SigningAlg::RS256, "cert-key").sign_jwt(&claims()).unwrap();
+    let out = run(&["verify", "--jwks", &cert, "--now", NOW_ARG, "--json", &other], "");
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_rejected(&out.json(), "invalid_signature");
 }
 
 #[test]
