@@ -1,7 +1,7 @@
 //! `--jwks FILE`: what the file holds, and a usage error naming it when it holds no keys.
 
 use anyhow::{Result, bail};
-use keyward::jwk::{JwkSet, public_key_pem_to_jwk};
+use keyward::jwk::{JwkSet, JwksError, public_key_pem_to_jwk};
 use serde_json::{Map, Value, json};
 
 use crate::input;
@@ -29,19 +29,31 @@ pub(crate) fn load(path: &str) -> Result<KeyFile> {
         };
         return any_kid(path, jwk, "PEM key");
     }
-    let document: Value = match serde_json::from_slice(&bytes) {
-        Ok(document) => document,
-        // The library's parser says precisely why it is not JSON.
-        Err(_) => return Ok(KeyFile::Set(parse_set(path, &bytes)?)),
+    // The library's strict parser first: it refuses duplicate members and says precisely why a
+    // document is not JSON or not a key set. Only then is the document looked at for what else
+    // it may be.
+    let not_keys = match JwkSet::from_json(&bytes) {
+        Ok(set) => {
+            warn_about(&set, None);
+            return Ok(KeyFile::Set(set));
+        }
+        Err(e) => e,
     };
-    let Value::Object(object) = document else {
-        bail!(
+    let refuse = |e: &JwksError| {
+        anyhow::anyhow!(
+            "cannot use {path} as a key set: {e} (keyward takes a JWKS, a {{kid: PEM certificate}} map, a single JWK or a PEM public key)"
+        )
+    };
+    let object = match (&not_keys, serde_json::from_slice::<Value>(&bytes)) {
+        (JwksError::NotAKeySet(_), Ok(Value::Object(object))) => object,
+        (JwksError::NotJson(_), Ok(other)) if !other.is_object() => bail!(
             "cannot use {path} as a key set: it is a JSON {}, not a JWKS (an object with a \"keys\" array), a single JWK or a PEM public key",
-            kind_of(&document)
-        );
+            kind_of(&other)
+        ),
+        _ => return Err(refuse(&not_keys)),
     };
     if object.contains_key("keys") {
-        return Ok(KeyFile::Set(parse_set(path, &bytes)?));
+        return Err(refuse(&not_keys));
     }
     if let Some(jwks_uri) = object.get("jwks_uri").and_then(Value::as_str) {
         let issuer = object.get("issuer").and_then(Value::as_str);
@@ -58,8 +70,7 @@ pub(crate) fn load(path: &str) -> Result<KeyFile> {
         }
         return any_kid(path, object, "single JWK");
     }
-    // A `{kid: PEM certificate}` map, or a precise "not a key set" from the library.
-    Ok(KeyFile::Set(parse_set(path, &bytes)?))
+    Err(refuse(&not_keys))
 }
 
 fn parse_set(path: &str, bytes: &[u8]) -> Result<JwkSet> {
@@ -68,15 +79,17 @@ fn parse_set(path: &str, bytes: &[u8]) -> Result<JwkSet> {
 
 /// Parses a set, warning about what it holds except warnings named by `expected`.
 fn parse_set_quiet_about(path: &str, bytes: &[u8], expected: Option<&str>) -> Result<JwkSet> {
-    let keys = JwkSet::from_json(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot use {path} as a key set: {e} (keyward takes a JWKS, a {{kid: PEM certificate}} map, a single JWK or a PEM public key)"
-        )
-    })?;
+    let keys =
+        JwkSet::from_json(bytes).map_err(|e| anyhow::anyhow!("cannot use {path} as a key set: {e}"))?;
+    warn_about(&keys, expected);
+    Ok(keys)
+}
+
+/// Logs what is worth knowing about a key set, except the warning named by `expected`.
+fn warn_about(keys: &JwkSet, expected: Option<&str>) {
     for warning in keys.warnings().iter().filter(|w| Some(w.as_str()) != expected) {
         tracing::warn!(warning = warning.as_str(), "{warning}");
     }
-    Ok(keys)
 }
 
 /// A one-key set must hold a usable key, or every token would fail for a reason that is

@@ -134,6 +134,20 @@ fn files_that_are_not_keys_say_what_they_are() {
         assert_usage_error(&out, says);
     }
 
+    // A single JWK is parsed as strictly as a JWKS: a duplicate member is refused, not
+    // resolved by keeping one of the values.
+    let signer = key(SigningAlg::ES256, "k1");
+    let jwk = signer.public_jwk_bare();
+    let dup = format!(
+        r#"{{"kty":"EC","crv":"P-256","x":{},"x":{},"y":{}}}"#,
+        jwk["x"],
+        key(SigningAlg::ES256, "k2").public_jwk_bare()["x"],
+        jwk["y"]
+    );
+    let path = files.write("dup.jwk", &dup);
+    let out = run(&["verify", "--jwks", path.to_str().unwrap(), &token], "");
+    assert_usage_error(&out, "not valid JSON");
+
     // A JWKS in the same directory still works, of course.
     let path = files.write("set.json", &jwks([&files.key]).to_string());
     let out = run(&["verify", "--jwks", path.to_str().unwrap(), "--now", NOW_ARG, &token], "");
