@@ -115,19 +115,17 @@ fn build_from(keys: KeysArg, policy: Policy, now: Option<i64>) -> Result<Verifie
 }
 
 /// Refuses a plain-http URL to a host other than loopback up front, naming the flag that
-/// allows it (the library refuses it too, in its own words).
+/// allows it. Same rule as the library's (which refuses it too, in its own words): loopback
+/// IP addresses and `localhost`, as the `url` crate parses the host.
 fn check_scheme(what: &str, url: &str, allowed: bool) -> Result<()> {
-    let Some(rest) = url.strip_prefix("http://") else { return Ok(()) };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority.rsplit('@').next().unwrap_or_default();
-    let host = if let Some(v6) = host_port.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
-    } else {
-        host_port.split(':').next().unwrap_or_default()
+    let Ok(parsed) = url::Url::parse(url) else { return Ok(()) };
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
     };
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if !allowed && !loopback {
+    if parsed.scheme() == "http" && !allowed && !loopback {
         bail!(
             "{what} {url:?}: plain http is allowed only to loopback addresses; use https, or pass \
              --allow-insecure-http to allow it anyway"
