@@ -7,10 +7,11 @@ use keyward::Algorithm;
 
 /// JWT verification that survives identity-provider key rotation.
 #[derive(Debug, Parser)]
-#[command(name = "keyward", version, about, long_about = None, propagate_version = true)]
+#[command(name = "keyward", version, about, long_about = None, propagate_version = true, after_help = HELP_RULE)]
 pub(crate) struct Cli {
     /// Log filter for diagnostics on stderr (e.g. `info`, `keyward=debug`); default `warn`,
-    /// or the KEYWARD_LOG environment variable.
+    /// or the KEYWARD_LOG environment variable. For one token, `verify` leaves the key source's
+    /// own warnings out by default: the verdict already names the cause.
     #[arg(long, global = true, value_name = "FILTER")]
     pub(crate) log: Option<String>,
 
@@ -22,9 +23,10 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Verify a token's signature and claims against a JWKS.
     ///
-    /// Exit status: 0 valid, 1 rejected (including an empty or unparsable token),
-    /// 2 usage error, unreadable file, or a key file that is not a JWKS (an unusable fetched
-    /// key set is a rejection, `keys_unavailable`, exit 1).
+    /// Exit status: 0 a token verified; 1 rejected (including an empty, unparsable or non-UTF-8
+    /// token); 2 usage error, unreadable file, or a key file keyward cannot use as keys;
+    /// 3 no verdict: the keys could not be obtained (`keys_unavailable`, one token only; in
+    /// --stream mode it is a rejection like any other, exit 1).
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(Box<VerifyArgs>),
     /// Rehearse an IdP key rotation end to end, with no outside service: an embedded mock IdP
@@ -35,22 +37,46 @@ pub(crate) enum Command {
     /// Decode a token's header and claims WITHOUT verifying anything.
     ///
     /// Exit status: 0 decoded, 1 not a decodable token, 2 usage error.
+    #[command(after_help = HELP_RULE)]
     Inspect(InspectArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    ///
+    /// Example: `keyward completions bash > ~/.local/share/bash-completion/completions/keyward`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout, e.g. `keyward man | man -l -`.
+    Man,
 }
+
+/// How `--help` and `--version` are honoured, shown at the end of every help text.
+const HELP_RULE: &str = "\
+--help/-h and --version/-V are honoured only as the sole argument (`keyward verify --help`);
+anywhere else on a longer command line they are a usage error (exit 2), so an untrusted token
+that looks like an option never prints help and exits 0. Put `--` before an untrusted token:
+`keyward verify --jwks jwks.json -- \"$TOKEN\"`.";
 
 const VERIFY_EXAMPLES: &str = "\
 Examples:
   keyward verify --jwks jwks.json --issuer https://idp.example.com --audience api \"$TOKEN\"
   echo \"$TOKEN\" | keyward verify --jwks jwks.json --json
-  keyward verify --jwks jwks.json --now 1767225600 @old-token.jwt   # replay an old token from a file
+  keyward verify --jwks jwks.json --now 1767225600 @old-token.jwt   # replay an old token
   keyward verify --issuer https://login.example.com --audience api \"$TOKEN\"   # discover the JWKS
-  keyward verify --jwks https://idp.example.com/jwks.json --stream < tokens.txt  # audit a token log";
+  keyward verify --jwks https://idp.example.com/jwks.json --stream < tokens.txt  # audit a token log
+  keyward verify --jwks public-key.pem --now 2026-12-06T04:20:00Z -- \"$TOKEN\"
+
+--help/-h and --version/-V are honoured only as the sole argument after the subcommand; on a
+longer command line they are a usage error (exit 2). Put `--` before an untrusted token.";
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("keys").required(true).multiple(true).args(["jwks", "issuer"])))]
 pub(crate) struct VerifyArgs {
-    /// The key set: a JWKS file (or `{kid: PEM certificate}` map), or an https URL to fetch it
-    /// from (http only to loopback addresses unless --allow-insecure-http).
+    /// The keys: a file holding a JWKS, a `{kid: PEM certificate}` map, a single JWK, or one PEM
+    /// public key (`-----BEGIN PUBLIC KEY-----`) or certificate; or an https URL to fetch a JWKS
+    /// from (http only to loopback addresses unless --allow-insecure-http). A single JWK without
+    /// `kid` or a PEM key verifies a token whatever `kid` the token names.
     #[arg(long, value_name = "FILE|URL")]
     pub(crate) jwks: Option<String>,
 
@@ -69,12 +95,14 @@ pub(crate) struct VerifyArgs {
     #[arg(long = "alg", value_name = "ALG", value_parser = parse_alg)]
     pub(crate) algs: Vec<Algorithm>,
 
-    /// Clock leeway for exp, nbf and iat, in seconds (at most 300).
-    #[arg(long, value_name = "SECONDS", default_value_t = keyward::DEFAULT_LEEWAY_SECS)]
-    pub(crate) leeway: u64,
+    /// Clock leeway for exp, nbf and iat: a duration (`90s`, `2m`) or bare seconds (`60`);
+    /// whole seconds, at most 300 s.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_leeway)]
+    pub(crate) leeway: Duration,
 
-    /// Pin the clock to this Unix time (for tests and for replaying old tokens).
-    #[arg(long, value_name = "UNIX_SECONDS")]
+    /// Pin the clock to this time, Unix seconds (`1767225600`) or RFC 3339
+    /// (`2026-12-06T04:20:00Z`), for tests and for replaying old tokens.
+    #[arg(long, value_name = "TIME", value_parser = crate::when::parse_time)]
     pub(crate) now: Option<i64>,
 
     /// Print one JSON object instead of human-readable text.
@@ -84,8 +112,9 @@ pub(crate) struct VerifyArgs {
     /// Read one token per line from stdin and print one JSON result per line, in input order,
     /// with ONE long-lived verifier (the key cache lives across lines). A line with nothing
     /// queued behind it is answered at once, so a caller may wait for each answer; lines already
-    /// queued are verified on all cores. Exit status 0 when every token was valid, 1 when any
-    /// was rejected.
+    /// queued are verified on all cores. A line that is not UTF-8 is answered `malformed`, a
+    /// line over 1 MiB `token_too_large`, and the stream goes on. Exit status 0 when every
+    /// token was valid, 1 when any was rejected (`keys_unavailable` included).
     #[arg(long, conflicts_with = "token")]
     pub(crate) stream: bool,
 
@@ -93,39 +122,42 @@ pub(crate) struct VerifyArgs {
     pub(crate) source: SourceArgs,
 
     /// The token, `@FILE` to read it from a file, `-` or absent for stdin. Surrounding
-    /// whitespace is ignored.
+    /// whitespace, quotes ("…" or '…') and a `Bearer ` prefix are removed, with a note. A
+    /// TOKEN naming an existing file is refused with a hint to write @FILE. Write `-- TOKEN`
+    /// when the token comes from elsewhere.
     #[arg(value_name = "TOKEN")]
     pub(crate) token: Option<String>,
 }
 
 /// Key-source settings for a fetched key set (--jwks URL or --issuer). Durations take a
-/// unit: `500ms`, `30s`, `15m`, `6h`, `1d`, or combinations such as `1h30m`.
+/// unit: `500ms`, `30s`, `15m`, `6h`, `1d`, or combinations such as `1h30m`; each is at most
+/// 30 days.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Key source (with --jwks URL or --issuer)")]
 pub(crate) struct SourceArgs {
     /// Lower bound on the TTL taken from Cache-Control/Expires.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_source_duration)]
     pub(crate) min_ttl: Duration,
 
     /// Upper bound on the TTL.
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_source_duration)]
     pub(crate) max_ttl: Duration,
 
     /// Window of the per-issuer budget of token-driven fetches (unknown kid, signature retry:
     /// 8 per window, spaced window/8 apart), and how long a kid fetches kept missing is answered
     /// without a fetch once its 60 s follow-up is over.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_source_duration)]
     pub(crate) refresh_cooldown: Duration,
 
     /// How long past expiry the last good key set keeps serving while fetches fail.
-    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = parse_source_duration)]
     pub(crate) max_stale: Duration,
 
     /// How long a key removed from the published set keeps verifying. Default: until a second
     /// fetch about 5 s later confirms the removal (never more than 60 s). `0s`: at once, no
     /// confirmation. A longer grace (at most --max-ttl) is for IdPs known to drop keys early; a
     /// pulled, compromised key then stays trusted that long.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_source_duration)]
     pub(crate) removal_grace: Option<Duration>,
 
     /// Keep the last good key set here, and load it at start if younger than --max-stale.
@@ -143,16 +175,55 @@ pub(crate) struct InspectArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
-    /// The token, `@FILE` to read it from a file, `-` or absent for stdin.
+    /// Judge exp and nbf against this time instead of the clock: Unix seconds or RFC 3339.
+    #[arg(long, value_name = "TIME", value_parser = crate::when::parse_time)]
+    pub(crate) now: Option<i64>,
+
+    /// The token, `@FILE` to read it from a file, `-` or absent for stdin. Surrounding
+    /// whitespace, quotes and a `Bearer ` prefix are removed, with a note.
     #[arg(value_name = "TOKEN")]
     pub(crate) token: Option<String>,
 }
 
-/// Parses `500ms`, `30s`, `15m`, `6h`, `1d` and sums such as `1h30m`.
+/// The largest key-source duration accepted: longer is a typo, not a setting.
+pub(crate) const MAX_SOURCE_DURATION: Duration = Duration::from_secs(30 * 86_400);
+
+/// A key-source duration, at most [`MAX_SOURCE_DURATION`].
+fn parse_source_duration(text: &str) -> Result<Duration, String> {
+    let value = parse_duration(text)?;
+    if value > MAX_SOURCE_DURATION {
+        return Err(format!("{text:?} is above the maximum of 30 days (30d)"));
+    }
+    Ok(value)
+}
+
+/// `--leeway`: a duration or bare seconds, whole seconds, at most [`keyward::MAX_LEEWAY_SECS`].
+fn parse_leeway(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    let value = if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        match trimmed.parse::<u64>() {
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => Duration::MAX,
+        }
+    } else {
+        parse_duration(text)?
+    };
+    if value.subsec_nanos() != 0 {
+        return Err(format!("leeway {text:?} is not a whole number of seconds"));
+    }
+    if value.as_secs() > keyward::MAX_LEEWAY_SECS {
+        return Err(format!("leeway {text:?} is above the maximum of {} s", keyward::MAX_LEEWAY_SECS));
+    }
+    Ok(value)
+}
+
+/// Parses `500ms`, `30s`, `15m`, `6h`, `1d` and sums such as `1h30m`. A sum too large for a
+/// `Duration` is refused, never wrapped.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let err = || {
         format!("invalid duration {text:?}: use a number with a unit, e.g. 0s, 30s, 15m, 6h, 500ms, 1h30m")
     };
+    let too_large = || format!("duration {text:?} is too large");
     let mut total = Duration::ZERO;
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -161,18 +232,26 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         let (number, after) = rest.split_at(digits);
-        let value: u64 = number.parse().map_err(|_| err())?;
+        if number.is_empty() {
+            return Err(err());
+        }
+        let value: u64 = number.parse().map_err(|_| too_large())?;
         let unit_len = after.find(|c: char| c.is_ascii_digit()).unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
-        let part = match unit {
-            "ms" => Duration::from_millis(value),
-            "s" => Duration::from_secs(value),
-            "m" => Duration::from_secs(value.saturating_mul(60)),
-            "h" => Duration::from_secs(value.saturating_mul(3600)),
-            "d" => Duration::from_secs(value.saturating_mul(86_400)),
+        let scale: u64 = match unit {
+            "ms" => 0,
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
             _ => return Err(err()),
         };
-        total = total.saturating_add(part);
+        let part = if scale == 0 {
+            Duration::from_millis(value)
+        } else {
+            Duration::from_secs(value.checked_mul(scale).ok_or_else(too_large)?)
+        };
+        total = total.checked_add(part).ok_or_else(too_large)?;
         rest = after;
     }
     Ok(total)
@@ -202,8 +281,22 @@ mod tests {
         assert_eq!(parse_duration("6h"), Ok(Duration::from_secs(21_600)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        for bad in ["", "30", "s", "5x", "-1s", "1.5s"] {
+        for bad in ["", "30", "s", "5x", "-1s", "1.5s", "99999999999999999999s", "18446744073709551615d"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_source_duration("30d"), Ok(MAX_SOURCE_DURATION));
+        assert!(parse_source_duration("30d1s").unwrap_err().contains("30 days"));
+        assert!(parse_source_duration("10000000000d").is_err());
+    }
+
+    #[test]
+    fn leeways() {
+        assert_eq!(parse_leeway("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_leeway("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_leeway("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_leeway("300"), Ok(Duration::from_secs(300)));
+        for bad in ["301", "5m1s", "500ms", "-1", "99999999999999999999999", ""] {
+            assert!(parse_leeway(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests for the `keyward` binary: every test runs the real executable
 //! (`CARGO_BIN_EXE_keyward`) with keys and tokens minted here, feeds stdin, and asserts stdout,
-//! stderr and the exact exit code (0 valid, 1 rejected, 2 usage error) against the contract in
+//! stderr and the exact exit code (0 valid, 1 rejected, 2 usage error, 3 no verdict
+//! because the keys could not be obtained) against the contract in
 //! README.md's CLI section and `keyward --help`.
 //!
 //! Remote-key tests run an in-process IdP (axum on 127.0.0.1:0, a tokio runtime on a background
@@ -12,7 +13,10 @@ mod cli {
 
     mod demo;
     mod inspect;
+    mod key_files;
+    mod newcomer;
     mod remote;
+    mod robustness;
     mod stream;
     mod usage;
     mod verify_file;

@@ -61,4 +61,5 @@ pub mod jwk {
     pub use crate::jose::jwks::{
         DEFAULT_MAX_JWKS_BYTES, DEFAULT_MAX_KEYS, JwkSet, JwksError, KeySetWarning, MAX_KIDLESS_CANDIDATES,
     };
+    pub use crate::jose::pem_map::public_key_pem_to_jwk;
 }

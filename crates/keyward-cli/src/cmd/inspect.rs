@@ -1,45 +1,73 @@
 //! `keyward inspect`: show a token's contents, loudly unverified.
 
+use std::borrow::Cow;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use keyward::DEFAULT_MAX_TOKEN_LEN;
 use keyward::clock::format_rfc3339;
 use keyward::danger::decode_unverified;
-use keyward::internal::DEFAULT_MAX_TOKEN_LEN;
-use serde_json::{Map, Value, json};
+use keyward::{Error, Reason};
+use serde_json::{Map, Value};
 
 use crate::cli::InspectArgs;
-use crate::cmd::print_json;
 use crate::input;
+use crate::when;
+use crate::wire::{InspectReport, Problem, Validity};
 
 /// Decoding is for display, so it allows far larger tokens than verification does.
 const MAX_INSPECT_LEN: usize = 64 * DEFAULT_MAX_TOKEN_LEN;
 
 pub(crate) fn run(args: &InspectArgs) -> Result<ExitCode> {
     let token = input::token(args.token.as_deref())?;
-    let decoded = match decode_unverified(&token, MAX_INSPECT_LEN) {
+    let now = args.now.unwrap_or_else(|| keyward::Clock::now_unix(&keyward::SystemClock));
+    let notes: Vec<Cow<'_, str>> = token.notes.iter().map(|n| Cow::Borrowed(n.as_str())).collect();
+    if !args.json {
+        for note in &token.notes {
+            eprintln!("keyward: note: {note}");
+        }
+    }
+    let decoded = if token.not_utf8 {
+        Err(Error::new(Reason::Malformed, "the input is not UTF-8 text, so it cannot be a token"))
+    } else {
+        decode_unverified(&token.text, MAX_INSPECT_LEN)
+    };
+    let decoded = match decoded {
         Ok(decoded) => decoded,
         Err(e) => {
             if args.json {
-                print_json(&json!({"verified": false, "reason": e.reason().as_str(), "detail": e.detail(),
-                    "header": null, "claims": null}));
+                let report = InspectReport {
+                    reason: Some(e.reason().as_str()),
+                    detail: Some(e.detail()),
+                    notes,
+                    ..InspectReport::default()
+                };
+                print(&report);
             } else {
                 outln!("not a decodable token: {}: {}", e.reason(), e.detail());
             }
             return Ok(ExitCode::from(1));
         }
     };
-    let problem =
-        decoded.header_problem.as_ref().map(|e| json!({"reason": e.reason().as_str(), "detail": e.detail()}));
+    let claims = decoded.claims.as_ref().ok();
+    let validity = claims.map(|c| validity(c, now));
     if args.json {
-        print_json(&json!({
-            "verified": false,
-            "header": decoded.header,
-            "claims": decoded.claims.as_ref().ok(),
-            "claims_error": decoded.claims.as_ref().err(),
-            "signature_bytes": decoded.signature_len,
-            "header_problem": problem,
-        }));
+        let report = InspectReport {
+            header: Some(&decoded.header),
+            claims,
+            claims_error: decoded.claims.as_ref().err().map(String::as_str),
+            kid: decoded.header.get("kid").and_then(Value::as_str),
+            alg: decoded.header.get("alg").and_then(Value::as_str),
+            signature_bytes: Some(decoded.signature_len),
+            header_problem: decoded
+                .header_problem
+                .as_ref()
+                .map(|e| Problem { reason: e.reason().as_str(), detail: e.detail() }),
+            notes,
+            validity,
+            ..InspectReport::default()
+        };
+        print(&report);
         return Ok(ExitCode::SUCCESS);
     }
     outln!("NOT VERIFIED: decoded without checking the signature; do not trust these contents.");
@@ -47,7 +75,7 @@ pub(crate) fn run(args: &InspectArgs) -> Result<ExitCode> {
     match &decoded.claims {
         Ok(claims) => {
             outln!("claims:\n{}", serde_json::to_string_pretty(claims).unwrap_or_default());
-            for line in time_notes(claims) {
+            for line in time_notes(claims, now) {
                 outln!("{line}");
             }
         }
@@ -60,12 +88,37 @@ pub(crate) fn run(args: &InspectArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn time_notes(claims: &Map<String, Value>) -> Vec<String> {
-    ["iat", "nbf", "exp"]
+fn print(report: &InspectReport<'_>) {
+    match serde_json::to_string(report) {
+        Ok(line) => outln!("{line}"),
+        Err(e) => eprintln!("keyward: cannot encode the report: {e}"),
+    }
+}
+
+fn validity(claims: &Map<String, Value>, now: i64) -> Validity {
+    let time = |name: &str| claims.get(name).and_then(Value::as_i64);
+    Validity {
+        now,
+        expired: time("exp").is_some_and(|exp| exp <= now),
+        not_yet_valid: time("nbf").is_some_and(|nbf| nbf > now),
+    }
+}
+
+/// `iat`, `nbf`, `exp` for people, and a loud line when the token is expired or not yet valid.
+fn time_notes(claims: &Map<String, Value>, now: i64) -> Vec<String> {
+    let mut lines: Vec<String> = ["iat", "nbf", "exp"]
         .into_iter()
         .filter_map(|name| {
             let t = claims.get(name)?.as_i64()?;
-            Some(format!("  {name} = {}", format_rfc3339(t)))
+            Some(format!("  {name} = {} ({})", format_rfc3339(t), when::relative(t, now).split(" (").next()?))
         })
-        .collect()
+        .collect();
+    let state = validity(claims, now);
+    if let Some(exp) = claims.get("exp").and_then(Value::as_i64).filter(|_| state.expired) {
+        lines.push(format!("EXPIRED {} (without leeway)", when::relative(exp, now)));
+    }
+    if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64).filter(|_| state.not_yet_valid) {
+        lines.push(format!("NOT YET VALID: valid from {} (without leeway)", when::relative(nbf, now)));
+    }
+    lines
 }

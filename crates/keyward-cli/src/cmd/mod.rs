@@ -9,9 +9,11 @@ macro_rules! outln {
 
 mod demo;
 mod inspect;
-mod verify;
+pub(crate) mod verify;
 
 use std::process::ExitCode;
+
+use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 
@@ -20,12 +22,19 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(*args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Demo => demo::run(),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "keyward", &mut out);
+            emit(&out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            emit(&out)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
-}
-
-/// Prints `value` as one line of JSON on stdout.
-pub(crate) fn print_json(value: &serde_json::Value) {
-    outln!("{value}");
 }
 
 /// Writes `bytes` to stdout. A reader that has gone away (`keyward inspect … | head -1`) is not

@@ -1,21 +1,25 @@
 //! `keyward verify`: one token (or a stream of them), one verdict each, one reason code.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
-use keyward::clock::format_rfc3339;
 use keyward::danger::decode_unverified;
-use keyward::jwk::JwkSet;
 use keyward::source::{JwksSource, SourceSettings};
-use keyward::{Error, FixedClock, Keys, Policy, SystemClock, Verified, Verifier};
-use serde::Serialize;
+use keyward::{Error, FixedClock, Keys, Policy, Reason, SystemClock, Verified, Verifier};
 use serde_json::{Map, Value};
 
 use crate::cli::{SourceArgs, VerifyArgs};
-use crate::input;
+use crate::input::{self, Token};
+use crate::keys::{self, KeyFile};
+use crate::when;
+use crate::wire::{self, VerifyReport};
+
+/// Exit status of a one-token `verify` that reached no verdict: the keys could not be obtained.
+pub(crate) const EXIT_NO_KEYS: u8 = 3;
 
 /// A stream line longer than this is answered `token_too_large` without being kept whole.
 const MAX_STREAM_LINE: u64 = 1024 * 1024;
@@ -23,53 +27,148 @@ const MAX_STREAM_LINE: u64 = 1024 * 1024;
 pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
-    let verifier = runtime.block_on(async { build_verifier(&args) })?;
+    let checker = runtime.block_on(async { build_checker(&args) })?;
     if args.stream {
-        return stream(&runtime, &verifier);
+        return stream(&runtime, &checker);
     }
     let token = input::token(args.token.as_deref())?;
-    let outcome = runtime.block_on(verifier.verify(&token));
-    let report = Report::new(&token, &verifier, outcome);
+    let outcome =
+        if token.not_utf8 { Err(not_utf8()) } else { runtime.block_on(checker.verify(&token.text)) };
+    let report = Report::new(&token, &checker, outcome);
     let mut out = Vec::new();
     if args.json {
         report.write_json(&mut out)?;
     } else {
+        for note in &token.notes {
+            eprintln!("keyward: note: {note}");
+        }
         out.extend_from_slice(report.human().as_bytes());
     }
     crate::cmd::emit(&out)?;
     Ok(report.exit_code())
 }
 
-fn build_verifier(args: &VerifyArgs) -> Result<Verifier> {
+fn not_utf8() -> Error {
+    Error::new(Reason::Malformed, "the input is not UTF-8 text, so it cannot be a token")
+}
+
+/// The verifier, plus what a key without `kid` needs: such a key verifies a token whatever
+/// `kid` it names, so a token naming one gets a verifier whose only key carries that kid.
+#[derive(Clone)]
+pub(crate) struct Checker {
+    base: Verifier,
+    any_kid: Option<Arc<AnyKid>>,
+}
+
+/// One key given without `kid` (a PEM key or a kid-less JWK), and verifiers for the kids
+/// tokens named, at most [`MAX_KIDS`] kept.
+struct AnyKid {
+    jwk: Map<String, Value>,
+    policy: Policy,
+    now: Option<i64>,
+    by_kid: Mutex<HashMap<String, Verifier>>,
+}
+
+/// Bound on the per-kid verifiers kept for a kid-less key; past it the cache starts over.
+const MAX_KIDS: usize = 64;
+
+impl Checker {
+    async fn verify(&self, token: &str) -> Outcome {
+        let max_len = self.base.policy().max_token_len();
+        if let Some(verifier) = self.any_kid.as_ref().and_then(|any| any.verifier_for(token, max_len)) {
+            return verifier.verify(token).await;
+        }
+        self.base.verify(token).await
+    }
+
+    fn verifier(&self) -> &Verifier {
+        &self.base
+    }
+}
+
+impl AnyKid {
+    /// A verifier holding the key under the token's kid; `None` when the token has no kid
+    /// (the base verifier's kid-less key serves it).
+    fn verifier_for(&self, token: &str, max_len: usize) -> Option<Verifier> {
+        let kid = decode_unverified(token, max_len).ok()?.header.get("kid")?.as_str()?.to_owned();
+        let mut cache = self.by_kid.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(verifier) = cache.get(&kid) {
+            return Some(verifier.clone());
+        }
+        let verifier =
+            build_from(keys::with_kid(&self.jwk, &kid)?.into(), self.policy.clone(), self.now).ok()?;
+        if cache.len() >= MAX_KIDS {
+            cache.clear();
+        }
+        cache.insert(kid, verifier.clone());
+        Some(verifier)
+    }
+}
+
+fn build_from(keys: Keys, policy: Policy, now: Option<i64>) -> Result<Verifier> {
+    let builder = Verifier::builder().keys(keys).policy(policy);
+    let builder = match now {
+        Some(now) => builder.clock(FixedClock::at(now)),
+        None => builder.clock(SystemClock),
+    };
+    Ok(builder.build()?)
+}
+
+/// Refuses a plain-http URL to a host other than loopback up front, naming the flag that
+/// allows it. Same rule as the library's (which refuses it too, in its own words): loopback
+/// IP addresses and `localhost`, as the `url` crate parses the host.
+fn check_scheme(what: &str, url: &str, allowed: bool) -> Result<()> {
+    let Ok(parsed) = url::Url::parse(url) else { return Ok(()) };
+    let loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    if parsed.scheme() == "http" && !allowed && !loopback {
+        bail!(
+            "{what} {url:?}: plain http is allowed only to loopback addresses; use https, or pass \
+             --allow-insecure-http to allow it anyway"
+        );
+    }
+    Ok(())
+}
+
+fn build_checker(args: &VerifyArgs) -> Result<Checker> {
     let policy = policy(args)?;
     // Checked even for a key file, so an incoherent command line never passes silently.
     let settings = source_settings(&args.source)?;
+    let insecure = args.source.allow_insecure_http;
+    let mut any_kid = None;
     let keys: Keys = match (&args.jwks, &args.issuer) {
         (Some(jwks), _) if jwks.starts_with("https://") || jwks.starts_with("http://") => {
+            check_scheme("JWKS URL", jwks, insecure)?;
             let mut builder = JwksSource::from_url(jwks.clone()).settings(settings);
             if let Some(issuer) = &args.issuer {
                 builder = builder.name(issuer.clone());
             }
             builder.build()?.into()
         }
-        (Some(path), _) => {
-            let bytes = input::file(std::path::Path::new(path))?;
-            let keys =
-                JwkSet::from_json(&bytes).with_context(|| format!("cannot use {path} as a key set"))?;
-            for warning in keys.warnings() {
-                tracing::warn!(warning = warning.as_str(), "{warning}");
+        (Some(path), _) => match keys::load(path)? {
+            KeyFile::Set(set) => set.into(),
+            KeyFile::AnyKid { jwk, set, what } => {
+                tracing::debug!("{path}: one {what} without kid; it verifies tokens whatever kid they name");
+                any_kid = Some(Arc::new(AnyKid {
+                    jwk,
+                    policy: policy.clone(),
+                    now: args.now,
+                    by_kid: Mutex::new(HashMap::new()),
+                }));
+                set.into()
             }
-            keys.into()
+        },
+        (None, Some(issuer)) => {
+            check_scheme("issuer", issuer, insecure)?;
+            JwksSource::from_issuer(issuer.clone()).settings(settings).build()?.into()
         }
-        (None, Some(issuer)) => JwksSource::from_issuer(issuer.clone()).settings(settings).build()?.into(),
         (None, None) => bail!("give --jwks FILE|URL, or --issuer to discover the key set"),
     };
-    let builder = Verifier::builder().keys(keys).policy(policy);
-    let builder = match args.now {
-        Some(now) => builder.clock(FixedClock::at(now)),
-        None => builder.clock(SystemClock),
-    };
-    Ok(builder.build()?)
+    Ok(Checker { base: build_from(keys, policy, args.now)?, any_kid })
 }
 
 fn source_settings(args: &SourceArgs) -> Result<SourceSettings> {
@@ -87,7 +186,7 @@ fn source_settings(args: &SourceArgs) -> Result<SourceSettings> {
 }
 
 fn policy(args: &VerifyArgs) -> Result<Policy> {
-    let mut builder = Policy::builder().leeway(Duration::from_secs(args.leeway));
+    let mut builder = Policy::builder().leeway(args.leeway);
     if let Some(issuer) = &args.issuer {
         builder = builder.issuer(issuer.clone());
     }
@@ -111,35 +210,44 @@ const PARALLEL_MIN_BATCH: usize = 8;
 /// answered (flushed) at once. When many lines are already buffered (a log piped in), they are
 /// split into contiguous chunks verified on helper threads alongside this one, answered in
 /// order, and flushed when the input runs dry: one hand-off per chunk, not per token.
-fn stream(runtime: &tokio::runtime::Runtime, verifier: &Verifier) -> Result<ExitCode> {
+///
+/// A line that is not UTF-8 (`malformed`) or longer than [`MAX_STREAM_LINE`]
+/// (`token_too_large`) gets its own verdict; the stream goes on.
+fn stream(runtime: &tokio::runtime::Runtime, checker: &Checker) -> Result<ExitCode> {
     let stdin = std::io::stdin();
     // Our own buffer, so we can see without blocking whether the next line is already here.
     let mut input = std::io::BufReader::with_capacity(256 * 1024, stdin.lock());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
-    let helpers = Helpers::start(threads - 1, runtime.handle(), verifier);
+    let helpers = Helpers::start(threads - 1, runtime.handle(), checker);
     let window = 64 * threads;
     let mut all_valid = true;
-    let mut batch: Vec<String> = Vec::with_capacity(window);
+    let mut batch: Vec<Line> = Vec::with_capacity(window);
     loop {
         batch.clear();
         // Block for one line, then take whatever complete lines are already buffered.
         match read_token_line(&mut input)? {
-            Some(token) => batch.push(token),
+            Some(line) => batch.push(line),
             None => break,
         }
         while batch.len() < window && input.buffer().contains(&b'\n') {
             match read_token_line(&mut input)? {
-                Some(token) => batch.push(token),
+                Some(line) => batch.push(line),
                 None => break,
             }
         }
-        batch.retain(|t| !t.is_empty());
-        let outcomes = helpers.verify_all(runtime, verifier, &batch)?;
+        batch.retain(|line| line.early.is_some() || !line.token.text.is_empty());
+        let texts: Vec<String> = batch.iter_mut().map(|line| std::mem::take(&mut line.token.text)).collect();
+        let outcomes = helpers.verify_all(runtime, checker, &texts)?;
         let mut written = Ok(());
-        for (token, outcome) in batch.iter().zip(outcomes) {
-            let report = Report::new(token, verifier, outcome);
+        for ((line, text), outcome) in batch.iter_mut().zip(texts).zip(outcomes) {
+            line.token.text = text;
+            let outcome = match line.early.take() {
+                Some(error) => Err(error),
+                None => outcome,
+            };
+            let report = Report::new(&line.token, checker, outcome);
             all_valid &= report.outcome.is_ok();
             written = written.and_then(|()| report.write_json(&mut out));
         }
@@ -157,6 +265,13 @@ fn stream(runtime: &tokio::runtime::Runtime, verifier: &Verifier) -> Result<Exit
     Ok(ExitCode::from(u8::from(!all_valid)))
 }
 
+/// One input line of `--stream`: the tidied token, or a verdict reached before verification.
+struct Line {
+    token: Token,
+    early: Option<Error>,
+}
+
+/// One token's verdict.
 type Outcome = Result<Verified, Error>;
 
 /// Helper threads that verify chunks of a batch; they end when the sender side is dropped.
@@ -171,7 +286,7 @@ struct Worker {
 }
 
 impl Helpers {
-    fn start(count: usize, runtime: &tokio::runtime::Handle, verifier: &Verifier) -> Self {
+    fn start(count: usize, runtime: &tokio::runtime::Handle, verifier: &Checker) -> Self {
         let workers = (0..count)
             .map(|_| {
                 let (chunks_tx, chunks_rx) = std::sync::mpsc::channel::<Vec<String>>();
@@ -195,7 +310,7 @@ impl Helpers {
     fn verify_all(
         &self,
         runtime: &tokio::runtime::Runtime,
-        verifier: &Verifier,
+        verifier: &Checker,
         batch: &[String],
     ) -> Result<Vec<Outcome>> {
         if batch.len() < PARALLEL_MIN_BATCH || self.workers.is_empty() {
@@ -221,22 +336,47 @@ impl Helpers {
     }
 }
 
-/// The next line, trimmed (an oversized line is cut at the bound and drained); `None` at EOF.
-fn read_token_line(input: &mut impl BufRead) -> Result<Option<String>> {
-    let mut line = String::new();
+/// The next line, tidied (an oversized line is cut at the bound, drained, and answered
+/// `token_too_large`; a line that is not UTF-8 is answered `malformed`); `None` at EOF.
+fn read_token_line(input: &mut impl BufRead) -> Result<Option<Line>> {
+    let mut bytes = Vec::new();
     let read = Read::by_ref(input)
         .take(MAX_STREAM_LINE)
-        .read_line(&mut line)
+        .read_until(b'\n', &mut bytes)
         .context("cannot read tokens from stdin")?;
     if read == 0 {
         return Ok(None);
     }
-    if !line.ends_with('\n') && read as u64 == MAX_STREAM_LINE {
-        // The token is rejected by its size anyway; skip the rest of the line.
-        let mut sink = Vec::new();
-        input.read_until(b'\n', &mut sink).context("cannot read tokens from stdin")?;
+    if !bytes.ends_with(b"\n") && read as u64 == MAX_STREAM_LINE {
+        // The token is rejected by its size; skip the rest of the line, unread.
+        let mut rest = 0u64;
+        loop {
+            let buffer = input.fill_buf().context("cannot read tokens from stdin")?;
+            if buffer.is_empty() {
+                break;
+            }
+            let (used, end) = match buffer.iter().position(|b| *b == b'\n') {
+                Some(at) => (at + 1, true),
+                None => (buffer.len(), false),
+            };
+            input.consume(used);
+            rest = rest.saturating_add(used as u64);
+            if end {
+                break;
+            }
+        }
+        let detail = format!(
+            "the line is longer than the {MAX_STREAM_LINE}-byte line bound ({} bytes or more)",
+            (read as u64).saturating_add(rest)
+        );
+        return Ok(Some(Line {
+            token: Token::default(),
+            early: Some(Error::new(Reason::TokenTooLarge, detail)),
+        }));
     }
-    Ok(Some(line.trim().to_owned()))
+    let token = Token::from_bytes(bytes);
+    let early = token.not_utf8.then(not_utf8);
+    Ok(Some(Line { token, early }))
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -251,43 +391,15 @@ pub(crate) struct Report {
     issuer_checked: bool,
     audience_checked: bool,
     now: i64,
-}
-
-/// The `--json` object: field names are a contract (see README).
-#[derive(Serialize)]
-struct JsonReport<'a> {
-    valid: bool,
-    reason: Option<&'static str>,
-    detail: Cow<'a, str>,
-    header: Option<&'a Map<String, Value>>,
-    claims: Option<&'a Map<String, Value>>,
-    kid: Option<&'a str>,
-    alg: Option<&'static str>,
-    signature_verified: bool,
-}
-
-/// Writes the token's own JSON as is: verification already checked it strictly as one UTF-8
-/// object, so it needs no re-parsing. JSON with line breaks would split the one-line output,
-/// so it is re-serialised compactly instead.
-fn write_embedded<'a>(
-    out: &mut impl Write,
-    bytes: &'a [u8],
-    parsed: impl FnOnce() -> &'a Map<String, Value>,
-) -> Result<()> {
-    if bytes.contains(&b'\n') || bytes.contains(&b'\r') {
-        serde_json::to_writer(&mut *out, parsed())?;
-    } else {
-        out.write_all(bytes)?;
-    }
-    Ok(())
+    input_notes: Vec<String>,
 }
 
 impl Report {
-    pub(crate) fn new(token: &str, verifier: &Verifier, outcome: Result<Verified, Error>) -> Self {
-        let policy = verifier.policy();
+    pub(crate) fn new(token: &Token, checker: &Checker, outcome: Result<Verified, Error>) -> Self {
+        let policy = checker.verifier().policy();
         let (header, unverified_claims) = match &outcome {
             Ok(_) => (None, None),
-            Err(_) => match decode_unverified(token, policy.max_token_len()) {
+            Err(_) => match decode_unverified(&token.text, policy.max_token_len()) {
                 Ok(decoded) => (Some(decoded.header), decoded.claims.ok()),
                 Err(_) => (None, None),
             },
@@ -298,12 +410,18 @@ impl Report {
             unverified_claims,
             issuer_checked: policy.issuer().is_some(),
             audience_checked: policy.audiences().is_some(),
-            now: verifier.now_unix(),
+            now: checker.verifier().now_unix(),
+            input_notes: token.notes.clone(),
         }
     }
 
+    /// 0 verified, 1 rejected, 3 no verdict (the keys could not be obtained).
     pub(crate) fn exit_code(&self) -> ExitCode {
-        ExitCode::from(u8::from(self.outcome.is_err()))
+        match &self.outcome {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) if e.reason() == Reason::KeysUnavailable => ExitCode::from(EXIT_NO_KEYS),
+            Err(_) => ExitCode::from(1),
+        }
     }
 
     fn unchecked_notes(&self) -> Vec<&'static str> {
@@ -319,43 +437,21 @@ impl Report {
 
     /// Writes the `--json` object and a newline.
     pub(crate) fn write_json(&self, out: &mut impl Write) -> Result<()> {
+        let mut notes: Vec<Cow<'_, str>> =
+            self.input_notes.iter().map(|n| Cow::Borrowed(n.as_str())).collect();
         let report = match &self.outcome {
             Ok(v) => {
                 let mut detail = format!("signature verified with {}", v.key().describe());
                 for note in self.unchecked_notes() {
                     detail.push_str("; ");
                     detail.push_str(note);
+                    notes.push(Cow::Borrowed(note));
                 }
-                // Field order and names as in JsonReport; written by hand to embed the token's
-                // already-checked JSON without a second parse.
-                out.write_all(b"{\"valid\":true,\"reason\":null,\"detail\":")?;
-                serde_json::to_writer(&mut *out, &detail)?;
-                out.write_all(b",\"header\":")?;
-                write_embedded(out, v.header_json(), || v.header())?;
-                out.write_all(b",\"claims\":")?;
-                write_embedded(out, v.payload_json(), || v.claims())?;
-                out.write_all(b",\"kid\":")?;
-                serde_json::to_writer(&mut *out, &v.kid())?;
-                writeln!(out, ",\"alg\":\"{}\",\"signature_verified\":true}}", v.alg())?;
-                return Ok(());
+                VerifyReport::valid(v, detail, notes)
             }
-            Err(e) => {
-                let verified_sig = e.signature_verified();
-                JsonReport {
-                    valid: false,
-                    reason: Some(e.reason().as_str()),
-                    detail: Cow::Borrowed(e.detail()),
-                    header: self.header.as_ref(),
-                    claims: if verified_sig { self.unverified_claims.as_ref() } else { None },
-                    kid: e.kid(),
-                    alg: e.alg().map(|a| a.as_str()),
-                    signature_verified: verified_sig,
-                }
-            }
+            Err(e) => VerifyReport::rejected(e, self.header.as_ref(), self.unverified_claims.as_ref(), notes),
         };
-        serde_json::to_writer(&mut *out, &report)?;
-        out.write_all(b"\n")?;
-        Ok(())
+        wire::write_line(out, &report)
     }
 
     pub(crate) fn human(&self) -> String {
@@ -381,16 +477,26 @@ impl Report {
                     ));
                 }
                 if let Some(exp) = r.exp {
-                    out.push_str(&format!("  exp  {} (in {} s)\n", format_rfc3339(exp), exp - self.now));
+                    out.push_str(&format!("  exp  expires {}\n", when::relative(exp, self.now)));
                 }
                 for note in self.unchecked_notes() {
                     out.push_str(&format!("note: {note}\n"));
                 }
+                if let Some(line) = v.keys().and_then(|k| keys_line(k, None)) {
+                    out.push_str(&format!("keys: {line}\n"));
+                }
                 let claims = serde_json::to_string_pretty(v.claims()).unwrap_or_default();
                 out.push_str(&format!("claims:\n{claims}\n"));
             }
+            Err(e) if e.reason() == Reason::KeysUnavailable => {
+                out.push_str("no verdict: keys_unavailable (the keys could not be obtained)\n");
+                out.push_str(&format!("  {}\n", e.detail()));
+                if let Some(cause) = e.fetch_error() {
+                    out.push_str(&format!("  cause: {cause}\n"));
+                }
+            }
             Err(e) => {
-                out.push_str(&format!("rejected: {}\n  {}\n", e.reason(), e.detail()));
+                out.push_str(&format!("rejected: {}\n  {}\n", e.reason(), rejection_line(e)));
                 if e.kid().is_some() || e.alg().is_some() {
                     out.push_str(&format!(
                         "  token kid {}, alg {}\n",
@@ -398,8 +504,80 @@ impl Report {
                         e.alg().map_or("(unknown)", |a| a.as_str())
                     ));
                 }
+                if let Some(line) = e.keys().and_then(|k| keys_line(k, e.fetch_error())) {
+                    out.push_str(&format!("  keys: {line}\n"));
+                }
             }
         }
         out
+    }
+}
+
+/// What the key source did, in one line for people; `None` when there is nothing to say (a
+/// fresh set that answered without a fetch).
+fn keys_line(k: &keyward::KeyEvidence, cause: Option<&keyward::source::FetchError>) -> Option<String> {
+    use keyward::source::{FetchDecision, GraceKind};
+    // The set's age is measured by the key source's own clock, not the verifier's (`--now`).
+    let fetched = |at: i64| {
+        let age = k.age.map_or(0, |a| i64::try_from(a.as_secs()).unwrap_or(i64::MAX));
+        when::relative(at, at.saturating_add(age))
+    };
+    let set = match (k.fetched_at_unix, k.stale) {
+        (Some(at), true) => format!("stale key set fetched {}", fetched(at)),
+        (Some(at), false) => format!("key set fetched {}", fetched(at)),
+        (None, _) => "no key set fetched yet".to_owned(),
+    };
+    let did = match k.fetch {
+        FetchDecision::Made { trigger, succeeded: true } => {
+            format!("this token made a fetch ({})", trigger.as_str())
+        }
+        FetchDecision::Made { trigger, succeeded: false } => {
+            let why = cause.map_or_else(String::new, |c| format!(": {c}"));
+            format!("this token made a fetch ({}), which failed{why}", trigger.as_str())
+        }
+        FetchDecision::Refused { reason, retry_after } => {
+            let when = retry_after
+                .map_or_else(String::new, |d| format!(", next allowed in {:.1} s", d.as_secs_f64()));
+            format!("no fetch for this token ({}{when})", reason.as_str())
+        }
+        _ => String::new(),
+    };
+    let grace = match k.grace {
+        Some(GraceKind::AwaitingConfirmation { .. }) => {
+            "; verified by a key no longer published, until the next fetch confirms its removal (60 s at most)"
+        }
+        Some(GraceKind::RemovalGrace { .. }) => "; verified by a removed key in its removal grace",
+        _ => "",
+    };
+    let changed = if k.material_changed { "; the key material under this kid changed" } else { "" };
+    if did.is_empty() && grace.is_empty() && changed.is_empty() && !k.stale {
+        return None;
+    }
+    let sep = if did.is_empty() { "" } else { "; " };
+    Some(format!("{set}{sep}{did}{grace}{changed}"))
+}
+
+/// The explanation of a rejection for people: after a good signature it says so first, and
+/// times read as "1 h 12 min ago (2026-12-06T04:20:00Z)".
+fn rejection_line(e: &Error) -> String {
+    if !e.signature_verified() {
+        return e.detail().to_owned();
+    }
+    let leeway = |t: keyward::TimeEvidence| format!("; leeway {} s", t.leeway);
+    match (e.reason(), e.times()) {
+        (Reason::Expired, Some(t)) => {
+            format!("signature valid, but expired {}{}", when::relative(t.claim, t.now), leeway(t))
+        }
+        (Reason::NotYetValid, Some(t)) => {
+            format!("signature valid, but not yet valid: nbf {}{}", when::relative(t.claim, t.now), leeway(t))
+        }
+        (Reason::IssuedInFuture, Some(t)) => {
+            format!(
+                "signature valid, but issued in the future: iat {}{}",
+                when::relative(t.claim, t.now),
+                leeway(t)
+            )
+        }
+        _ => format!("signature valid, but {}: {}", e.reason(), e.detail()),
     }
 }

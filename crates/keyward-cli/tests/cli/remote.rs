@@ -99,28 +99,45 @@ fn rejections_before_the_signature_never_show_claims() {
     }
 }
 
+/// One token whose keys cannot be obtained gets no verdict: exit 3, the cause said once.
 #[test]
-fn server_down_is_keys_unavailable_promptly() {
+fn server_down_is_keys_unavailable_promptly_with_exit_3() {
     let signer = key(SigningAlg::ES256, "k1");
     let base = dead_base();
     let token = signer.sign_jwt(&claims_for(&base)).unwrap();
 
     let url = format!("{base}/jwks");
     let out = run(&["verify", "--jwks", &url, "--now", NOW_ARG, "--json", &token], "");
-    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.code, 3, "{out:?}");
     let report = out.json();
     assert_rejected(&report, "keys_unavailable");
     assert_eq!(report["signature_verified"], json!(false));
     assert_eq!(report["claims"], json!(null));
     assert!(str_of(&report, "detail").contains(&base), "{report:?}");
+    assert_eq!(out.stderr, "", "the cause is in the verdict, not repeated on stderr: {out:?}");
 
     let out = run(&["verify", "--issuer", &base, "--now", NOW_ARG, "--json", &token], "");
-    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.code, 3, "{out:?}");
     assert_rejected(&out.json(), "keys_unavailable");
 
     let out = run(&["verify", "--issuer", &base, "--now", NOW_ARG, &token], "");
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stdout.starts_with("no verdict: keys_unavailable (the keys could not be obtained)\n"),
+        "{out:?}"
+    );
+    let everything = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(everything.matches("Connection refused").count(), 1, "the cause once: {out:?}");
+
+    // --log brings the key source's own warnings back.
+    let out = run(&["verify", "--issuer", &base, "--now", NOW_ARG, "--log", "warn", &token], "");
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("WARN"), "{out:?}");
+
+    // In --stream mode it is a rejection like any other: exit 1.
+    let out = run(&["verify", "--jwks", &url, "--now", NOW_ARG, "--stream"], &format!("{token}\n"));
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stdout.starts_with("rejected: keys_unavailable\n"), "{out:?}");
+    assert_rejected(&out.json_lines()[0], "keys_unavailable");
 }
 
 #[test]

@@ -25,9 +25,21 @@ pub(crate) const AUD: &str = "orders-api";
 /// No child process may run longer than this; it is killed and the test fails.
 pub(crate) const CHILD_LIMIT: Duration = Duration::from_secs(30);
 
-/// The exact member names of the `verify --json` object.
-pub(crate) const JSON_FIELDS: [&str; 8] =
-    ["alg", "claims", "detail", "header", "kid", "reason", "signature_verified", "valid"];
+/// The exact member names of the `verify --json` object: the eight original members (a
+/// contract outside scripts depend on) and those added since (`notes`, `times`, `keys`).
+pub(crate) const JSON_FIELDS: [&str; 11] = [
+    "alg",
+    "claims",
+    "detail",
+    "header",
+    "keys",
+    "kid",
+    "notes",
+    "reason",
+    "signature_verified",
+    "times",
+    "valid",
+];
 
 /// What a finished `keyward` process left behind.
 #[derive(Debug)]
@@ -70,6 +82,7 @@ fn command(args: &[&str]) -> Command {
     cmd.args(args)
         .env_remove("KEYWARD_LOG")
         .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -94,12 +107,22 @@ pub(crate) fn run_with_stdout_closed(args: &[&str]) -> (i32, String) {
 /// Runs `keyward ARGS` with `stdin` fed and closed; kills it after [`CHILD_LIMIT`].
 #[track_caller]
 pub(crate) fn run(args: &[&str], stdin: &str) -> Output {
-    let mut child = command(args).spawn().expect("spawn keyward");
+    run_with(args, stdin.as_bytes(), &[])
+}
+
+/// [`run`] with raw stdin bytes (not necessarily UTF-8) and extra environment variables.
+#[track_caller]
+pub(crate) fn run_with(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+    let mut cmd = command(args);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let mut child = cmd.spawn().expect("spawn keyward");
     let mut input = child.stdin.take().expect("stdin");
     let stdin = stdin.to_owned();
     // The process may exit without reading stdin (usage errors): a broken pipe is fine.
     std::thread::spawn(move || {
-        let _ = input.write_all(stdin.as_bytes());
+        let _ = input.write_all(&stdin);
     });
     let (tx, rx) = mpsc::channel();
     for (which, mut pipe) in [
@@ -418,6 +441,8 @@ pub(crate) fn assert_report_shape(report: &Map<String, Value>) {
         let value = &report[nullable_object];
         assert!(value.is_null() || value.is_object(), "{nullable_object}: {report:?}");
     }
+    assert!(report["notes"].as_array().is_some_and(|n| n.iter().all(Value::is_string)), "notes: {report:?}");
+    assert!(report["times"].is_null() || report["times"].is_object(), "times: {report:?}");
     // valid and reason agree.
     assert_eq!(report["valid"].as_bool(), Some(report["reason"].is_null()), "{report:?}");
 }
@@ -444,4 +469,23 @@ pub(crate) fn assert_valid(report: &Map<String, Value>) {
     assert_report_shape(report);
     assert_eq!(report["valid"], json!(true), "{report:?}");
     assert_eq!(report["signature_verified"], json!(true), "{report:?}");
+}
+
+/// `key`'s public key as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) block.
+pub(crate) fn public_key_pem(key: &SigningKey) -> String {
+    let der = key.public_key_spki_der().unwrap();
+    // Standard base64 from the url-safe unpadded alphabet.
+    let mut b64: String = keyward_idp::mint::b64(&der)
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while !b64.len().is_multiple_of(4) {
+        b64.push('=');
+    }
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
 }

@@ -234,7 +234,7 @@ impl JwkSet {
                     }
                     return Err(Error::new(
                         Reason::UnknownKid,
-                        format!("no key with kid {kid:?} among {} usable keys", self.keys.len()),
+                        format!("no key with kid {kid:?} among {}", usable_keys(self.keys.len())),
                     ));
                 }
                 let compatible: Vec<_> = with_kid.iter().copied().filter(|k| k.supports(alg)).collect();
@@ -253,8 +253,8 @@ impl JwkSet {
                     return Err(Error::new(
                         Reason::NoMatchingKey,
                         format!(
-                            "token has no kid and none of the {} usable keys supports {alg}",
-                            self.keys.len()
+                            "token has no kid and none of the {} supports {alg}",
+                            usable_keys(self.keys.len())
                         ),
                     ));
                 }
@@ -292,6 +292,11 @@ impl JwkSet {
         first_to_verify(candidates.into_iter(), alg, message, signature)
             .unwrap_or_else(|| Err(Error::new(Reason::NoMatchingKey, "no candidate key")))
     }
+}
+
+/// "1 usable key", "3 usable keys".
+fn usable_keys(count: usize) -> String {
+    format!("{count} usable key{}", if count == 1 { "" } else { "s" })
 }
 
 /// Tries `keys` in turn: the first that verifies, or the error after trying them all (the single

@@ -9,7 +9,7 @@ pub(crate) mod json;
 pub(crate) mod jwk;
 pub(crate) mod jwks;
 pub(crate) mod peek;
-mod pem_map;
+pub(crate) mod pem_map;
 pub(crate) mod scan;
 
 pub use self::algorithm::{Algorithm, KeyFamily, UnknownAlgorithm};

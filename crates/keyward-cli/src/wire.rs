@@ -1,0 +1,285 @@
+//! Every JSON object the CLI prints, as serde structs: the field names here are a contract
+//! (README, "JSON output"). `verify --json` and `inspect --json` share names for the same
+//! things: `header`, `claims`, `kid`, `alg`, `notes`, `reason`, `detail`.
+//!
+//! Fields are only ever added; existing ones keep their names and meaning, because outside
+//! scripts read them.
+
+use std::borrow::Cow;
+
+use keyward::clock::format_rfc3339;
+use keyward::source::{FetchDecision, FetchError, FetchStage, GraceKind};
+use keyward::{Error, KeyEvidence, Reason, Verified};
+use serde::ser::{Serialize, Serializer};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// A JSON object taken from the token: its own bytes as is when they are already one line,
+/// else the parsed object (so the output stays one line per object).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Object<'a> {
+    /// The token's own JSON text, already checked as one duplicate-free object.
+    Raw(&'a RawValue),
+    /// A parsed object.
+    Map(&'a Map<String, Value>),
+}
+
+impl<'a> Object<'a> {
+    /// The token's JSON bytes, embedded verbatim when they hold no line break; `parsed` is
+    /// the fallback (and is used if the bytes are not a JSON value after all).
+    pub(crate) fn embed(bytes: &'a [u8], parsed: impl FnOnce() -> &'a Map<String, Value>) -> Self {
+        let one_line = !bytes.contains(&b'\n') && !bytes.contains(&b'\r');
+        if one_line
+            && let Some(raw) = std::str::from_utf8(bytes).ok().and_then(|s| serde_json::from_str(s).ok())
+        {
+            return Self::Raw(raw);
+        }
+        Self::Map(parsed())
+    }
+}
+
+impl Serialize for Object<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Raw(raw) => raw.serialize(serializer),
+            Self::Map(map) => map.serialize(serializer),
+        }
+    }
+}
+
+/// The `verify --json` object (one per token; one per line with `--stream`).
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct VerifyReport<'a> {
+    /// True only when the token verified.
+    pub(crate) valid: bool,
+    /// The stable reason code of a rejection; null when valid.
+    pub(crate) reason: Option<&'static str>,
+    /// For people: the key that verified, or why the token was rejected.
+    pub(crate) detail: Cow<'a, str>,
+    /// The token's header (decoded, unverified when rejected); null when unreadable.
+    pub(crate) header: Option<Object<'a>>,
+    /// The claims, only when the signature verified (so they are authentic).
+    pub(crate) claims: Option<Object<'a>>,
+    /// The token's `kid`.
+    pub(crate) kid: Option<&'a str>,
+    /// The token's `alg`, when known.
+    pub(crate) alg: Option<&'static str>,
+    /// True when the signature verified (valid, or rejected by a later claim check).
+    pub(crate) signature_verified: bool,
+    /// What keyward did to the input (removed quotes, a `Bearer ` prefix) and what it did not
+    /// check (`iss`, `aud`); empty when nothing.
+    pub(crate) notes: Vec<Cow<'a, str>>,
+    /// For `expired`, `not_yet_valid` and `issued_in_future`: the times compared; else null.
+    pub(crate) times: Option<Times>,
+    /// What the key source knew and did (a fetched key set only; null for a key file).
+    pub(crate) keys: Option<KeysReport>,
+}
+
+/// The `keys` object: the key set's age and what this verification made the key source do.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct KeysReport {
+    /// When the key set used was fetched (RFC 3339 UTC); null if never.
+    pub(crate) fetched_at: Option<String>,
+    /// How old that key set was, whole seconds.
+    pub(crate) age_s: Option<u64>,
+    /// `none` (no fetch needed), `made` (this verification fetched or joined a fetch) or
+    /// `refused` (a fetch could have helped and was not made).
+    pub(crate) fetch: &'static str,
+    /// For `made`: why (`unknown_kid`, `signature_retry`, `startup`, ...).
+    pub(crate) trigger: Option<&'static str>,
+    /// For `made`: whether the fetch succeeded.
+    pub(crate) fetch_succeeded: Option<bool>,
+    /// For `refused`: `limiter`, `cooldown`, `negative_cache`, `outage_backoff` or `wait_timed_out`.
+    pub(crate) reason: Option<&'static str>,
+    /// For `refused`: seconds until a fetch may be made for this token, when known.
+    pub(crate) retry_after_s: Option<f64>,
+    /// True when a recent successful fetch lacked the token's kid.
+    pub(crate) kid_negatively_cached: bool,
+    /// Set when a key no longer published verified the token: `awaiting_confirmation` (the
+    /// removal is confirmed by the next fetch, within 60 s) or `removal_grace` (opt-in).
+    pub(crate) grace: Option<&'static str>,
+    /// True when a fetch showed new key material under the token's kid.
+    pub(crate) material_changed: bool,
+    /// True when the key set is past its TTL and served because refreshing it fails.
+    pub(crate) stale: bool,
+    /// The fetch failure behind the verdict, when one failed.
+    pub(crate) fetch_error: Option<FetchErrorReport>,
+}
+
+/// A failed fetch: the stage (`dns`, `connect`, `tls`, `http_status`, `timeout`, `body`,
+/// `parse`, `policy`), the HTTP status when one came, the URL and what went wrong.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct FetchErrorReport {
+    pub(crate) stage: &'static str,
+    pub(crate) status: Option<u16>,
+    pub(crate) url: String,
+    pub(crate) detail: String,
+}
+
+impl KeysReport {
+    /// The report of `evidence`, with the fetch failure behind the verdict if any.
+    pub(crate) fn of(evidence: Option<&KeyEvidence>, fetch_error: Option<&FetchError>) -> Option<Self> {
+        let e = evidence?;
+        let (trigger, fetch_succeeded, reason, retry_after_s) = match e.fetch {
+            FetchDecision::Made { trigger, succeeded } => {
+                (Some(trigger.as_str()), Some(succeeded), None, None)
+            }
+            FetchDecision::Refused { reason, retry_after } => (
+                None,
+                None,
+                Some(reason.as_str()),
+                retry_after.map(|d| (d.as_secs_f64() * 10.0).ceil() / 10.0),
+            ),
+            _ => (None, None, None, None),
+        };
+        Some(Self {
+            fetched_at: e.fetched_at_unix.map(format_rfc3339),
+            age_s: e.age.map(|a| a.as_secs()),
+            fetch: e.fetch.as_str(),
+            trigger,
+            fetch_succeeded,
+            reason,
+            retry_after_s,
+            kid_negatively_cached: e.kid_negatively_cached,
+            grace: e.grace.map(GraceKind::as_str),
+            material_changed: e.material_changed,
+            stale: e.stale,
+            fetch_error: fetch_error.map(|f| FetchErrorReport {
+                stage: f.stage.as_str(),
+                status: match f.stage {
+                    FetchStage::HttpStatus(code) => Some(code),
+                    _ => None,
+                },
+                url: f.url.clone(),
+                detail: f.detail.clone(),
+            }),
+        })
+    }
+}
+
+/// The times behind a time-claim rejection.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Times {
+    /// Which claim: `exp`, `nbf` or `iat`.
+    pub(crate) claim: &'static str,
+    /// The claim's value, Unix seconds.
+    pub(crate) at: i64,
+    /// The same as RFC 3339 UTC.
+    pub(crate) at_rfc3339: String,
+    /// The verifier's clock, Unix seconds.
+    pub(crate) now: i64,
+    /// The leeway applied, seconds.
+    pub(crate) leeway: u64,
+}
+
+impl Times {
+    /// The times of a time-claim rejection, if `error` is one.
+    pub(crate) fn of(error: &Error) -> Option<Self> {
+        let claim = match error.reason() {
+            Reason::Expired => "exp",
+            Reason::NotYetValid => "nbf",
+            Reason::IssuedInFuture => "iat",
+            _ => return None,
+        };
+        let t = error.times()?;
+        Some(Self { claim, at: t.claim, at_rfc3339: format_rfc3339(t.claim), now: t.now, leeway: t.leeway })
+    }
+}
+
+impl<'a> VerifyReport<'a> {
+    /// The report of a verified token.
+    pub(crate) fn valid(v: &'a Verified, detail: String, notes: Vec<Cow<'a, str>>) -> Self {
+        Self {
+            valid: true,
+            reason: None,
+            detail: Cow::Owned(detail),
+            header: Some(Object::embed(v.header_json(), || v.header())),
+            claims: Some(Object::embed(v.payload_json(), || v.claims())),
+            kid: v.kid(),
+            alg: Some(v.alg().as_str()),
+            signature_verified: true,
+            notes,
+            times: None,
+            keys: KeysReport::of(v.keys(), None),
+        }
+    }
+
+    /// The report of a rejected token; `claims` are shown only after a good signature.
+    pub(crate) fn rejected(
+        e: &'a Error,
+        header: Option<&'a Map<String, Value>>,
+        claims: Option<&'a Map<String, Value>>,
+        notes: Vec<Cow<'a, str>>,
+    ) -> Self {
+        let verified_sig = e.signature_verified();
+        Self {
+            valid: false,
+            reason: Some(e.reason().as_str()),
+            detail: Cow::Borrowed(e.detail()),
+            header: header.map(Object::Map),
+            claims: if verified_sig { claims.map(Object::Map) } else { None },
+            kid: e.kid(),
+            alg: e.alg().map(|a| a.as_str()),
+            signature_verified: verified_sig,
+            notes,
+            times: Times::of(e),
+            keys: KeysReport::of(e.keys(), e.fetch_error()),
+        }
+    }
+}
+
+/// The `inspect --json` object. Decoding only: `verified` is always false.
+#[derive(Debug, Default, serde::Serialize)]
+pub(crate) struct InspectReport<'a> {
+    /// Always false: nothing was verified.
+    pub(crate) verified: bool,
+    /// When the token could not be decoded: its reason code; else null.
+    pub(crate) reason: Option<&'static str>,
+    /// When the token could not be decoded: why; else null.
+    pub(crate) detail: Option<&'a str>,
+    /// The decoded header; null when not decodable.
+    pub(crate) header: Option<&'a Map<String, Value>>,
+    /// The decoded (unverified) claims; null when not decodable.
+    pub(crate) claims: Option<&'a Map<String, Value>>,
+    /// Why the payload is not a JSON object, when it is not.
+    pub(crate) claims_error: Option<&'a str>,
+    /// The header's `kid`, when a string.
+    pub(crate) kid: Option<&'a str>,
+    /// The header's `alg`, when a string.
+    pub(crate) alg: Option<&'a str>,
+    /// The signature's length in bytes.
+    pub(crate) signature_bytes: Option<usize>,
+    /// Why verification would reject the header before trying any key.
+    pub(crate) header_problem: Option<Problem<'a>>,
+    /// What keyward removed from the input; empty when nothing.
+    pub(crate) notes: Vec<Cow<'a, str>>,
+    /// `exp`/`nbf` against the clock (no leeway); null when the claims are unreadable.
+    pub(crate) validity: Option<Validity>,
+}
+
+/// A reason code with its explanation.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Problem<'a> {
+    /// The stable reason code.
+    pub(crate) reason: &'static str,
+    /// For people.
+    pub(crate) detail: &'a str,
+}
+
+/// Whether a decoded token is inside its validity window now (no leeway).
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Validity {
+    /// The clock used, Unix seconds.
+    pub(crate) now: i64,
+    /// `exp` is at or before `now`.
+    pub(crate) expired: bool,
+    /// `nbf` is after `now`.
+    pub(crate) not_yet_valid: bool,
+}
+
+/// Writes `value` as one line of JSON.
+pub(crate) fn write_line(out: &mut impl std::io::Write, value: &impl Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
