@@ -12,7 +12,7 @@ use crate::source::{FetchError, KeyEvidence};
 /// The largest clock leeway keyward accepts, in seconds: more would make `exp` meaningless.
 pub const MAX_LEEWAY_SECS: u64 = 300;
 
-/// The stable reason a token was rejected (DESIGN.md "Reason codes").
+/// The stable reason a token was rejected (README "Reason codes").
 ///
 /// Codes never change once published; use [`Reason::as_str`] for logs, metrics and JSON.
 #[non_exhaustive]
@@ -60,7 +60,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// Every reason, in DESIGN.md order.
+    /// Every reason, in the order of the README's table.
     pub const ALL: [Self; 19] = [
         Self::Malformed,
         Self::TokenTooLarge,

@@ -1,4 +1,4 @@
-//! Metric names and labels, declared once (DESIGN.md "Metrics").
+//! Metric names and labels, declared once (README "Observability").
 //!
 //! keyward records through the `metrics` facade and never installs an exporter; label values
 //! come only from closed sets (configured issuer names, reason codes, triggers, results).

@@ -12,7 +12,7 @@
 //! second boundary is rebuilt and rerun.
 //!
 //! The libraries must agree, accept or reject, except for the enumerated [`Difference`]s, each a
-//! documented strictness choice of keyward (DESIGN.md, THREATS.md) or a jsonwebtoken header
+//! documented strictness choice of keyward (README, `docs/threat-model.md`) or a jsonwebtoken header
 //! typing rule. A difference counts only when the token shows the feature that explains it and
 //! keyward's reason code is the one that feature produces; anything else fails the test with the
 //! token printed. When both accept, the claims they return must be identical.

@@ -13,7 +13,7 @@ pub const MAX_KID_LEN: usize = 256;
 /// The parts of a JWS protected header that keyward acts on, borrowed from the decoded token.
 ///
 /// `jku`, `x5u`, `jwk` and `x5c` are deliberately absent: keys come only from configuration,
-/// never from the token (THREATS.md A4, A18).
+/// never from the token (`docs/threat-model.md` A4, A18).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Header<'a> {

@@ -1,7 +1,7 @@
 //! Strict JSON: objects with duplicate member names are rejected at every depth.
 //!
 //! `serde_json::Value` is silently last-wins on duplicates, the parser differential behind
-//! several JWT CVEs (THREATS.md A10). Key sets, discovery documents and the full claims map go
+//! several JWT CVEs (`docs/threat-model.md` A10). Key sets, discovery documents and the full claims map go
 //! through the duplicate-rejecting visitor here; the verification hot path uses the scanner in
 //! `scan.rs`, which accepts the same documents. serde_json's recursion limit (128) bounds nesting.
 

@@ -450,7 +450,7 @@ fn okp_material(jwk: &Map<String, Value>) -> KeyResult<(KeyFamily, usize, Materi
 
 /// True when `point` encodes one of the 8 small-order points of edwards25519, in canonical or
 /// non-canonical form (libsodium's blocklist, compared with the sign bit masked). Under such a
-/// key a cofactorless verifier accepts forgeries (THREATS.md A17): with the identity as key,
+/// key a cofactorless verifier accepts forgeries (`docs/threat-model.md` A17): with the identity as key,
 /// R = identity and S = 0 verify for every message.
 fn is_small_order_ed25519(point: &[u8]) -> bool {
     const BLOCKLIST: [[u8; 32]; 7] = [

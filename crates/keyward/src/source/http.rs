@@ -124,7 +124,7 @@ pub(crate) struct Validators {
     pub(crate) last_modified: Option<String>,
 }
 
-/// HTTP settings; defaults from DESIGN.md.
+/// HTTP settings; defaults in `docs/key-source.md`.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct HttpSettings {

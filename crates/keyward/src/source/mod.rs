@@ -220,7 +220,7 @@ impl JwksSource {
     /// the key under a known kid changed; says what the source knew and did.
     ///
     /// `required_iss`: when set, a token whose (unverified) `iss` differs never causes a fetch;
-    /// it is rejected `issuer_mismatch` instead (THREATS.md A19: only tokens of a configured
+    /// it is rejected `issuer_mismatch` instead (`docs/threat-model.md` A19: only tokens of a configured
     /// issuer may make its keys be refetched).
     pub(crate) async fn verify_signature(
         &self,

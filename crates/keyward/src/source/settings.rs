@@ -1,4 +1,4 @@
-//! Key source settings, with the defaults of DESIGN.md's "Key source policy".
+//! Key source settings, with the defaults of `docs/key-source.md`.
 
 use std::path::PathBuf;
 use std::time::Duration;

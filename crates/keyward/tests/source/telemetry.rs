@@ -153,7 +153,7 @@ async fn fetch_and_verification_counters() {
     }
 }
 
-/// Log events during an outage (STYLE.md levels): each failed fetch is one WARN with its
+/// Log events during an outage (the levels the README documents): each failed fetch is one WARN with its
 /// stage; serving a stale set is one WARN per state change, not one per fetch or request; the
 /// recovery is INFO. Captured with a subscriber for this thread (the runtime is current-thread).
 #[tokio::test(start_paused = true)]
