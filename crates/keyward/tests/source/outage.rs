@@ -57,13 +57,13 @@ async fn outage_shorter_than_max_stale_keeps_known_kids_verifying() {
     // Five hours into the outage: still serving.
     advance(Duration::from_secs(5 * 3600)).await;
     ok(v.verify(&t1).await, "5 h into the outage");
-    assert!(source.refresh().await.is_err());
+    assert_eq!(source.refresh().await.unwrap_err().stage, FetchStage::HttpStatus(500));
     assert!(matches!(source.health().state, HealthState::Stale { .. }));
 
     // Past max_stale: nothing serves.
     advance(MAX_STALE - Duration::from_secs(5 * 3600)).await;
     rejected(v.verify(&t1).await, Reason::KeysUnavailable, "past max_stale");
-    assert!(source.refresh().await.is_err());
+    assert_eq!(source.refresh().await.unwrap_err().stage, FetchStage::HttpStatus(500));
     assert!(matches!(source.health().state, HealthState::Unavailable { .. }), "{:?}", source.health());
     rejected(v.verify(&t1).await, Reason::KeysUnavailable, "still past max_stale");
 
@@ -144,8 +144,8 @@ async fn slow_endpoint_times_out_without_stalling_known_kids() {
     assert_eq!(started.elapsed(), Duration::ZERO);
 }
 
-/// `refresh()` promises to wait for the outcome; when the fetch takes longer than `fetch_wait`
-/// it returns the previous outcome instead.
+/// `refresh()` waits for the whole fetch, not `fetch_wait`: a fetch that takes longer than
+/// `fetch_wait` (and then times out) is reported as the timeout it was, never as `Ok`.
 #[tokio::test(start_paused = true)]
 async fn refresh_reports_a_fetch_that_times_out() {
     let k1 = key("k1");
@@ -216,9 +216,9 @@ async fn long_retry_after_is_not_retried_inline() {
     assert_eq!(health.last_response.and_then(|r| r.retry_after).as_deref(), Some("45"));
 }
 
-/// http.rs: "A long Retry-After is honoured by the background backoff, not inline." The
-/// outage backoff (`failed` in source/mod.rs) never reads it: the next fetch is due after the
-/// 1 s minimum backoff, so traffic hits an IdP that asked for 45 s of quiet.
+/// A long `Retry-After` is not retried inline but honoured by the outage backoff: the next
+/// fetch is due after the time the IdP asked for (45 s, within the 60 s cap), not after the
+/// 1 s minimum backoff, and traffic in between does not fetch.
 #[tokio::test(start_paused = true)]
 async fn long_retry_after_delays_the_next_fetch() {
     let k1 = key("k1");
@@ -278,7 +278,7 @@ async fn warm_start_serves_the_saved_set_during_an_outage() {
     let started = Instant::now();
     ok(vb.verify(&t1).await, "warm start during the outage");
     assert_eq!(started.elapsed(), Duration::ZERO, "the saved set serves without waiting for a fetch");
-    assert!(b.refresh().await.is_err(), "the IdP is still down");
+    assert_eq!(b.refresh().await.unwrap_err().stage, FetchStage::HttpStatus(503), "the IdP is still down");
     let health = b.health();
     assert_eq!(health.last_success_unix, None, "B never fetched successfully");
     assert!(matches!(health.state, HealthState::Stale { .. }), "{health:?}");
@@ -366,9 +366,9 @@ async fn never_answered_startup_is_bounded_by_fetch_wait() {
     assert_eq!(started.elapsed(), Duration::ZERO);
 }
 
-/// source/mod.rs: "kids a fresh fetch did not contain are negatively cached". A miss whose
-/// fetch failed proves nothing about the kid, yet it is cached too: after the IdP recovers,
-/// the new key stays `unknown_kid` for the negative TTL although the limiter has room.
+/// Only a fetch that succeeded proves a kid is not published: a miss whose fetch failed is not
+/// remembered, so once the IdP recovers the new key verifies at the next fetch (here the
+/// outage retry, which the unknown-kid request joins).
 #[tokio::test(start_paused = true)]
 async fn a_failed_fetch_does_not_negatively_cache_the_kid() {
     let (k1, k2) = (key("k1"), key("k2"));
@@ -381,7 +381,7 @@ async fn a_failed_fetch_does_not_negatively_cache_the_kid() {
     rejected(v.verify(&t2).await, Reason::UnknownKid, "K2 while the IdP fails");
     assert_eq!(server.hits(KEYS), 4, "one unknown-kid fetch, three attempts");
 
-    // The IdP recovers with K2 published; one unknown-kid fetch of two is left in the window.
+    // The IdP recovers with K2 published; the outage retry is due and the request joins it.
     server.set(KEYS, Reply::jwks(&[&k1, &k2]));
     advance(Duration::from_secs(2)).await;
     ok(v.verify(&t2).await, "K2 after the IdP recovered");

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use keyward::Reason;
+use keyward::source::FetchStage;
 use keyward::telemetry::{JWKS_FETCHES_TOTAL, KEY_EVENTS_TOTAL, VERIFICATIONS_TOTAL};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::json;
@@ -101,9 +102,9 @@ async fn fetch_and_verification_counters() {
     advance(Duration::from_secs(301)).await;
     ok(v.verify(&t1).await, "K1, stale"); // valid
     let hits = server.hits(KEYS);
-    assert!(source.refresh().await.is_err());
+    assert_eq!(source.refresh().await.unwrap_err().stage, FetchStage::HttpStatus(500));
     assert_eq!(server.hits(KEYS) - hits, 3);
-    assert!(source.refresh().await.is_err());
+    assert_eq!(source.refresh().await.unwrap_err().stage, FetchStage::HttpStatus(500));
 
     // Recovery without K1: manual, success, and a key removal.
     server.set(KEYS, Reply::jwks(&[&k2]));
@@ -196,7 +197,7 @@ async fn an_outage_logs_one_stale_warning_and_one_warning_per_failed_fetch() {
     server.set(KEYS, Reply::status(503));
     advance(Duration::from_secs(301)).await; // past the default TTL
     for _ in 0..5 {
-        assert!(source.refresh().await.is_err());
+        assert_eq!(source.refresh().await.unwrap_err().stage, FetchStage::HttpStatus(503));
         ok(v.verify(&token(&k1)).await, "stale keys during the outage");
         advance(Duration::from_secs(61)).await;
     }
@@ -209,8 +210,9 @@ async fn an_outage_logs_one_stale_warning_and_one_warning_per_failed_fetch() {
     // A second outage is a new state change: one more stale WARN.
     server.set(KEYS, Reply::status(503));
     advance(Duration::from_secs(301)).await;
-    assert!(source.refresh().await.is_err());
-    assert!(source.refresh().await.is_err());
+    for _ in 0..2 {
+        assert_eq!(source.refresh().await.unwrap_err().stage, FetchStage::HttpStatus(503));
+    }
     assert_eq!(count(tracing::Level::WARN, "serving a stale key set"), 2);
     // No log line ever carries a token.
     assert!(capture.0.lock().unwrap().iter().all(|(_, m)| !m.contains("eyJ")));
