@@ -220,8 +220,8 @@ impl JwksSource {
     /// the key under a known kid changed; says what the source knew and did.
     ///
     /// `required_iss`: when set, a token whose (unverified) `iss` differs never causes a fetch;
-    /// it is rejected `issuer_mismatch` instead (`docs/threat-model.md` A19: only tokens of a configured
-    /// issuer may make its keys be refetched).
+    /// an unknown kid is then `issuer_mismatch` (`docs/threat-model.md` A19: only tokens of a
+    /// configured issuer may make its keys be refetched).
     pub(crate) async fn verify_signature(
         &self,
         token: &UnverifiedToken<'_>,
@@ -296,19 +296,17 @@ impl JwksSource {
         }
         if let Some(required) = required_iss {
             let hint = crate::jose::peek::peek_issuer(token.payload())?;
-            if hint.iss.as_deref() != Some(required) && trigger == Trigger::SignatureRetry {
-                // The signature failed; another issuer's token does not make us refetch.
-                return Err(first.with_keys(evidence));
-            }
             if hint.iss.as_deref() != Some(required) {
-                return Err(Error::new(
-                    Reason::IssuerMismatch,
-                    format!(
-                        "iss {:?} is not the configured issuer {required:?}; no refetch for it",
-                        hint.iss
-                    ),
-                )
-                .with_keys(evidence));
+                // Another issuer's token never makes this issuer's keys be refetched. Its
+                // signature already failed under a known kid: that stays the verdict.
+                if trigger == Trigger::SignatureRetry {
+                    return Err(first.with_keys(evidence));
+                }
+                let detail = format!(
+                    "iss {:?} is not the configured issuer {required:?}; no refetch for it",
+                    hint.iss
+                );
+                return Err(Error::new(Reason::IssuerMismatch, detail).with_keys(evidence));
             }
         }
         let old_material: Vec<[u8; 32]> = keys.keys_with_kid(kid).map(|k| *k.thumbprint()).collect();
@@ -336,9 +334,6 @@ impl JwksSource {
         let Some(new_keys) = after.usable(now) else {
             return Err(first.with_keys(evidence).with_fetch_error(after.last_error.clone()));
         };
-        if !succeeded {
-            evidence.stale = true;
-        }
         match verify_in(new_keys, &after, now, Some(kid), alg, message, signature) {
             Ok((key, grace)) => {
                 inner.control().unresolved.resolved(kid);
