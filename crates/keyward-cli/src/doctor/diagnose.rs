@@ -1,0 +1,921 @@
+//! From facts to a verdict: the checklist, the warnings, and exactly one cause.
+//!
+//! Every check that applies runs and records what it saw; each failing check proposes a
+//! cause; the verdict is the proposal that comes first in [`Cause::PRECEDENCE`]. An unreadable
+//! token is `token_tampered` before anything else (nothing else about it can be judged).
+
+use keyward::clock::format_rfc3339;
+use keyward::danger::decode_unverified;
+use keyward::jwk::{JwkSet, KeyProblem, KeySetWarning, VerifyingKey};
+use keyward::source::FetchStage;
+use keyward::{Algorithm, DEFAULT_MAX_TOKEN_LEN, Policy, Reason, verify_with_keys};
+use serde_json::{Map, Value, json};
+
+use super::Settings;
+use super::causes::{self, Cause};
+use super::keyset::{self, Cached, Live, Origin};
+use crate::input::Token;
+use crate::when;
+use crate::wire::{
+    DoctorCached, DoctorCheck, DoctorDiscovery, DoctorHttp, DoctorJwks, DoctorReport, DoctorToken,
+    DoctorWarning, FetchErrorReport,
+};
+
+/// Times off by at most this much beyond the leeway are clock skew; more is a real expiry.
+pub(crate) const SKEW_WINDOW_SECS: i64 = 300;
+/// A server `Date` further than this from the local clock is clock skew.
+const DATE_SKEW_FAIL_SECS: i64 = 300;
+/// A server `Date` further than this from the local clock is worth a note.
+const DATE_SKEW_WARN_SECS: i64 = 60;
+/// The cache guidance: a JWKS cached longer than this misses rotations.
+pub(crate) const MAX_GOOD_TTL_SECS: u64 = 15 * 60;
+
+/// `pass`, `fail` or `warn`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    Pass,
+    Fail,
+    Warn,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::Warn => "warn",
+        }
+    }
+
+    fn mark(self) -> &'static str {
+        match self {
+            Self::Pass => "✓",
+            Self::Fail => "✗",
+            Self::Warn => "⚠",
+        }
+    }
+}
+
+/// A checklist that records checks and warnings as they run.
+#[derive(Debug, Default)]
+pub(crate) struct Checklist {
+    pub(crate) checks: Vec<DoctorCheck>,
+    pub(crate) warnings: Vec<DoctorWarning>,
+}
+
+impl Checklist {
+    pub(crate) fn check(&mut self, name: &'static str, status: Status, detail: impl Into<String>) {
+        self.checks.push(DoctorCheck { name, status: status.as_str(), detail: detail.into() });
+    }
+
+    pub(crate) fn warn(&mut self, code: &'static str, detail: impl Into<String>) {
+        self.warnings.push(DoctorWarning { code, detail: detail.into() });
+    }
+
+    /// The checks as text lines with their marks, and the warnings after them.
+    pub(crate) fn human(&self) -> String {
+        let mut out = String::new();
+        for check in self.checks.iter().filter(|c| c.name != "cause") {
+            let mark = match check.status {
+                "pass" => Status::Pass.mark(),
+                "fail" => Status::Fail.mark(),
+                _ => Status::Warn.mark(),
+            };
+            let indent = if check.name == "key" { "  " } else { "" };
+            out.push_str(&format!("{indent}{mark} {}: {}\n", check.name, check.detail));
+        }
+        if !self.warnings.is_empty() {
+            out.push_str("warnings:\n");
+            for w in &self.warnings {
+                out.push_str(&format!("  ⚠ {}: {}\n", w.code, w.detail));
+            }
+        }
+        out
+    }
+}
+
+/// A finished diagnosis.
+#[derive(Debug)]
+pub(crate) struct Diagnosis {
+    pub(crate) cause: Cause,
+    /// Why this cause, in one line.
+    pub(crate) why: String,
+    pub(crate) list: Checklist,
+    pub(crate) token: DoctorToken,
+}
+
+/// The causes proposed by failing checks.
+#[derive(Debug, Default)]
+struct Proposals(Vec<(Cause, String)>);
+
+impl Proposals {
+    fn add(&mut self, cause: Cause, why: impl Into<String>) {
+        self.0.push((cause, why.into()));
+    }
+
+    /// The proposal first in precedence order; `ok` when none.
+    fn verdict(self) -> (Cause, String) {
+        let rank = |c: Cause| Cause::PRECEDENCE.iter().position(|p| *p == c).unwrap_or(usize::MAX);
+        self.0
+            .into_iter()
+            .min_by_key(|(c, _)| rank(*c))
+            .unwrap_or((Cause::Ok, "every check passed".to_owned()))
+    }
+}
+
+/// The key-set findings that do not decide a cause, as warnings.
+pub(crate) fn set_warnings(list: &mut Checklist, set: &JwkSet, any_kid: bool) {
+    if set.len() == 1 && !any_kid {
+        list.warn(
+            "single_key",
+            "the set publishes one usable key: a rotation cannot overlap old and new keys, so tokens signed \
+             just before it fail until they expire",
+        );
+    }
+    for w in set.warnings() {
+        match w {
+            KeySetWarning::KeyWithoutKid { .. } if any_kid => {}
+            w => list.warn(w.as_str(), w.to_string()),
+        }
+    }
+    for aside in set.set_aside() {
+        let kid = aside.kid.as_deref().map_or_else(|| format!("#{}", aside.index), |k| format!("{k:?}"));
+        match aside.problem {
+            KeyProblem::Weak => list.warn("weak_key", format!("key {kid}: {}", aside.detail)),
+            KeyProblem::NotForSigning if aside.kty.as_deref() == Some("oct") => list.warn(
+                "private_key_published",
+                format!("key {kid}: a kty oct key publishes a symmetric secret to anyone"),
+            ),
+            KeyProblem::NotForSigning
+                if aside.detail.contains("\"enc\"") || aside.detail.contains("encryption") =>
+            {
+                list.warn("enc_key_in_set", format!("key {kid}: {} (never used to verify)", aside.detail))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The fetch facts as checks (discovery, JWKS fetch, clock), proposing `wrong_key_set`,
+/// `jwks_unreachable` and `clock_skew` where they apply. Shared with `--audit`.
+pub(crate) fn fetch_checks(list: &mut Checklist, live: &Live, settings: &Settings) -> Vec<(Cause, String)> {
+    let mut proposals = Vec::new();
+    if let Some(issuer) = &settings.issuer {
+        let lower = issuer.to_ascii_lowercase();
+        if lower.contains("{tenantid}") || lower.contains("{tenant}") {
+            let why = causes::near_miss(issuer, "a real tenant ID");
+            list.check("issuer", Status::Fail, why.clone());
+            proposals.push((Cause::WrongKeySet, why));
+        }
+    }
+    let Some(report) = &live.report else {
+        if let Origin::File(path) = &live.origin {
+            let detail = match &live.set {
+                Some(set) => format!(
+                    "read {path}: {} usable key{}, {} set aside",
+                    set.len(),
+                    if set.len() == 1 { "" } else { "s" },
+                    set.set_aside().len()
+                ),
+                None => format!("read {path}"),
+            };
+            list.check("jwks_fetch", Status::Pass, detail);
+        }
+        return proposals;
+    };
+    let mut discovery_mismatch = false;
+    if let (Some(d), Origin::Issuer(issuer)) = (&report.discovery, &live.origin) {
+        let status = d.facts.as_ref().map(|f| format!("HTTP {} in {} ms", f.status, f.latency.as_millis()));
+        match (&d.issuer, d.issuer_matches) {
+            (Some(found), false) => {
+                discovery_mismatch = true;
+                let why = format!(
+                    "the discovery document at {} names issuer {found:?}: {}",
+                    d.url.as_deref().unwrap_or("?"),
+                    causes::near_miss(issuer, found)
+                );
+                list.check("discovery", Status::Fail, why.clone());
+                proposals.push((Cause::WrongKeySet, why));
+            }
+            (Some(found), true) => list.check(
+                "discovery",
+                Status::Pass,
+                format!(
+                    "{} ({}): issuer {found:?} equals the configured issuer; jwks_uri {}",
+                    d.url.as_deref().unwrap_or("?"),
+                    status.unwrap_or_default(),
+                    d.jwks_uri.as_deref().unwrap_or("(none)")
+                ),
+            ),
+            (None, _) => {
+                let tried: Vec<String> = d.tried.iter().map(|(u, o)| format!("{u} ({o})")).collect();
+                list.check(
+                    "discovery",
+                    Status::Fail,
+                    format!("no usable discovery document; tried {}", tried.join(", ")),
+                );
+            }
+        }
+    }
+    if let Some(f) = &report.facts {
+        let mut detail = format!(
+            "{} HTTP {} in {} ms, {}, {} bytes",
+            report.jwks_uri.as_deref().unwrap_or(&f.url),
+            f.status,
+            f.latency.as_millis(),
+            f.content_type.as_deref().unwrap_or("no Content-Type"),
+            f.body_bytes
+        );
+        match &f.cache_control {
+            Some(cc) => detail.push_str(&format!(", Cache-Control {cc:?}")),
+            None => detail.push_str(", no Cache-Control"),
+        }
+        if let Some(expires) = &f.expires {
+            detail.push_str(&format!(", Expires {expires}"));
+        }
+        if let Some(etag) = &f.etag {
+            detail.push_str(&format!(", ETag {etag}"));
+        }
+        if let Some(ttl) = report.requested_ttl {
+            detail.push_str(&format!(", asks for a TTL of {}", when::span(ttl.as_secs())));
+        }
+        if let Some(set) = &live.set {
+            detail.push_str(&format!("; {} usable keys, {} set aside", set.len(), set.set_aside().len()));
+        }
+        let status = if report.error.is_some() { Status::Fail } else { Status::Pass };
+        list.check("jwks_fetch", status, detail);
+        if let Some(ttl) = report.requested_ttl
+            && ttl.as_secs() > MAX_GOOD_TTL_SECS
+        {
+            list.warn(
+                "cache_ttl_too_long",
+                format!(
+                    "the JWKS asks to be cached for {} (over 15 min): caches that obey miss rotations that long",
+                    when::span(ttl.as_secs())
+                ),
+            );
+        }
+        if let (Some(date), Some(wall)) = (f.date.as_deref().and_then(parse_http_date), settings.wall_clock) {
+            let skew = date.saturating_sub(wall);
+            let direction = if skew >= 0 { "ahead of" } else { "behind" };
+            let detail = format!(
+                "the server Date {} is {} {direction} this host's clock",
+                f.date.as_deref().unwrap_or_default(),
+                when::span(skew.unsigned_abs())
+            );
+            if skew.abs() > DATE_SKEW_FAIL_SECS {
+                list.check("clock", Status::Fail, detail.clone());
+                proposals.push((Cause::ClockSkew, detail));
+            } else if skew.abs() > DATE_SKEW_WARN_SECS {
+                list.check("clock", Status::Warn, detail);
+            } else {
+                list.check("clock", Status::Pass, detail);
+            }
+        }
+    }
+    if let Some(e) = &report.error
+        && !discovery_mismatch
+    {
+        let why = format!(
+            "fetching {} failed at {}: {}{}",
+            e.url,
+            e.stage,
+            e.detail,
+            unreachable_hint(&e.url, e.stage)
+        );
+        if report.facts.is_none() {
+            list.check("jwks_fetch", Status::Fail, why.clone());
+        }
+        proposals.push((Cause::JwksUnreachable, why));
+    }
+    proposals
+}
+
+/// Kubernetes and private-network hints for an unreachable JWKS.
+fn unreachable_hint(url: &str, stage: FetchStage) -> &'static str {
+    let host =
+        url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase)).unwrap_or_default();
+    let in_cluster =
+        host.ends_with(".svc") || host.ends_with(".cluster.local") || host == "kubernetes.default";
+    let private = host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_private() || ip.is_link_local());
+    match stage {
+        _ if in_cluster => {
+            " (an in-cluster Kubernetes name: reachable only from inside the cluster; export the keys with \
+             `kubectl get --raw /openid/v1/jwks > jwks.json` and use --jwks jwks.json)"
+        }
+        FetchStage::HttpStatus(401 | 403) => {
+            " (the server wants credentials: Kubernetes API servers serve their JWKS only to authenticated \
+             clients unless anonymous discovery is enabled; export it with `kubectl get --raw /openid/v1/jwks`)"
+        }
+        FetchStage::Tls => {
+            " (the certificate is not trusted here: a private CA, such as a Kubernetes API server's, needs the \
+             CA in the trust store, or export the keys to a file for --jwks)"
+        }
+        _ if private => " (a private address: reachable only from inside that network)",
+        _ => "",
+    }
+}
+
+/// The signature-checking policy: everything after the signature is judged separately.
+fn lenient_policy() -> Option<Policy> {
+    Policy::builder().any_audience().require_exp(false).build().ok()
+}
+
+/// `key` alone, under the token's kid (or without one), as a set.
+fn single_key_set(key: &VerifyingKey, kid: Option<&str>) -> Option<JwkSet> {
+    let mut jwk = key.public_jwk().clone();
+    match kid {
+        Some(kid) => {
+            jwk.insert("kid".to_owned(), Value::String(kid.to_owned()));
+        }
+        None => {
+            jwk.remove("kid");
+        }
+    }
+    JwkSet::from_json(json!({"keys": [jwk]}).to_string().as_bytes()).ok()
+}
+
+/// True when `key` verifies the token's signature (claims are not judged).
+fn signature_verifies(key: &VerifyingKey, token: &str, kid: Option<&str>, policy: &Policy, now: i64) -> bool {
+    let Some(set) = single_key_set(key, kid) else { return false };
+    match verify_with_keys(&set, policy, token, now) {
+        Ok(_) => true,
+        Err(e) => e.signature_verified(),
+    }
+}
+
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to Unix seconds.
+pub(crate) fn parse_http_date(text: &str) -> Option<i64> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [_, day, month, year, time, zone] = parts.as_slice() else { return None };
+    if *zone != "GMT" {
+        return None;
+    }
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = months.iter().position(|m| m == month)? + 1;
+    let stamp = format!("{year}-{month:02}-{day:0>2}T{time}Z");
+    when::parse_time(&stamp).ok()
+}
+
+/// A token's registered string or string-list claim as a list.
+fn string_list(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A NumericDate claim, rounded toward the strict side is not needed here: whole seconds.
+fn numeric(claims: Option<&Map<String, Value>>, name: &str) -> Option<i64> {
+    let value = claims?.get(name)?;
+    value.as_i64().or_else(|| value.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+}
+
+/// Diagnoses one token against the live set and the cached copy.
+pub(crate) fn diagnose(
+    token: &Token,
+    live: &Live,
+    cached: Option<&Cached>,
+    settings: &Settings,
+) -> Diagnosis {
+    let mut list = Checklist::default();
+    let mut proposals = Proposals::default();
+    let mut facts = DoctorToken {
+        notes: token.notes.clone(),
+        now: settings.now,
+        leeway: settings.leeway,
+        ..DoctorToken::default()
+    };
+
+    // 1. The token.
+    let decoded = if token.not_utf8 {
+        Err("the input is not UTF-8 text, so it cannot be a token".to_owned())
+    } else if token.text.is_empty() {
+        Err("the token is empty".to_owned())
+    } else {
+        decode_unverified(&token.text, DEFAULT_MAX_TOKEN_LEN).map_err(|e| e.detail().to_owned())
+    };
+    let (header, claims) = match decoded {
+        Ok(d) => (Some(d.header), d.claims.map_err(|e| facts.defect = Some(e)).ok()),
+        Err(defect) => {
+            facts.defect = Some(defect);
+            (None, None)
+        }
+    };
+    facts.header = header.clone();
+    facts.claims = claims.clone();
+    let text = |map: Option<&Map<String, Value>>, name: &str| {
+        map.and_then(|m| m.get(name)).and_then(Value::as_str).map(str::to_owned)
+    };
+    facts.kid = text(header.as_ref(), "kid");
+    facts.alg = text(header.as_ref(), "alg");
+    facts.typ = text(header.as_ref(), "typ");
+    let notes = if token.notes.is_empty() { String::new() } else { format!(" ({})", token.notes.join("; ")) };
+    match (&facts.defect, &header) {
+        (Some(defect), _) => {
+            list.check("token", Status::Fail, format!("not a well-formed token: {defect}{notes}"))
+        }
+        (None, Some(_)) => {
+            let iss = text(claims.as_ref(), "iss").unwrap_or_else(|| "(none)".to_owned());
+            let aud = string_list(claims.as_ref().and_then(|c| c.get("aud")));
+            list.check(
+                "token",
+                Status::Pass,
+                format!(
+                    "alg {}, kid {}, typ {}; iss {iss}, aud {}{notes}",
+                    facts.alg.as_deref().unwrap_or("(none)"),
+                    facts.kid.as_deref().map_or_else(|| "(none)".to_owned(), |k| format!("{k:?}")),
+                    facts.typ.as_deref().unwrap_or("(none)"),
+                    if aud.is_empty() { "(none)".to_owned() } else { aud.join(", ") },
+                ),
+            );
+        }
+        (None, None) => {}
+    }
+
+    // 2-3. Discovery, fetch, keys.
+    for (cause, why) in fetch_checks(&mut list, live, settings) {
+        proposals.add(cause, why);
+    }
+    if let Some(set) = &live.set {
+        for key in set.keys() {
+            list.check("key", Status::Pass, key_line(key));
+        }
+        for aside in set.set_aside() {
+            let kid = aside.kid.as_deref().map_or_else(|| format!("#{}", aside.index), |k| format!("{k:?}"));
+            list.check(
+                "key",
+                Status::Fail,
+                format!("key {kid} set aside ({}): {}", aside.problem.as_str(), aside.detail),
+            );
+        }
+        set_warnings(&mut list, set, live.any_kid);
+    }
+
+    let Some(header) = header.filter(|_| facts.defect.is_none()) else {
+        let why = format!("not a well-formed token: {}", facts.defect.clone().unwrap_or_default());
+        return finish(list, Cause::TokenTampered, why, facts);
+    };
+    let claims = claims.as_ref();
+    let kid = facts.kid.clone();
+    let kid = kid.as_deref();
+    let now = settings.now;
+    let alg: Option<Algorithm> = facts.alg.as_deref().and_then(|a| a.parse().ok());
+    let policy = lenient_policy();
+
+    // 4-5. Kids and signatures.
+    let mut verified_by: Option<(std::sync::Arc<VerifyingKey>, bool)> = None; // (key, live)
+    let mut live_kid_known = false;
+    if let Some(set) = &live.set {
+        let matching: Vec<_> = match kid {
+            _ if live.any_kid => set.keys().iter().collect(),
+            Some(kid) => set.keys_with_kid(kid).collect(),
+            None => set.keys().iter().collect(),
+        };
+        live_kid_known = !matching.is_empty();
+        let live_kids = keyset::kids(set);
+        match kid {
+            _ if live.any_kid => list.check(
+                "kid_live",
+                Status::Pass,
+                "the key file holds one key without kid: it answers any kid",
+            ),
+            Some(k) if live_kid_known => {
+                list.check("kid_live", Status::Pass, format!("kid {k:?} is in the live set"))
+            }
+            Some(k) => {
+                if let Some(aside) = set.set_aside().iter().find(|a| a.kid.as_deref() == Some(k)) {
+                    let why = format!(
+                        "kid {k:?} names a key set aside ({}): {}",
+                        aside.problem.as_str(),
+                        aside.detail
+                    );
+                    list.check("kid_live", Status::Fail, why.clone());
+                    proposals.add(Cause::AlgorithmMismatch, why);
+                } else {
+                    list.check(
+                        "kid_live",
+                        Status::Fail,
+                        format!("kid {k:?} is not in the live set (kids: {})", live_kids.join(", ")),
+                    );
+                }
+            }
+            None => list.check(
+                "kid_live",
+                Status::Warn,
+                format!(
+                    "the token has no kid; every compatible live key is tried (kids: {})",
+                    live_kids.join(", ")
+                ),
+            ),
+        }
+        match (alg, &policy) {
+            (None, _) => {
+                let name = facts.alg.clone().unwrap_or_else(|| "(none)".to_owned());
+                let why =
+                    format!("alg {name:?} is never accepted: keyward verifies only public-key signatures");
+                list.check("signature", Status::Fail, why.clone());
+                proposals.add(Cause::AlgorithmMismatch, why);
+            }
+            (Some(_), None) => {}
+            (Some(alg), Some(policy)) => {
+                let compatible: Vec<_> = matching.iter().copied().filter(|k| k.supports(alg)).collect();
+                if live_kid_known && compatible.is_empty() {
+                    let described: Vec<String> = matching.iter().map(|k| k.describe()).collect();
+                    let why = format!("token alg {alg} does not fit {}", described.join(", "));
+                    list.check("signature", Status::Fail, why.clone());
+                    proposals.add(Cause::AlgorithmMismatch, why);
+                }
+                let good = compatible.iter().find(|k| signature_verifies(k, &token.text, kid, policy, now));
+                if let Some(good) = good {
+                    list.check("signature", Status::Pass, format!("verifies with {}", good.describe()));
+                    verified_by = Some((std::sync::Arc::clone(good), true));
+                } else {
+                    if !compatible.is_empty() {
+                        let tried: Vec<String> = compatible.iter().map(|k| k.describe()).collect();
+                        list.check(
+                            "signature",
+                            Status::Fail,
+                            format!("does not verify with {}", tried.join(", ")),
+                        );
+                    }
+                    // Every other compatible live key: a wrong or reused kid, or a forgery?
+                    let others: Vec<_> = set
+                        .keys()
+                        .iter()
+                        .filter(|k| k.supports(alg) && !compatible.iter().any(|c| std::ptr::eq(*c, *k)))
+                        .collect();
+                    let other = others.iter().find(|k| signature_verifies(k, &token.text, kid, policy, now));
+                    match other {
+                        Some(other) => {
+                            let why = format!(
+                                "{} (thumbprint {}) verifies the token, although the token names kid {}",
+                                other.describe(),
+                                other.thumbprint_b64(),
+                                kid.map_or_else(|| "(none)".to_owned(), |k| format!("{k:?}"))
+                            );
+                            list.check("signature_other_keys", Status::Warn, why.clone());
+                            if live_kid_known {
+                                proposals.add(Cause::KidReused, why);
+                            }
+                        }
+                        None if !others.is_empty() => list.check(
+                            "signature_other_keys",
+                            Status::Fail,
+                            format!(
+                                "none of the {} other compatible live keys verifies it either",
+                                others.len()
+                            ),
+                        ),
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+
+    // The cached copy.
+    if let Some(cached) = cached {
+        let cached_matching: Vec<_> = match kid {
+            Some(kid) => cached.set.keys_with_kid(kid).collect(),
+            None => cached.set.keys().iter().collect(),
+        };
+        let age =
+            cached.saved_at.map_or_else(String::new, |at| format!(", saved {}", when::relative(at, now)));
+        match kid {
+            Some(k) if cached_matching.is_empty() => list.check(
+                "kid_cached",
+                Status::Fail,
+                format!(
+                    "kid {k:?} is not in the cached copy {} (kids: {}{age})",
+                    cached.path.display(),
+                    keyset::kids(&cached.set).join(", ")
+                ),
+            ),
+            Some(k) => list.check(
+                "kid_cached",
+                Status::Pass,
+                format!("kid {k:?} is in the cached copy {}{age}", cached.path.display()),
+            ),
+            None => {}
+        }
+        let cached_good = match (alg, &policy) {
+            (Some(alg), Some(policy)) => cached_matching
+                .iter()
+                .filter(|k| k.supports(alg))
+                .find(|k| signature_verifies(k, &token.text, kid, policy, now))
+                .map(|k| std::sync::Arc::clone(k)),
+            _ => None,
+        };
+        match (&verified_by, cached_good) {
+            (Some((live_key, true)), cached_good) => {
+                let same_material = cached_matching.iter().any(|k| k.thumbprint() == live_key.thumbprint());
+                match kid {
+                    Some(k) if cached_matching.is_empty() => proposals.add(
+                        Cause::StaleCache,
+                        format!("kid {k:?} is in the live set and verifies the token, but the cached copy lacks it"),
+                    ),
+                    Some(k) if !same_material && cached_good.is_none() => proposals.add(
+                        Cause::StaleCache,
+                        format!("the cached copy holds older key material under kid {k:?}; the live key verifies the token"),
+                    ),
+                    _ => {}
+                }
+            }
+            (_, Some(good)) => {
+                let why = format!(
+                    "the cached {} (thumbprint {}) verifies the token",
+                    good.describe(),
+                    good.thumbprint_b64()
+                );
+                list.check("signature_cached", Status::Pass, why.clone());
+                if live_kid_known && !live.any_kid {
+                    proposals.add(
+                        Cause::KidReused,
+                        format!(
+                            "the live set publishes other material under kid {}; {why}",
+                            kid.unwrap_or("(none)")
+                        ),
+                    );
+                } else if live.set.is_some() {
+                    proposals.add(
+                        Cause::KeyDroppedEarly,
+                        format!("{why}, but the live set no longer publishes it"),
+                    );
+                }
+                verified_by = Some((good, false));
+            }
+            (_, None) => {
+                if !cached_matching.is_empty() && live.set.is_some() && verified_by.is_none() {
+                    list.check(
+                        "signature_cached",
+                        Status::Fail,
+                        "no cached key under this kid verifies it either",
+                    );
+                    proposals
+                        .add(Cause::TokenTampered, "neither a live nor a cached key verifies the signature");
+                }
+            }
+        }
+    }
+    facts.signature_verified = verified_by.as_ref().is_some_and(|(_, live)| *live);
+    facts.verified_by = verified_by
+        .as_ref()
+        .map(|(k, live)| format!("{}{}", k.describe(), if *live { "" } else { " (cached)" }));
+    if live.set.is_some() && verified_by.is_none() && alg.is_some() {
+        if live_kid_known {
+            proposals.add(Cause::TokenTampered, "no live or cached key verifies the signature");
+        } else if let Some(k) = kid {
+            proposals.add(
+                Cause::KeyDroppedEarly,
+                format!("kid {k:?} is gone from the live set while the token is still valid"),
+            );
+        } else {
+            proposals.add(Cause::TokenTampered, "the token has no kid and no live key verifies it");
+        }
+    }
+    if verified_by.is_none()
+        && let Some(why) = causes::foreign(&header, claims)
+    {
+        list.check("foreign", Status::Fail, why.clone());
+        proposals.add(Cause::ForeignToken, why);
+    }
+
+    // 6. Claims.
+    claim_checks(&mut list, &mut proposals, claims, settings);
+
+    // The library's own verdict on a token doctor finds fine, so the two never disagree silently.
+    let verified_live =
+        verified_by.as_ref().filter(|(_, live)| *live).and_then(|(k, _)| single_key_set(k, kid));
+    if let Some(set_key) = verified_live {
+        if let Ok(policy) = full_policy(settings)
+            && let Err(e) = verify_with_keys(&set_key, &policy, &token.text, now)
+            && !proposals.0.iter().any(|(c, _)| *c != Cause::StaleCache)
+        {
+            let cause = match e.reason() {
+                Reason::Expired => Cause::Expired,
+                Reason::NotYetValid | Reason::IssuedInFuture => Cause::ClockSkew,
+                Reason::IssuerMismatch | Reason::AudienceMismatch => Cause::WrongKeySet,
+                _ => Cause::ForeignToken,
+            };
+            let why = format!("keyward rejects it: {} ({})", e.reason(), e.detail());
+            list.check("claims", Status::Fail, why.clone());
+            proposals.add(cause, why);
+        }
+    }
+
+    let (cause, why) = proposals.verdict();
+    finish(list, cause, why, facts)
+}
+
+fn full_policy(settings: &Settings) -> anyhow::Result<Policy> {
+    let mut builder = Policy::builder().leeway(std::time::Duration::from_secs(settings.leeway));
+    if let Some(issuer) = &settings.issuer {
+        builder = builder.issuer(issuer.clone());
+    }
+    builder = if settings.audiences.is_empty() {
+        builder.any_audience()
+    } else {
+        builder.audiences(settings.audiences.clone())
+    };
+    Ok(builder.build()?)
+}
+
+/// Issuer, audience, and the times with the leeway and how far off they are.
+fn claim_checks(
+    list: &mut Checklist,
+    proposals: &mut Proposals,
+    claims: Option<&Map<String, Value>>,
+    settings: &Settings,
+) {
+    let Some(claims) = claims else { return };
+    let iss = claims.get("iss").and_then(Value::as_str);
+    match (&settings.issuer, iss) {
+        (Some(expected), Some(iss)) if iss == expected => {
+            list.check("issuer", Status::Pass, format!("iss {iss:?} equals the configured issuer"));
+        }
+        (Some(expected), Some(iss)) => {
+            let why = format!("token iss: {}", causes::near_miss(expected, iss));
+            list.check("issuer", Status::Fail, why.clone());
+            proposals.add(Cause::WrongKeySet, why);
+        }
+        (Some(expected), None) => {
+            let why = format!("the token has no iss; the configured issuer is {expected:?}");
+            list.check("issuer", Status::Fail, why.clone());
+            proposals.add(Cause::WrongKeySet, why);
+        }
+        (None, _) => list.check("issuer", Status::Warn, "not checked (no --issuer)"),
+    }
+    let aud = string_list(claims.get("aud"));
+    if settings.audiences.is_empty() {
+        list.check("audience", Status::Warn, "not checked (no --audience)");
+    } else if aud.iter().any(|a| settings.audiences.contains(a)) {
+        list.check("audience", Status::Pass, format!("aud {} includes an accepted audience", aud.join(", ")));
+    } else {
+        let cognito = claims.get("token_use").and_then(Value::as_str) == Some("access") && aud.is_empty();
+        let why = if cognito {
+            format!(
+                "the token has no aud: a Cognito access token (token_use access, client_id {}) carries no audience; \
+                 send the ID token, or check client_id instead",
+                claims.get("client_id").and_then(Value::as_str).unwrap_or("(none)")
+            )
+        } else {
+            format!(
+                "aud {} names none of the accepted audiences {}",
+                if aud.is_empty() { "(none)".to_owned() } else { aud.join(", ") },
+                settings.audiences.join(", ")
+            )
+        };
+        list.check("audience", Status::Fail, why.clone());
+        proposals.add(Cause::WrongKeySet, why);
+    }
+    let now = settings.now;
+    let leeway = i64::try_from(settings.leeway).unwrap_or(i64::MAX);
+    match numeric(Some(claims), "exp") {
+        Some(exp) => {
+            let over = now.saturating_sub(exp).saturating_sub(leeway);
+            if over > 0 {
+                let why = format!(
+                    "expired {}, {} beyond the {leeway} s leeway",
+                    when::relative(exp, now),
+                    when::span(over.unsigned_abs())
+                );
+                if over <= SKEW_WINDOW_SECS {
+                    list.check(
+                        "exp",
+                        Status::Fail,
+                        format!("{why}: within the 5 min a skewed clock explains"),
+                    );
+                    proposals.add(Cause::ClockSkew, why);
+                } else {
+                    list.check("exp", Status::Fail, why.clone());
+                    proposals.add(Cause::Expired, why);
+                }
+            } else {
+                list.check("exp", Status::Pass, format!("expires {}", when::relative(exp, now)));
+            }
+        }
+        None => list.check("exp", Status::Warn, "the token has no exp"),
+    }
+    for (name, what) in [("nbf", "not valid before"), ("iat", "issued")] {
+        let Some(at) = numeric(Some(claims), name) else { continue };
+        let ahead = at.saturating_sub(now).saturating_sub(leeway);
+        if ahead > 0 {
+            let why = format!(
+                "{name}: {what} {}, {} beyond the {leeway} s leeway: the issuer's clock is ahead of this one",
+                when::relative(at, now),
+                when::span(ahead.unsigned_abs())
+            );
+            list.check(if name == "nbf" { "nbf" } else { "iat" }, Status::Fail, why.clone());
+            proposals.add(Cause::ClockSkew, why);
+        } else {
+            list.check(
+                if name == "nbf" { "nbf" } else { "iat" },
+                Status::Pass,
+                format!("{what} {}", when::relative(at, now)),
+            );
+        }
+    }
+}
+
+fn key_line(key: &VerifyingKey) -> String {
+    let jwk = key.public_jwk();
+    let member = |name: &str| match jwk.get(name) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("+"),
+        _ => "(none)".to_owned(),
+    };
+    format!(
+        "{}: use {}, alg {}, key_ops {}, thumbprint {}",
+        key.describe(),
+        member("use"),
+        member("alg"),
+        member("key_ops"),
+        key.thumbprint_b64()
+    )
+}
+
+fn finish(mut list: Checklist, cause: Cause, why: String, facts: DoctorToken) -> Diagnosis {
+    let status = if cause == Cause::Ok { Status::Pass } else { Status::Fail };
+    list.check("cause", status, format!("{}: {why}", cause.as_str()));
+    Diagnosis { cause, why, list, token: facts }
+}
+
+impl Diagnosis {
+    /// The checklist, the warnings, the cause and the fix, for people.
+    pub(crate) fn human(&self) -> String {
+        let mut out = self.list.human();
+        out.push_str(&format!("cause: {} ({})\nfix: {}\n", self.cause.as_str(), self.why, self.cause.fix()));
+        out
+    }
+
+    /// One line for `--stream` without `--json`.
+    pub(crate) fn one_line(&self) -> String {
+        let kid = self.token.kid.as_deref().map_or_else(String::new, |k| format!(" kid {k}"));
+        format!("{}{kid}: {}", self.cause.as_str(), self.why)
+    }
+
+    /// The `--json` object.
+    pub(crate) fn wire(&self, live: &Live, cached: Option<&Cached>, settings: &Settings) -> DoctorReport {
+        DoctorReport {
+            cause: self.cause.as_str(),
+            warnings: self.list.warnings.clone(),
+            checks: self.list.checks.clone(),
+            fix: self.cause.fix().to_owned(),
+            token: self.token.clone(),
+            jwks: jwks_wire(live, cached, settings),
+        }
+    }
+}
+
+/// The `jwks` object of the JSON: what the fetch saw, every key, the cached copy.
+pub(crate) fn jwks_wire(live: &Live, cached: Option<&Cached>, settings: &Settings) -> DoctorJwks {
+    let report = live.report.as_ref();
+    let date =
+        report.and_then(|r| r.facts.as_ref()).and_then(|f| f.date.as_deref()).and_then(parse_http_date);
+    DoctorJwks {
+        source: live.origin.kind(),
+        location: live.origin.text().to_owned(),
+        url: report.and_then(|r| r.jwks_uri.clone()),
+        discovery: report.and_then(|r| r.discovery.as_ref()).map(|d| DoctorDiscovery {
+            url: d.url.clone(),
+            status: d.facts.as_ref().map(|f| f.status),
+            latency_ms: d.facts.as_ref().map(|f| u64::try_from(f.latency.as_millis()).unwrap_or(u64::MAX)),
+            issuer: d.issuer.clone(),
+            issuer_matches: d.issuer_matches,
+            jwks_uri: d.jwks_uri.clone(),
+            tried: d.tried.clone(),
+        }),
+        http: report.and_then(|r| r.facts.as_ref()).map(|f| DoctorHttp {
+            status: f.status,
+            latency_ms: u64::try_from(f.latency.as_millis()).unwrap_or(u64::MAX),
+            content_type: f.content_type.clone(),
+            bytes: f.body_bytes,
+            cache_control: f.cache_control.clone(),
+            expires: f.expires.clone(),
+            etag: f.etag.clone(),
+            date: f.date.clone(),
+            age: f.age,
+        }),
+        requested_ttl_s: report.and_then(|r| r.requested_ttl).map(|d| d.as_secs()),
+        date_skew_s: date.zip(settings.wall_clock).map(|(date, wall)| date.saturating_sub(wall)),
+        fetch_error: report.and_then(|r| r.error.as_ref()).map(|e| FetchErrorReport {
+            stage: e.stage.as_str(),
+            status: match e.stage {
+                FetchStage::HttpStatus(code) => Some(code),
+                _ => None,
+            },
+            url: e.url.clone(),
+            detail: e.detail.clone(),
+        }),
+        keys: live.set.as_ref().map(keyset::describe_set).unwrap_or_default(),
+        cached: cached.map(|c| DoctorCached {
+            path: c.path.display().to_string(),
+            saved_at: c.saved_at.map(format_rfc3339),
+            jwks_uri: c.jwks_uri.clone(),
+            kids: keyset::kids(&c.set),
+            keys: keyset::describe_set(&c.set),
+        }),
+    }
+}
