@@ -12,6 +12,7 @@ mod cli {
     pub(crate) mod support;
 
     mod demo;
+    mod doctor;
     mod inspect;
     mod key_files;
     mod newcomer;

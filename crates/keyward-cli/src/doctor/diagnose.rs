@@ -242,6 +242,9 @@ pub(crate) fn fetch_checks(list: &mut Checklist, live: &Live, settings: &Setting
         if let Some(set) = &live.set {
             detail.push_str(&format!("; {} usable keys, {} set aside", set.len(), set.set_aside().len()));
         }
+        if let Some(e) = &report.error {
+            detail.push_str(&format!("; failed at {}: {}", e.stage, e.detail));
+        }
         let status = if report.error.is_some() { Status::Fail } else { Status::Pass };
         list.check("jwks_fetch", status, detail);
         if let Some(ttl) = report.requested_ttl
