@@ -13,6 +13,7 @@ mod cli {
 
     mod demo;
     mod doctor;
+    mod doctor_more;
     mod inspect;
     mod key_files;
     mod newcomer;

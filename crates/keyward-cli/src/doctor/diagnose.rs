@@ -691,21 +691,21 @@ pub(crate) fn diagnose(
     // The library's own verdict on a token doctor finds fine, so the two never disagree silently.
     let verified_live =
         verified_by.as_ref().filter(|(_, live)| *live).and_then(|(k, _)| single_key_set(k, kid));
-    if let Some(set_key) = verified_live {
-        if let Ok(policy) = full_policy(settings)
-            && let Err(e) = verify_with_keys(&set_key, &policy, &token.text, now)
-            && !proposals.0.iter().any(|(c, _)| *c != Cause::StaleCache)
-        {
-            let cause = match e.reason() {
-                Reason::Expired => Cause::Expired,
-                Reason::NotYetValid | Reason::IssuedInFuture => Cause::ClockSkew,
-                Reason::IssuerMismatch | Reason::AudienceMismatch => Cause::WrongKeySet,
-                _ => Cause::ForeignToken,
-            };
-            let why = format!("keyward rejects it: {} ({})", e.reason(), e.detail());
-            list.check("claims", Status::Fail, why.clone());
-            proposals.add(cause, why);
-        }
+    if let Some(set_key) = verified_live
+        && let Ok(policy) = full_policy(settings)
+        && let Err(e) = verify_with_keys(&set_key, &policy, &token.text, now)
+        && !proposals.0.iter().any(|(c, _)| *c != Cause::StaleCache)
+    {
+        // Missing or ill-typed claims the policy requires: not a token for this API.
+        let cause = match e.reason() {
+            Reason::Expired => Cause::Expired,
+            Reason::NotYetValid | Reason::IssuedInFuture => Cause::ClockSkew,
+            Reason::IssuerMismatch | Reason::AudienceMismatch => Cause::WrongKeySet,
+            _ => Cause::ForeignToken,
+        };
+        let why = format!("keyward rejects it: {} ({})", e.reason(), e.detail());
+        list.check("claims", Status::Fail, why.clone());
+        proposals.add(cause, why);
     }
 
     let (cause, why) = proposals.verdict();

@@ -148,7 +148,7 @@ fn stream(live: &Live, cached: Option<&Cached>, settings: &Settings, json: bool)
         .map(|((cause, kid), count)| StreamCount { cause, kid: (!kid.is_empty()).then_some(kid), count })
         .collect();
     // Largest groups first; ties in cause then kid order (stable sort over the sorted map).
-    groups.sort_by(|a, b| b.count.cmp(&a.count));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
     let mut out = Vec::new();
     if json {
         wire::write_line(&mut out, &StreamSummary { tokens, summary: groups })?;
