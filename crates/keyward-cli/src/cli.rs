@@ -90,10 +90,10 @@ Examples:
   keyward doctor --issuer https://login.example.com --audit        # the IdP's rotation hygiene
   keyward doctor --jwks https://idp.example.com/jwks.json --stream --json < failing-tokens.txt
 
-Causes, in precedence order (the first that applies is the verdict): token_tampered (a malformed
-token), foreign_token, wrong_key_set, jwks_unreachable, algorithm_mismatch, kid_reused,
-token_tampered, clock_skew, expired, key_dropped_early, stale_cache, ok. docs/runbook.md explains
-each one, its evidence and its fix.";
+Causes, in precedence order (the first that applies is the verdict; a token that cannot be
+decoded is token_tampered before anything else): foreign_token, wrong_key_set, jwks_unreachable,
+algorithm_mismatch, kid_reused, token_tampered, clock_skew, expired, key_dropped_early,
+stale_cache, ok. docs/runbook.md explains each one, its evidence and its fix.";
 
 /// `keyward doctor`: a token (or a stream, or none with --audit) against a key set.
 #[derive(Debug, Args)]
