@@ -1,7 +1,5 @@
 //! `doctor --audit`: an IdP's rotation hygiene, without a token.
 
-use serde_json::Value;
-
 use super::Settings;
 use super::diagnose::{self, Checklist, MAX_GOOD_TTL_SECS, Status};
 use super::keyset::{Live, Origin};
@@ -142,7 +140,6 @@ pub(crate) fn audit(live: &Live, settings: &Settings) -> Audit {
                     ),
                 );
             }
-            let _ = jwk.get("x5c").and_then(Value::as_array);
         }
         for aside in set.set_aside() {
             let kid = aside.kid.as_deref().map_or_else(|| format!("#{}", aside.index), |k| format!("{k:?}"));
@@ -152,7 +149,7 @@ pub(crate) fn audit(live: &Live, settings: &Settings) -> Audit {
                 format!("key {kid} set aside ({}): {}", aside.problem.as_str(), aside.detail),
             );
         }
-        diagnose::set_warnings(&mut list, set, live.any_kid);
+        diagnose::set_warnings(&mut list, set, live.any_kid, settings.now);
     }
     let jwks = diagnose::jwks_wire(live, None, settings);
     Audit { list, jwks }

@@ -124,7 +124,7 @@ impl Proposals {
 }
 
 /// The key-set findings that do not decide a cause, as warnings.
-pub(crate) fn set_warnings(list: &mut Checklist, set: &JwkSet, any_kid: bool) {
+pub(crate) fn set_warnings(list: &mut Checklist, set: &JwkSet, any_kid: bool, now: i64) {
     if set.len() == 1 && !any_kid {
         list.warn(
             "single_key",
@@ -154,6 +154,7 @@ pub(crate) fn set_warnings(list: &mut Checklist, set: &JwkSet, any_kid: bool) {
             _ => {}
         }
     }
+    super::certs::warnings(list, set, now);
 }
 
 /// The fetch facts as checks (discovery, JWKS fetch, clock), proposing `wrong_key_set`,
@@ -453,7 +454,7 @@ pub(crate) fn diagnose(
                 format!("key {kid} set aside ({}): {}", aside.problem.as_str(), aside.detail),
             );
         }
-        set_warnings(&mut list, set, live.any_kid);
+        set_warnings(&mut list, set, live.any_kid, settings.now);
     }
 
     let Some(header) = header.filter(|_| facts.defect.is_none()) else {

@@ -7,6 +7,7 @@
 
 mod audit;
 mod causes;
+mod certs;
 mod diagnose;
 mod keyset;
 mod watch;

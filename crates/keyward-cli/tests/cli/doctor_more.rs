@@ -85,7 +85,8 @@ fn audit_of_every_real_jwks_document() {
     assert_eq!(listed, expected.map(|(n, _, _)| n.to_owned()), "every document is audited");
     for (name, warnings, code) in expected {
         let path = format!("{dir}/{name}");
-        let out = run(&["doctor", "--audit", "--json", "--jwks", &path], "");
+        // Pinned clock: the certificates in these documents expire from 2027 on.
+        let out = run(&["doctor", "--audit", "--json", "--jwks", &path, "--now", NOW_ARG], "");
         assert_eq!(out.code, code, "{name}: {out:?}");
         let report = out.json();
         let mut names: Vec<&str> = report.keys().map(String::as_str).collect();
@@ -98,11 +99,22 @@ fn audit_of_every_real_jwks_document() {
             report["checks"].as_array().unwrap().iter().find(|c| c["name"] == json!("key_count")).unwrap();
         assert!(count["detail"].as_str().unwrap().contains("published key"), "{name}");
     }
+    // In September 2027 one of GitHub's published certificates has expired.
+    let path = format!("{dir}/github-actions.json");
+    let out = run(&["doctor", "--audit", "--json", "--jwks", &path, "--now", "2027-09-01T00:00:00Z"], "");
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = out.json();
+    assert_eq!(report["warnings"].as_array().unwrap().len(), 1, "{report:#?}");
+    assert_eq!(report["warnings"][0]["code"], json!("expired_certificate"));
+    let detail = report["warnings"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("expired 25 d 9 h ago (2027-08-06T14:21:32Z)"), "{detail}");
+
     // Entra ID's keys carry no alg: said, not warned.
-    let out = run(&["doctor", "--audit", "--jwks", &format!("{dir}/entra-common.json")], "");
+    let out =
+        run(&["doctor", "--audit", "--jwks", &format!("{dir}/entra-common.json"), "--now", NOW_ARG], "");
     assert!(out.stdout.contains("has no alg: verifiers must infer it"), "{out:?}");
     assert!(out.stdout.ends_with("audit: no findings\n"), "{out:?}");
-    let out = run(&["doctor", "--audit", "--jwks", &format!("{dir}/kubernetes.json")], "");
+    let out = run(&["doctor", "--audit", "--jwks", &format!("{dir}/kubernetes.json"), "--now", NOW_ARG], "");
     assert!(out.stdout.contains("0 usable, 2 set aside"), "{out:?}");
     assert!(out.stdout.ends_with("audit: 2 warnings, 0 failed checks\n"), "{out:?}");
 }
@@ -192,4 +204,46 @@ fn watch_usage_errors() {
     let out = run(&["watch", "--jwks", "https://a.example/jwks", "--issuer", "https://a.example"], "");
     assert_eq!(out.code, 2, "one of --jwks or --issuer: {out:?}");
     let _ = NOW;
+}
+
+/// The committed self-signed certificate (valid for 100 years from 2026) as an `x5c`: agreeing
+/// with its JWK, expired at a later clock, and published beside another key's `n`.
+#[test]
+fn certificate_warnings() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let pem = std::fs::read_to_string(format!("{data}/cert-key.pem")).unwrap();
+    let der_b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let Value::Object(mut jwk) = keyward::jwk::public_key_pem_to_jwk(pem.as_bytes()).unwrap() else {
+        panic!("not a JWK")
+    };
+    jwk.insert("kid".into(), json!("cert"));
+    jwk.insert("x5c".into(), json!([der_b64]));
+    let files = Files::new("unused");
+    let other = key(SigningAlg::ES256, "other").public_jwk();
+    files.write("good.json", &json!({"keys": [jwk.clone(), &other]}).to_string());
+    let out = run(&["doctor", "--audit", "--json", "--jwks", &files.path("good.json"), "--now", NOW_ARG], "");
+    assert_eq!(out.code, 0, "the certificate matches and is valid: {out:?}");
+
+    let out = run(
+        &["doctor", "--audit", "--json", "--jwks", &files.path("good.json"), "--now", "2200-01-01T00:00:00Z"],
+        "",
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = out.json();
+    assert_eq!(report["warnings"][0]["code"], json!("expired_certificate"), "{report:#?}");
+    assert!(report["warnings"][0]["detail"].as_str().unwrap().contains("CN=keyward-cli-test"));
+
+    let mut swapped = jwk.clone();
+    let rsa = key(SigningAlg::RS256, "x").public_jwk();
+    swapped.insert("n".into(), rsa["n"].clone());
+    files.write("swapped.json", &json!({"keys": [swapped, other]}).to_string());
+    let out =
+        run(&["doctor", "--audit", "--json", "--jwks", &files.path("swapped.json"), "--now", NOW_ARG], "");
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = out.json();
+    assert_eq!(report["warnings"][0]["code"], json!("x5c_mismatch"), "{report:#?}");
+    assert!(
+        report["warnings"][0]["detail"].as_str().unwrap().contains("key \"cert\": n differ"),
+        "{report:#?}"
+    );
 }
