@@ -178,6 +178,28 @@ fn split_host(rest: &str) -> (&str, &str) {
     }
 }
 
+/// When a token's kid is missing from the key set because the token is signed with keys
+/// published elsewhere: an Entra ID app-specific signing key (published only at
+/// `jwks_uri?appid=…`), or a Firebase ID token checked against Google's OAuth keys.
+pub(crate) fn other_key_set(claims: Option<&Map<String, Value>>, location: &str) -> Option<String> {
+    let claim = |name: &str| claims.and_then(|c| c.get(name)).and_then(Value::as_str);
+    let iss = claim("iss")?;
+    let host = url::Url::parse(iss).ok()?.host_str()?.to_ascii_lowercase();
+    if (host == "login.microsoftonline.com" || host == "sts.windows.net") && !location.contains("appid=") {
+        let app = claim("appid").or_else(|| claim("azp")).or_else(|| claim("aud")).unwrap_or("<client id>");
+        return Some(format!(
+            "an Entra ID token whose kid is not in the tenant's common keys: apps with a custom signing key              (claims mapping) publish it only at the jwks_uri with ?appid={app}"
+        ));
+    }
+    if host == "securetoken.google.com" && !location.contains("securetoken") {
+        return Some(
+            "a Firebase ID token (iss securetoken.google.com) is signed with Firebase's keys, not Google's OAuth              keys: use https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"
+                .to_owned(),
+        );
+    }
+    None
+}
+
 /// Microsoft Graph's application ID, the audience of Graph access tokens.
 const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 

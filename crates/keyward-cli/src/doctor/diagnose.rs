@@ -503,6 +503,10 @@ pub(crate) fn diagnose(
                         Status::Fail,
                         format!("kid {k:?} is not in the live set (kids: {})", live_kids.join(", ")),
                     );
+                    if let Some(why) = causes::other_key_set(claims, live.origin.text()) {
+                        list.check("key_set", Status::Fail, why.clone());
+                        proposals.add(Cause::WrongKeySet, why);
+                    }
                 }
             }
             None => list.check(

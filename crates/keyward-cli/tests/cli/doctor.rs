@@ -109,6 +109,9 @@ fn ok_through_discovery_with_every_fact() {
     assert_eq!(jwks["requested_ttl_s"], json!(300));
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     assert_eq!(report["token"]["kid"], json!("k1"));
+    assert_eq!(report["token"]["header"]["alg"], json!("ES256"));
+    assert_eq!(report["token"]["claims"]["iss"], json!(mock.base()));
+    assert_eq!(report["token"]["verified_by"], json!("key \"k1\" (EC P-256, ES256)"));
     assert_eq!(report["token"]["signature_verified"], json!(true));
     assert_eq!(mock.idp.jwks_hits(), 1, "one fetch");
 }
@@ -207,6 +210,12 @@ fn jwks_unreachable_names_the_stage() {
     assert_cause(&report, "jwks_unreachable");
     assert_eq!(report["jwks"]["fetch_error"]["stage"], json!("parse"));
 
+    // A Kubernetes API server without credentials: the hint points at a file.
+    mock.idp.set_fault(Fault::Status(401));
+    let (_, report) = doctor(&["--jwks", &mock.idp.jwks_uri(), "--now", NOW_ARG, &token]);
+    assert_cause(&report, "jwks_unreachable");
+    assert!(check(&report, "cause", "fail").contains("kubectl get --raw /openid/v1/jwks"), "{report:#?}");
+
     let dead = format!("{}/jwks", dead_base());
     let (_, report) = doctor(&["--jwks", &dead, "--now", NOW_ARG, &token]);
     assert_cause(&report, "jwks_unreachable");
@@ -238,6 +247,23 @@ fn wrong_key_set_names_the_near_miss() {
     let (_, report) = doctor(&["--jwks", &mock.idp.jwks_uri(), "--issuer", template, "--now", NOW_ARG, &v1]);
     assert_cause(&report, "wrong_key_set");
     assert!(check(&report, "cause", "fail").contains("literal tenant template"), "{report:#?}");
+
+    // An Entra ID token signed with an app-specific key, checked against the common keys.
+    let files = Files::new("common-1");
+    let entra = key(SigningAlg::RS256, "app-key")
+        .sign_jwt(&json!({"iss": v2, "aud": "api://orders", "appid": "11111111-2222", "exp": NOW + 600}))
+        .unwrap();
+    let (_, report) = doctor(&["--jwks", &files.jwks(), "--issuer", v2, "--now", NOW_ARG, &entra]);
+    assert_cause(&report, "wrong_key_set");
+    assert!(check(&report, "key_set", "fail").contains("?appid=11111111-2222"), "{report:#?}");
+
+    // A Firebase ID token against Google's OAuth keys.
+    let firebase = key(SigningAlg::RS256, "fb-1")
+        .sign_jwt(&json!({"iss": "https://securetoken.google.com/my-project", "aud": "my-project", "exp": NOW + 600}))
+        .unwrap();
+    let (_, report) = doctor(&["--jwks", &files.jwks(), "--now", NOW_ARG, &firebase]);
+    assert_cause(&report, "wrong_key_set");
+    assert!(check(&report, "key_set", "fail").contains("securetoken@system.gserviceaccount.com"));
 
     // Another audience.
     let (_, report) =
