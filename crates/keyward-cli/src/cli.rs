@@ -43,8 +43,8 @@ pub(crate) enum Command {
     ///
     /// Runs the rotation runbook: token, discovery, JWKS fetch, each key, the kid against the
     /// live and the cached key set, the signature with every compatible key, the claims. Exit
-    /// status: 0 the cause is `ok`; 1 any other cause (or, with --audit, a hygiene warning);
-    /// 2 usage error.
+    /// status: 0 the cause is `ok`; 1 any other cause (with --audit: a warning or a failed
+    /// check; with --stream: any token not `ok`); 2 usage error.
     #[command(after_help = DOCTOR_EXAMPLES)]
     Doctor(Box<DoctorArgs>),
     /// Poll a JWKS and print each key rotation event (kid added or removed, how long old and
@@ -93,7 +93,10 @@ Examples:
 Causes, in precedence order (the first that applies is the verdict; a token that cannot be
 decoded is token_tampered before anything else): foreign_token, wrong_key_set, jwks_unreachable,
 algorithm_mismatch, kid_reused, token_tampered, clock_skew, expired, key_dropped_early,
-stale_cache, ok. docs/runbook.md explains each one, its evidence and its fix.";
+stale_cache, ok. docs/runbook.md explains each one, its evidence and its fix.
+
+--help/-h and --version/-V are honoured only as the sole argument after the subcommand; on a
+longer command line they are a usage error (exit 2). Put `--` before an untrusted token.";
 
 /// `keyward doctor`: a token (or a stream, or none with --audit) against a key set.
 #[derive(Debug, Args)]
@@ -165,8 +168,8 @@ pub(crate) struct WatchArgs {
     #[arg(long, value_name = "ISS")]
     pub(crate) issuer: Option<String>,
 
-    /// Time between polls (`60s`, `5m`, `500ms`), at most 30 days.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_source_duration)]
+    /// Time between polls (`60s`, `5m`, `500ms`), at least 10 ms, at most 30 days.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
     pub(crate) interval: Duration,
 
     /// How many consecutive polls must agree before a kid counts as added or removed: keys
@@ -310,6 +313,16 @@ fn parse_source_duration(text: &str) -> Result<Duration, String> {
     let value = parse_duration(text)?;
     if value > MAX_SOURCE_DURATION {
         return Err(format!("{text:?} is above the maximum of 30 days (30d)"));
+    }
+    Ok(value)
+}
+
+/// `watch --interval`: a key-source duration of at least 10 ms, so a typo (`0s`) cannot turn
+/// the poll into a flood of requests to the IdP.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let value = parse_source_duration(text)?;
+    if value < Duration::from_millis(10) {
+        return Err(format!("interval {text:?} is below the minimum of 10ms"));
     }
     Ok(value)
 }

@@ -203,6 +203,9 @@ fn watch_usage_errors() {
     assert!(out.stderr.contains("watch polls a URL"), "{out:?}");
     let out = run(&["watch", "--jwks", "https://a.example/jwks", "--issuer", "https://a.example"], "");
     assert_eq!(out.code, 2, "one of --jwks or --issuer: {out:?}");
+    let out = run(&["watch", "--jwks", "https://a.example/jwks", "--interval", "0s"], "");
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("below the minimum of 10ms"), "{out:?}");
     let _ = NOW;
 }
 
