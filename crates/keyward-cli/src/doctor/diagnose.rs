@@ -927,3 +927,31 @@ pub(crate) fn jwks_wire(live: &Live, cached: Option<&Cached>, settings: &Setting
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(parse_http_date("Thu, 01 Jan 2026 00:00:00 GMT"), Some(1_767_225_600));
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        for bad in ["", "Thu, 01 Jan 2026 00:00:00 UTC", "Thu, 01 Foo 2026 00:00:00 GMT", "yesterday"] {
+            assert_eq!(parse_http_date(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_proposal_in_precedence_order_wins() {
+        let mut proposals = Proposals::default();
+        assert_eq!(Proposals::default().verdict().0, Cause::Ok);
+        proposals.add(Cause::StaleCache, "a");
+        proposals.add(Cause::Expired, "b");
+        proposals.add(Cause::ClockSkew, "c");
+        assert_eq!(proposals.verdict(), (Cause::ClockSkew, "c".to_owned()));
+        let mut proposals = Proposals::default();
+        proposals.add(Cause::TokenTampered, "x");
+        proposals.add(Cause::ForeignToken, "y");
+        assert_eq!(proposals.verdict().0, Cause::ForeignToken);
+    }
+}
