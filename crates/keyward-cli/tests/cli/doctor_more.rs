@@ -55,6 +55,14 @@ fn stream_diagnoses_each_line_against_one_fetch_then_summarises() {
         ]})
     );
 
+    // A line over the 1 MiB line bound is one malformed token; the stream goes on.
+    let huge = format!("{}\n{ok}\n", "a".repeat(3 << 20));
+    let out = run(&args, &huge);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{out:?}");
+    assert!(lines[0].starts_with("token_tampered: not a well-formed token: token is "), "{out:?}");
+    assert!(lines[1].starts_with("ok kid 2026-10-k1"), "{out:?}");
+
     // Every token fine: exit 0.
     let out = run(&args, &format!("{ok}\n{ok}\n"));
     assert_eq!(out.code, 0, "{out:?}");
