@@ -161,7 +161,8 @@ fn stream(live: &Live, cached: Option<&Cached>, settings: &Settings, json: bool)
             })
             .collect();
         let text = if parts.is_empty() { "no tokens".to_owned() } else { parts.join("; ") };
-        out.extend_from_slice(format!("summary: {tokens} tokens: {text}\n").as_bytes());
+        let noun = if tokens == 1 { "token" } else { "tokens" };
+        out.extend_from_slice(format!("summary: {tokens} {noun}: {text}\n").as_bytes());
     }
     crate::cmd::emit(&out)?;
     Ok(ExitCode::from(u8::from(!all_ok)))
