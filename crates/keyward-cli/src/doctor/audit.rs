@@ -1,7 +1,7 @@
 //! `doctor --audit`: an IdP's rotation hygiene, without a token.
 
 use super::Settings;
-use super::diagnose::{self, Checklist, MAX_GOOD_TTL_SECS, Status};
+use super::checks::{self, Checklist, MAX_GOOD_TTL_SECS, Status};
 use super::keyset::{Live, Origin};
 use crate::when;
 use crate::wire::{AuditReport, DoctorJwks};
@@ -46,7 +46,7 @@ impl Audit {
 pub(crate) fn audit(live: &Live, settings: &Settings) -> Audit {
     let mut list = Checklist::default();
     // Fetch failures and discovery mismatches show as failed checks; no token, so no cause.
-    let _ = diagnose::fetch_checks(&mut list, live, settings);
+    let _ = checks::fetch_checks(&mut list, live, settings);
     if let Some(report) = &live.report
         && let Some(facts) = &report.facts
         && report.error.is_none()
@@ -149,9 +149,9 @@ pub(crate) fn audit(live: &Live, settings: &Settings) -> Audit {
                 format!("key {kid} set aside ({}): {}", aside.problem.as_str(), aside.detail),
             );
         }
-        diagnose::set_warnings(&mut list, set, live.any_kid, settings.now);
+        checks::set_warnings(&mut list, set, live.any_kid, settings.now);
     }
-    let jwks = diagnose::jwks_wire(live, None, settings);
+    let jwks = checks::jwks_wire(live, None, settings);
     Audit { list, jwks }
 }
 

@@ -10,7 +10,7 @@ use x509_parser::oid_registry::OID_SIG_ED25519;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
-use super::diagnose::Checklist;
+use super::checks::Checklist;
 use crate::when;
 
 /// Adds the certificate warnings for every usable key of `set` that carries an `x5c`, judged at

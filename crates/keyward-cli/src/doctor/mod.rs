@@ -8,6 +8,7 @@
 mod audit;
 mod causes;
 mod certs;
+mod checks;
 mod diagnose;
 mod keyset;
 mod watch;
