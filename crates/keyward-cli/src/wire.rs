@@ -314,9 +314,11 @@ pub(crate) struct DoctorWarning {
 /// One line of the checklist.
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct DoctorCheck {
-    /// What was checked: `token`, `discovery`, `jwks_fetch`, `key`, `kid_live`, `kid_cached`,
-    /// `signature`, `signature_other_keys`, `issuer`, `audience`, `exp`, `nbf`, `iat`, `clock`,
-    /// `cause`.
+    /// What was checked: `token`, `header`, `issuer` (a `{tenantid}` template), `discovery`,
+    /// `jwks_fetch`, `clock`, `key`, `kid_live`, `key_set`, `signature`, `signature_other_keys`,
+    /// `kid_cached`, `signature_cached`, `foreign`, `issuer`, `audience`, `exp`, `nbf`, `iat`,
+    /// `claims`, and last `cause`; `--audit` adds `cache_headers`, `discovery_consistency`,
+    /// `key_count` and `kids`.
     pub(crate) name: &'static str,
     /// `pass`, `fail` or `warn`.
     pub(crate) status: &'static str,

@@ -86,7 +86,7 @@ fn string_list(value: Option<&Value>) -> Vec<String> {
     }
 }
 
-/// A NumericDate claim, rounded toward the strict side is not needed here: whole seconds.
+/// A NumericDate claim in whole seconds (a fraction is cut off); `None` when absent or not a number.
 fn numeric(claims: Option<&Map<String, Value>>, name: &str) -> Option<i64> {
     let value = claims?.get(name)?;
     value.as_i64().or_else(|| value.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
@@ -116,8 +116,12 @@ pub(crate) fn diagnose(
     } else {
         decode_unverified(&token.text, DEFAULT_MAX_TOKEN_LEN).map_err(|e| e.detail().to_owned())
     };
+    let mut header_problem = None;
     let (header, claims) = match decoded {
-        Ok(d) => (Some(d.header), d.claims.map_err(|e| facts.defect = Some(e)).ok()),
+        Ok(d) => {
+            header_problem = d.header_problem.map(|e| format!("{}: {}", e.reason(), e.detail()));
+            (Some(d.header), d.claims.map_err(|e| facts.defect = Some(e)).ok())
+        }
         Err(defect) => {
             facts.defect = Some(defect);
             (None, None)
@@ -152,6 +156,10 @@ pub(crate) fn diagnose(
             );
         }
         (None, None) => {}
+    }
+    if let Some(problem) = header_problem.filter(|_| facts.defect.is_none()) {
+        // What verification would refuse before any key is tried (`crit`, `b64`, `alg: none`).
+        list.check("header", Status::Warn, format!("verification refuses this header: {problem}"));
     }
 
     // 2-3. Discovery, fetch, keys.
