@@ -4,6 +4,8 @@
 //! cause; the verdict is the proposal that comes first in [`Cause::PRECEDENCE`]. An unreadable
 //! token is `token_tampered` before anything else (nothing else about it can be judged).
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyward::danger::decode_unverified;
 use keyward::jwk::{JwkSet, VerifyingKey};
 use keyward::{Algorithm, DEFAULT_MAX_TOKEN_LEN, Policy, Reason, verify_with_keys};
@@ -49,11 +51,6 @@ impl Proposals {
     }
 }
 
-/// The signature-checking policy: everything after the signature is judged separately.
-fn lenient_policy() -> Option<Policy> {
-    Policy::builder().any_audience().require_exp(false).build().ok()
-}
-
 /// `key` alone, under the token's kid (or without one), as a set.
 fn single_key_set(key: &VerifyingKey, kid: Option<&str>) -> Option<JwkSet> {
     let mut jwk = key.public_jwk().clone();
@@ -68,13 +65,13 @@ fn single_key_set(key: &VerifyingKey, kid: Option<&str>) -> Option<JwkSet> {
     JwkSet::from_json(json!({"keys": [jwk]}).to_string().as_bytes()).ok()
 }
 
-/// True when `key` verifies the token's signature (claims are not judged).
-fn signature_verifies(key: &VerifyingKey, token: &str, kid: Option<&str>, policy: &Policy, now: i64) -> bool {
-    let Some(set) = single_key_set(key, kid) else { return false };
-    match verify_with_keys(&set, policy, token, now) {
-        Ok(_) => true,
-        Err(e) => e.signature_verified(),
-    }
+/// True when `key` verifies the token's signature under `alg` (the key's own `alg` binding
+/// applies; the header's other rules and the claims are judged separately, so a token with a
+/// refused header still shows whether its signature is genuine).
+fn signature_verifies(key: &VerifyingKey, token: &str, alg: Algorithm) -> bool {
+    let Some((signing_input, signature)) = token.rsplit_once('.') else { return false };
+    let Ok(signature) = URL_SAFE_NO_PAD.decode(signature) else { return false };
+    key.verify_signature(alg, signing_input.as_bytes(), &signature).is_ok()
 }
 
 /// A token's registered string or string-list claim as a list.
@@ -190,7 +187,6 @@ pub(crate) fn diagnose(
     let kid = kid.as_deref();
     let now = settings.now;
     let alg: Option<Algorithm> = facts.alg.as_deref().and_then(|a| a.parse().ok());
-    let policy = lenient_policy();
 
     // 4-5. Kids and signatures.
     let mut verified_by: Option<(std::sync::Arc<VerifyingKey>, bool)> = None; // (key, live)
@@ -242,16 +238,15 @@ pub(crate) fn diagnose(
                 ),
             ),
         }
-        match (alg, &policy) {
-            (None, _) => {
+        match alg {
+            None => {
                 let name = facts.alg.clone().unwrap_or_else(|| "(none)".to_owned());
                 let why =
                     format!("alg {name:?} is never accepted: keyward verifies only public-key signatures");
                 list.check("signature", Status::Fail, why.clone());
                 proposals.add(Cause::AlgorithmMismatch, why);
             }
-            (Some(_), None) => {}
-            (Some(alg), Some(policy)) => {
+            Some(alg) => {
                 let compatible: Vec<_> = matching.iter().copied().filter(|k| k.supports(alg)).collect();
                 if live_kid_known && compatible.is_empty() {
                     let described: Vec<String> = matching.iter().map(|k| k.describe()).collect();
@@ -259,7 +254,7 @@ pub(crate) fn diagnose(
                     list.check("signature", Status::Fail, why.clone());
                     proposals.add(Cause::AlgorithmMismatch, why);
                 }
-                let good = compatible.iter().find(|k| signature_verifies(k, &token.text, kid, policy, now));
+                let good = compatible.iter().find(|k| signature_verifies(k, &token.text, alg));
                 if let Some(good) = good {
                     list.check("signature", Status::Pass, format!("verifies with {}", good.describe()));
                     verified_by = Some((std::sync::Arc::clone(good), true));
@@ -278,7 +273,7 @@ pub(crate) fn diagnose(
                         .iter()
                         .filter(|k| k.supports(alg) && !compatible.iter().any(|c| std::ptr::eq(*c, *k)))
                         .collect();
-                    let other = others.iter().find(|k| signature_verifies(k, &token.text, kid, policy, now));
+                    let other = others.iter().find(|k| signature_verifies(k, &token.text, alg));
                     match other {
                         Some(other) => {
                             let why = format!(
@@ -332,11 +327,11 @@ pub(crate) fn diagnose(
             ),
             None => {}
         }
-        let cached_good = match (alg, &policy) {
-            (Some(alg), Some(policy)) => cached_matching
+        let cached_good = match alg {
+            Some(alg) => cached_matching
                 .iter()
                 .filter(|k| k.supports(alg))
-                .find(|k| signature_verifies(k, &token.text, kid, policy, now))
+                .find(|k| signature_verifies(k, &token.text, alg))
                 .map(|k| std::sync::Arc::clone(k)),
             _ => None,
         };

@@ -342,6 +342,17 @@ fn token_tampered_for_a_forged_or_malformed_token() {
     assert_cause(&report, "token_tampered");
     assert!(check(&report, "signature", "fail").contains("does not verify with key \"k1\""));
 
+    // A genuine signature under a header keyward refuses is not a forgery.
+    let crit = files
+        .key
+        .sign_with_header(&json!({"alg": "ES256", "kid": "k1", "crit": ["exp"], "exp": 1}), &claims())
+        .unwrap();
+    let (_, report) = doctor(&["--jwks", &files.jwks(), "--now", NOW_ARG, &crit]);
+    assert!(check(&report, "header", "warn").contains("unsupported_critical_header"), "{report:#?}");
+    assert!(check(&report, "signature", "pass").contains("\"k1\""), "{report:#?}");
+    assert_cause(&report, "foreign_token");
+    assert!(check(&report, "claims", "fail").contains("keyward rejects it: unsupported_critical_header"));
+
     let (_, report) = doctor(&["--jwks", &files.jwks(), "--now", NOW_ARG, "Bearer abc.def"]);
     assert_cause(&report, "token_tampered");
     assert!(report["token"]["defect"].as_str().unwrap().contains("segment"), "{report:#?}");
