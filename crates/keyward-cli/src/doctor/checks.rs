@@ -198,6 +198,9 @@ pub(crate) fn fetch_checks(list: &mut Checklist, live: &Live, settings: &Setting
         if let Some(etag) = &f.etag {
             detail.push_str(&format!(", ETag {etag}"));
         }
+        if let Some(date) = &f.date {
+            detail.push_str(&format!(", Date {date}"));
+        }
         if let Some(ttl) = report.requested_ttl {
             detail.push_str(&format!(", asks for a TTL of {}", when::span(ttl.as_secs())));
         }
