@@ -47,6 +47,7 @@ pub(crate) fn doctor(args: &[&str]) -> (Output, Map<String, Value>) {
     all.extend_from_slice(args);
     let out = run(&all, "");
     assert!(out.code == 0 || out.code == 1, "{out:?}");
+    assert_eq!(out.stderr, "", "the verdict says everything; nothing is logged: {out:?}");
     let report = out.json();
     let mut names: Vec<&str> = report.keys().map(String::as_str).collect();
     names.sort_unstable();
