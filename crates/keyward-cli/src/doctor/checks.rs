@@ -14,9 +14,9 @@ use crate::wire::{
 };
 
 /// A server `Date` further than this from the local clock is clock skew.
-const DATE_SKEW_FAIL_SECS: i64 = 300;
+const DATE_SKEW_FAIL_SECS: u64 = 300;
 /// A server `Date` further than this from the local clock is worth a note.
-const DATE_SKEW_WARN_SECS: i64 = 60;
+const DATE_SKEW_WARN_SECS: u64 = 60;
 /// The cache guidance: a JWKS cached longer than this misses rotations.
 pub(crate) const MAX_GOOD_TTL_SECS: u64 = 15 * 60;
 
@@ -231,10 +231,10 @@ pub(crate) fn fetch_checks(list: &mut Checklist, live: &Live, settings: &Setting
                 f.date.as_deref().unwrap_or_default(),
                 when::span(skew.unsigned_abs())
             );
-            if skew.abs() > DATE_SKEW_FAIL_SECS {
+            if skew.unsigned_abs() > DATE_SKEW_FAIL_SECS {
                 list.check("clock", Status::Fail, detail.clone());
                 proposals.push((Cause::ClockSkew, detail));
-            } else if skew.abs() > DATE_SKEW_WARN_SECS {
+            } else if skew.unsigned_abs() > DATE_SKEW_WARN_SECS {
                 list.check("clock", Status::Warn, detail);
             } else {
                 list.check("clock", Status::Pass, detail);
