@@ -39,6 +39,19 @@ pub(crate) enum Command {
     /// Exit status: 0 decoded, 1 not a decodable token, 2 usage error.
     #[command(after_help = HELP_RULE)]
     Inspect(InspectArgs),
+    /// Diagnose why a token fails against an IdP's key set: one cause code, its evidence, the fix.
+    ///
+    /// Runs the rotation runbook: token, discovery, JWKS fetch, each key, the kid against the
+    /// live and the cached key set, the signature with every compatible key, the claims. Exit
+    /// status: 0 the cause is `ok`; 1 any other cause (with --audit: a warning or a failed
+    /// check; with --stream: any token not `ok`); 2 usage error.
+    #[command(after_help = DOCTOR_EXAMPLES)]
+    Doctor(Box<DoctorArgs>),
+    /// Poll a JWKS and print each key rotation event (kid added or removed, how long old and
+    /// new overlapped), debounced so that flapping keys do not flood it.
+    ///
+    /// Runs until interrupted. Exit status: 2 usage error.
+    Watch(WatchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     ///
     /// Example: `keyward completions bash > ~/.local/share/bash-completion/completions/keyward`.
@@ -69,6 +82,113 @@ Examples:
 
 --help/-h and --version/-V are honoured only as the sole argument after the subcommand; on a
 longer command line they are a usage error (exit 2). Put `--` before an untrusted token.";
+
+const DOCTOR_EXAMPLES: &str = "\
+Examples:
+  keyward doctor --issuer https://login.example.com --audience api \"$TOKEN\"
+  keyward doctor --jwks https://idp.example.com/jwks.json --cached-jwks app-cache.json @token.jwt
+  keyward doctor --issuer https://login.example.com --audit        # the IdP's rotation hygiene
+  keyward doctor --jwks https://idp.example.com/jwks.json --stream --json < failing-tokens.txt
+
+Causes, in precedence order (the first that applies is the verdict; a token that cannot be
+decoded is token_tampered before anything else): foreign_token, wrong_key_set, jwks_unreachable,
+algorithm_mismatch, kid_reused, token_tampered, clock_skew, expired, key_dropped_early,
+stale_cache, ok. docs/runbook.md explains each one, its evidence and its fix.
+
+--help/-h and --version/-V are honoured only as the sole argument after the subcommand; on a
+longer command line they are a usage error (exit 2). Put `--` before an untrusted token.";
+
+/// `keyward doctor`: a token (or a stream, or none with --audit) against a key set.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("keys").required(true).multiple(true).args(["jwks", "issuer"])))]
+pub(crate) struct DoctorArgs {
+    /// The IdP's key set: an https URL (http only to loopback unless --allow-insecure-http),
+    /// or a file holding a JWKS, a `{kid: PEM certificate}` map or a single JWK.
+    #[arg(long, value_name = "FILE|URL")]
+    pub(crate) jwks: Option<String>,
+
+    /// The issuer the application expects. Alone, the JWKS is found through OIDC discovery;
+    /// the token's `iss` and the discovery document's `issuer` are compared with it, and near
+    /// misses (trailing slash, scheme, host, Entra v1/v2, `{tenantid}`) are named.
+    #[arg(long, value_name = "ISS")]
+    pub(crate) issuer: Option<String>,
+
+    /// The application's own copy of the key set: a JWKS file, or keyward's warm-start cache
+    /// file. Compared with the live set to tell a stale cache from a dropped or reused key.
+    #[arg(long, value_name = "FILE", conflicts_with = "audit")]
+    pub(crate) cached_jwks: Option<std::path::PathBuf>,
+
+    /// An audience the application accepts (repeatable). Without it, `aud` is not checked.
+    #[arg(long = "audience", value_name = "AUD")]
+    pub(crate) audiences: Vec<String>,
+
+    /// Clock leeway for exp, nbf and iat: a duration (`90s`, `2m`) or bare seconds; at most 300 s.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_leeway)]
+    pub(crate) leeway: Duration,
+
+    /// Judge the token's times against this time (Unix seconds or RFC 3339) instead of the
+    /// clock. The server `Date` is then not compared with the local clock.
+    #[arg(long, value_name = "TIME", value_parser = crate::when::parse_time)]
+    pub(crate) now: Option<i64>,
+
+    /// Allow plain http:// to hosts other than loopback.
+    #[arg(long)]
+    pub(crate) allow_insecure_http: bool,
+
+    /// Print one JSON object (`cause`, `warnings`, `checks`, `fix`, `token`, `jwks`) instead of
+    /// the checklist.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// No token: audit the key set's rotation hygiene (key count, kids, alg/use, key sizes,
+    /// private members, cache headers, discovery, certificates). Exit 1 when anything is warned.
+    #[arg(long, conflicts_with_all = ["token", "stream"])]
+    pub(crate) audit: bool,
+
+    /// Diagnose one token per line of stdin against ONE fetch of the key set, one line each
+    /// (one JSON object each with --json), then a summary grouped by cause and kid.
+    #[arg(long, conflicts_with = "token")]
+    pub(crate) stream: bool,
+
+    /// The token, `@FILE` to read it from a file, `-` or absent for stdin. Quotes and a
+    /// `Bearer ` prefix are removed, with a note.
+    #[arg(value_name = "TOKEN")]
+    pub(crate) token: Option<String>,
+}
+
+/// `keyward watch`: rotation events of a remote key set over time.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("keys").required(true).args(["jwks", "issuer"])))]
+pub(crate) struct WatchArgs {
+    /// The JWKS URL to poll.
+    #[arg(long, value_name = "URL")]
+    pub(crate) jwks: Option<String>,
+
+    /// The issuer whose JWKS to poll, found through OIDC discovery (once per poll).
+    #[arg(long, value_name = "ISS")]
+    pub(crate) issuer: Option<String>,
+
+    /// Time between polls (`60s`, `5m`, `500ms`), at least 10 ms, at most 30 days.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+    pub(crate) interval: Duration,
+
+    /// How many consecutive polls must agree before a kid counts as added or removed: keys
+    /// that flap between responses (Entra ID) are reported once they settle, not each time.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) confirm: u32,
+
+    /// Print one JSON object per event line instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Allow plain http:// to hosts other than loopback.
+    #[arg(long)]
+    pub(crate) allow_insecure_http: bool,
+
+    /// Stop after this many rotation events (for tests and scripts).
+    #[arg(long, value_name = "N", hide = true)]
+    pub(crate) max_events: Option<u64>,
+}
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("keys").required(true).multiple(true).args(["jwks", "issuer"])))]
@@ -197,8 +317,18 @@ fn parse_source_duration(text: &str) -> Result<Duration, String> {
     Ok(value)
 }
 
+/// `watch --interval`: a key-source duration of at least 10 ms, so a typo (`0s`) cannot turn
+/// the poll into a flood of requests to the IdP.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let value = parse_source_duration(text)?;
+    if value < Duration::from_millis(10) {
+        return Err(format!("interval {text:?} is below the minimum of 10ms"));
+    }
+    Ok(value)
+}
+
 /// `--leeway`: a duration or bare seconds, whole seconds, at most [`keyward::MAX_LEEWAY_SECS`].
-fn parse_leeway(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_leeway(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     let value = if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
         match trimmed.parse::<u64>() {

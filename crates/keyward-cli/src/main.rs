@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd;
+mod doctor;
 mod input;
 mod keys;
 mod when;

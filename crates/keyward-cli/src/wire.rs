@@ -283,3 +283,210 @@ pub(crate) fn write_line(out: &mut impl std::io::Write, value: &impl Serialize) 
     out.write_all(b"\n")?;
     Ok(())
 }
+
+/// The `doctor --json` object: exactly these six members (README, "Doctor"); members are only
+/// ever added inside `token` and `jwks`.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct DoctorReport {
+    /// The one cause code (`ok`, `stale_cache`, …).
+    pub(crate) cause: &'static str,
+    /// Findings that do not decide the cause (`single_key`, `cache_ttl_too_long`, …).
+    pub(crate) warnings: Vec<DoctorWarning>,
+    /// The checklist, in the order it ran; the last check (`cause`) says why this cause.
+    pub(crate) checks: Vec<DoctorCheck>,
+    /// The fix, in one or two sentences.
+    pub(crate) fix: String,
+    /// The token as decoded (unverified).
+    pub(crate) token: DoctorToken,
+    /// The live key set and the cached copy.
+    pub(crate) jwks: DoctorJwks,
+}
+
+/// One warning: a stable code and what was seen.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct DoctorWarning {
+    /// The stable code.
+    pub(crate) code: &'static str,
+    /// For people.
+    pub(crate) detail: String,
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct DoctorCheck {
+    /// What was checked: `token`, `header`, `issuer` (a `{tenantid}` template), `discovery`,
+    /// `jwks_fetch`, `clock`, `key`, `kid_live`, `key_set`, `signature`, `signature_other_keys`,
+    /// `kid_cached`, `signature_cached`, `foreign`, `issuer`, `audience`, `exp`, `nbf`, `iat`,
+    /// `claims`, and last `cause`; `--audit` adds `cache_headers`, `discovery_consistency`,
+    /// `key_count` and `kids`.
+    pub(crate) name: &'static str,
+    /// `pass`, `fail` or `warn`.
+    pub(crate) status: &'static str,
+    /// The facts seen.
+    pub(crate) detail: String,
+}
+
+/// The token as doctor decoded it (nothing here is verified).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub(crate) struct DoctorToken {
+    /// The header; null when the token is unreadable.
+    pub(crate) header: Option<Map<String, Value>>,
+    /// The claims (unverified); null when unreadable.
+    pub(crate) claims: Option<Map<String, Value>>,
+    /// The header's `kid`.
+    pub(crate) kid: Option<String>,
+    /// The header's `alg`.
+    pub(crate) alg: Option<String>,
+    /// The header's `typ`.
+    pub(crate) typ: Option<String>,
+    /// Why the token is not well formed, when it is not.
+    pub(crate) defect: Option<String>,
+    /// What was removed from the input (quotes, `Bearer `).
+    pub(crate) notes: Vec<String>,
+    /// The clock the times were judged by, Unix seconds.
+    pub(crate) now: i64,
+    /// The leeway, seconds.
+    pub(crate) leeway: u64,
+    /// True when a live key verified the signature.
+    pub(crate) signature_verified: bool,
+    /// The key (live, else cached) that verified the signature.
+    pub(crate) verified_by: Option<String>,
+}
+
+/// The live key set as fetched (or read), and the cached copy.
+#[derive(Debug, Default, serde::Serialize)]
+pub(crate) struct DoctorJwks {
+    /// `file`, `url` or `discovery`.
+    pub(crate) source: &'static str,
+    /// The file, URL or issuer given.
+    pub(crate) location: String,
+    /// The JWKS URL fetched (given or discovered).
+    pub(crate) url: Option<String>,
+    /// The discovery step, with --issuer.
+    pub(crate) discovery: Option<DoctorDiscovery>,
+    /// The JWKS response's HTTP facts.
+    pub(crate) http: Option<DoctorHttp>,
+    /// The TTL the caching headers ask for, seconds (0 for no-cache/no-store).
+    pub(crate) requested_ttl_s: Option<u64>,
+    /// The server `Date` minus this host's clock, seconds (not with --now).
+    pub(crate) date_skew_s: Option<i64>,
+    /// The failed fetch, when it failed.
+    pub(crate) fetch_error: Option<FetchErrorReport>,
+    /// Every key: usable ones, then those set aside (with `problem`).
+    pub(crate) keys: Vec<DoctorKey>,
+    /// The cached copy, with --cached-jwks.
+    pub(crate) cached: Option<DoctorCached>,
+}
+
+/// What discovery saw.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct DoctorDiscovery {
+    /// The metadata document used.
+    pub(crate) url: Option<String>,
+    /// Its HTTP status.
+    pub(crate) status: Option<u16>,
+    /// Its latency, milliseconds.
+    pub(crate) latency_ms: Option<u64>,
+    /// The document's `issuer`.
+    pub(crate) issuer: Option<String>,
+    /// True when it equals the configured issuer exactly.
+    pub(crate) issuer_matches: bool,
+    /// The document's `jwks_uri`.
+    pub(crate) jwks_uri: Option<String>,
+    /// Every URL tried with its outcome (status or failing stage).
+    pub(crate) tried: Vec<(String, String)>,
+}
+
+/// The HTTP facts of the JWKS response.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct DoctorHttp {
+    pub(crate) status: u16,
+    pub(crate) latency_ms: u64,
+    pub(crate) content_type: Option<String>,
+    pub(crate) bytes: usize,
+    pub(crate) cache_control: Option<String>,
+    pub(crate) expires: Option<String>,
+    pub(crate) etag: Option<String>,
+    pub(crate) date: Option<String>,
+    pub(crate) age: Option<u64>,
+}
+
+/// One key of a set, usable or set aside.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct DoctorKey {
+    pub(crate) kid: Option<String>,
+    pub(crate) kty: Option<String>,
+    pub(crate) crv: Option<String>,
+    /// Key size in bits (usable keys only).
+    pub(crate) bits: Option<usize>,
+    pub(crate) alg: Option<String>,
+    pub(crate) r#use: Option<String>,
+    pub(crate) key_ops: Option<Vec<String>>,
+    /// RFC 7638 thumbprint, base64url (usable keys only).
+    pub(crate) thumbprint: Option<String>,
+    /// Why the key was set aside (`weak`, `not_for_signing`, …); null when usable.
+    pub(crate) problem: Option<&'static str>,
+    /// A description, or what is wrong with it.
+    pub(crate) detail: String,
+}
+
+/// The application's cached copy.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct DoctorCached {
+    pub(crate) path: String,
+    /// For a keyward cache file: when it was saved (RFC 3339).
+    pub(crate) saved_at: Option<String>,
+    /// For a keyward cache file: the URL it was fetched from.
+    pub(crate) jwks_uri: Option<String>,
+    /// The kids of its usable keys.
+    pub(crate) kids: Vec<String>,
+    pub(crate) keys: Vec<DoctorKey>,
+}
+
+/// The `doctor --audit --json` object.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct AuditReport<'a> {
+    /// Hygiene findings; empty when none (exit 0).
+    pub(crate) warnings: &'a [DoctorWarning],
+    /// The checklist.
+    pub(crate) checks: &'a [DoctorCheck],
+    /// The key set as fetched or read.
+    pub(crate) jwks: &'a DoctorJwks,
+}
+
+/// The last line of `doctor --stream --json`.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct StreamSummary {
+    /// Tokens diagnosed.
+    pub(crate) tokens: u64,
+    /// Counts by cause and kid, largest first.
+    pub(crate) summary: Vec<StreamCount>,
+}
+
+/// How many tokens had this cause and kid.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct StreamCount {
+    pub(crate) cause: &'static str,
+    pub(crate) kid: Option<String>,
+    pub(crate) count: u64,
+}
+
+/// One `watch --json` line.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct WatchEvent {
+    /// `initial`, `added`, `removed`, `fetch_failed` or `fetch_recovered`.
+    pub(crate) event: &'static str,
+    /// When it was observed (RFC 3339 UTC).
+    pub(crate) at: String,
+    /// The kid added or removed.
+    pub(crate) kid: Option<String>,
+    /// The key, described.
+    pub(crate) key: Option<String>,
+    /// For `removed`: how long the removed key and the newest remaining key were both
+    /// published, seconds, when watch saw the newer one arrive.
+    pub(crate) overlap_s: Option<u64>,
+    /// The kids published after the event.
+    pub(crate) kids: Vec<String>,
+    /// For `fetch_failed`: the failure.
+    pub(crate) detail: Option<String>,
+}

@@ -12,6 +12,8 @@ mod cli {
     pub(crate) mod support;
 
     mod demo;
+    mod doctor;
+    mod doctor_more;
     mod inspect;
     mod key_files;
     mod newcomer;

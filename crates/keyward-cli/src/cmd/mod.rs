@@ -21,6 +21,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Verify(args) => verify::run(*args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Doctor(args) => crate::doctor::run(&args),
+        Command::Watch(args) => crate::doctor::run_watch(&args),
         Command::Demo => demo::run(),
         Command::Completions { shell } => {
             let mut out = Vec::new();
