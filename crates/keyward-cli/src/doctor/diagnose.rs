@@ -20,7 +20,6 @@ use crate::when;
 use crate::wire::{DoctorReport, DoctorToken};
 
 /// Times off by at most this much beyond the leeway are clock skew; more is a real expiry.
-const SKEW_WINDOW_SECS: i64 = 300;
 
 /// A finished diagnosis.
 #[derive(Debug)]
@@ -508,17 +507,10 @@ fn claim_checks(
                     when::relative(exp, now),
                     when::span(over.unsigned_abs())
                 );
-                if over <= SKEW_WINDOW_SECS {
-                    list.check(
-                        "exp",
-                        Status::Fail,
-                        format!("{why}: within the 5 min a skewed clock explains"),
-                    );
-                    proposals.add(Cause::ClockSkew, why);
-                } else {
-                    list.check("exp", Status::Fail, why.clone());
-                    proposals.add(Cause::Expired, why);
-                }
+                // Past exp is `expired`: only the server's Date (the `clock` check) can show that
+                // this host's clock is what is off, and then `clock_skew` takes precedence.
+                list.check("exp", Status::Fail, why.clone());
+                proposals.add(Cause::Expired, why);
             } else {
                 list.check("exp", Status::Pass, format!("expires {}", when::relative(exp, now)));
             }
