@@ -19,7 +19,6 @@ use crate::input::Token;
 use crate::when;
 use crate::wire::{DoctorReport, DoctorToken};
 
-/// Times off by at most this much beyond the leeway are clock skew; more is a real expiry.
 
 /// A finished diagnosis.
 #[derive(Debug)]
