@@ -19,7 +19,6 @@ use crate::input::Token;
 use crate::when;
 use crate::wire::{DoctorReport, DoctorToken};
 
-
 /// A finished diagnosis.
 #[derive(Debug)]
 pub(crate) struct Diagnosis {
