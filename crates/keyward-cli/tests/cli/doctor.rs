@@ -221,6 +221,27 @@ fn jwks_unreachable_names_the_stage() {
     let (_, report) = doctor(&["--jwks", &dead, "--now", NOW_ARG, &token]);
     assert_cause(&report, "jwks_unreachable");
     assert_eq!(report["jwks"]["fetch_error"]["stage"], json!("connect"));
+
+    // A name that does not resolve (the reserved `.invalid` TLD): the DNS stage.
+    let (_, report) = doctor(&["--jwks", "https://keyward-doctor.invalid/jwks", "--now", NOW_ARG, &token]);
+    assert_cause(&report, "jwks_unreachable");
+    assert_eq!(report["jwks"]["fetch_error"]["stage"], json!("dns"));
+
+    // https to a server that answers the TLS ClientHello in plain HTTP: the TLS stage.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut conn in listener.incoming().flatten().take(8) {
+            let mut hello = [0u8; 512];
+            let _ = conn.read(&mut hello);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let url = format!("https://127.0.0.1:{port}/jwks");
+    let (_, report) = doctor(&["--jwks", &url, "--now", NOW_ARG, &token]);
+    assert_cause(&report, "jwks_unreachable");
+    assert_eq!(report["jwks"]["fetch_error"]["stage"], json!("tls"));
 }
 
 #[test]
