@@ -114,26 +114,6 @@ fn build_from(keys: Keys, policy: Policy, now: Option<i64>) -> Result<Verifier> 
     Ok(builder.build()?)
 }
 
-/// Refuses a plain-http URL to a host other than loopback up front, naming the flag that
-/// allows it. Same rule as the library's (which refuses it too, in its own words): loopback
-/// IP addresses and `localhost`, as the `url` crate parses the host.
-fn check_scheme(what: &str, url: &str, allowed: bool) -> Result<()> {
-    let Ok(parsed) = url::Url::parse(url) else { return Ok(()) };
-    let loopback = match parsed.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    if parsed.scheme() == "http" && !allowed && !loopback {
-        bail!(
-            "{what} {url:?}: plain http is allowed only to loopback addresses; use https, or pass \
-             --allow-insecure-http to allow it anyway"
-        );
-    }
-    Ok(())
-}
-
 fn build_checker(args: &VerifyArgs) -> Result<Checker> {
     let policy = policy(args)?;
     // Checked even for a key file, so an incoherent command line never passes silently.
@@ -142,7 +122,7 @@ fn build_checker(args: &VerifyArgs) -> Result<Checker> {
     let mut any_kid = None;
     let keys: Keys = match (&args.jwks, &args.issuer) {
         (Some(jwks), _) if jwks.starts_with("https://") || jwks.starts_with("http://") => {
-            check_scheme("JWKS URL", jwks, insecure)?;
+            keys::check_scheme("JWKS URL", jwks, insecure)?;
             let mut builder = JwksSource::from_url(jwks.clone()).settings(settings);
             if let Some(issuer) = &args.issuer {
                 builder = builder.name(issuer.clone());
@@ -163,7 +143,7 @@ fn build_checker(args: &VerifyArgs) -> Result<Checker> {
             }
         },
         (None, Some(issuer)) => {
-            check_scheme("issuer", issuer, insecure)?;
+            keys::check_scheme("issuer", issuer, insecure)?;
             JwksSource::from_issuer(issuer.clone()).settings(settings).build()?.into()
         }
         (None, None) => bail!("give --jwks FILE|URL, or --issuer to discover the key set"),

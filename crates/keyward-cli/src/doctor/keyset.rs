@@ -17,25 +17,6 @@ pub(crate) fn is_url(text: &str) -> bool {
     text.starts_with("https://") || text.starts_with("http://")
 }
 
-/// Refuses plain http to a host other than loopback up front, naming the flag that allows it
-/// (the same rule as the library's and `verify`'s).
-pub(crate) fn check_scheme(what: &str, url: &str, allowed: bool) -> Result<()> {
-    let Ok(parsed) = url::Url::parse(url) else { return Ok(()) };
-    let loopback = match parsed.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    if parsed.scheme() == "http" && !allowed && !loopback {
-        bail!(
-            "{what} {url:?}: plain http is allowed only to loopback addresses; use https, or pass \
-             --allow-insecure-http to allow it anyway"
-        );
-    }
-    Ok(())
-}
-
 /// Where the live key set came from.
 #[derive(Debug, Clone)]
 pub(crate) enum Origin {

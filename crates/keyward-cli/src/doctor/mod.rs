@@ -56,10 +56,10 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
         wall_clock: args.now.is_none().then_some(wall),
     };
     if let Some(issuer) = &args.issuer {
-        keyset::check_scheme("issuer", issuer, args.allow_insecure_http)?;
+        crate::keys::check_scheme("issuer", issuer, args.allow_insecure_http)?;
     }
     if let Some(jwks) = args.jwks.as_deref().filter(|j| keyset::is_url(j)) {
-        keyset::check_scheme("JWKS URL", jwks, args.allow_insecure_http)?;
+        crate::keys::check_scheme("JWKS URL", jwks, args.allow_insecure_http)?;
     }
     // Inputs that cannot be read are usage errors, before any network traffic.
     let cached = match &args.cached_jwks {
@@ -191,10 +191,10 @@ pub(crate) fn run_watch(args: &WatchArgs) -> Result<ExitCode> {
         if !keyset::is_url(jwks) {
             bail!("watch polls a URL: --jwks {jwks:?} is not an http(s) URL");
         }
-        keyset::check_scheme("JWKS URL", jwks, args.allow_insecure_http)?;
+        crate::keys::check_scheme("JWKS URL", jwks, args.allow_insecure_http)?;
     }
     if let Some(issuer) = &args.issuer {
-        keyset::check_scheme("issuer", issuer, args.allow_insecure_http)?;
+        crate::keys::check_scheme("issuer", issuer, args.allow_insecure_http)?;
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(watch::watch(args))
