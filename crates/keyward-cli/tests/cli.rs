@@ -11,6 +11,7 @@ mod cli {
     pub(crate) mod support;
 
     mod demo;
+    mod guarantees;
     mod inspect;
     mod remote;
     mod stream;

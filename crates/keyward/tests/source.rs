@@ -26,6 +26,7 @@ mod source {
     mod discovery;
     mod fetching;
     mod flood;
+    mod guarantees;
     mod issuers;
     mod keyset;
     mod outage;

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Breaks each documented key-source guarantee in turn and checks that the test defending it
+# fails (docs/testing.md lists the results).
+#
+#   scripts/mutants.sh            # every breakage
+#   scripts/mutants.sh NAME...    # only these
+#
+# Each breakage is a perl substitution on one source file: the file is backed up, edited (the
+# script stops if the substitution no longer applies, so a stale entry cannot pass silently),
+# the named test runs, and the file is restored, also on Ctrl-C. Exit status: 0 when every
+# breakage was caught, 1 otherwise.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+SRC=crates/keyward/src/source/mod.rs
+HTTP=crates/keyward/src/source/http.rs
+VERIFY=crates/keyward/src/verify/mod.rs
+CLI_VERIFY=crates/keyward-cli/src/cmd/verify.rs
+LIB_TEST=(cargo test -q -p keyward --test source)
+CLI_TEST=(cargo test -q -p keyward-cli --test cli)
+
+# name ~ file ~ perl substitution ~ test runner (lib or cli) ~ test filter
+MUTANTS=(
+  "save_direct~$SRC~s/tokio::fs::write\(&tmp, record.to_string\(\)\).await\?;\s*tokio::fs::rename\(&tmp, &path\).await/let _ = &tmp; tokio::fs::write(&path, record.to_string()).await/~lib~guarantees::warm_start_readers_never_see_a_partial_file"
+  "tmp_create_new~$SRC~s/tokio::fs::write\(&tmp, record.to_string\(\)\).await\?;/{ use tokio::io::AsyncWriteExt as _; let mut f = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).await?; f.write_all(record.to_string().as_bytes()).await?; }/~lib~guarantees::a_leftover_temp_file"
+  "token_in_debug_log~$VERIFY~s/\"token rejected: \{\}\",\s*e.detail\(\)/\"token rejected: {} ({token})\", e.detail()/~lib~guarantees::no_token_segment"
+  "kidless_refetch~$SRC~s/\(Reason::InvalidSignature, Some\(_\)\)/(Reason::InvalidSignature, _)/~lib~guarantees::a_kidless_token"
+  "no_single_flight~$SRC~s/if control.inflight \|\| \*self.attempts.borrow\(\) != seen_attempt/if *self.attempts.borrow() != seen_attempt/~lib~guarantees::concurrent_unknown_kid_lookups_share_one_fetch"
+  "no_limiter~$SRC~s/if control.limiter.len\(\) >= self.settings.unknown_kid_fetches/if false \&\& control.limiter.len() >= self.settings.unknown_kid_fetches/~lib~guarantees::sequential_unknown_kids"
+  "limiter_off_by_one~$SRC~s/if control.limiter.len\(\) >= self.settings.unknown_kid_fetches/if control.limiter.len() > self.settings.unknown_kid_fetches/~lib~guarantees::sequential_unknown_kids"
+  "dns_not_retried~$HTTP~s/FetchStage::Connect \| FetchStage::Timeout \| FetchStage::Dns/FetchStage::Connect | FetchStage::Timeout/~lib~guarantees::dns_errors_are_retried"
+  "limiter_shared_by_sources~$SRC~s/(fn start_fetch\(self: &Arc<Self>, trigger: Trigger, seen_attempt: u64, limited: bool\) -> bool \{\n\s*let mut control = self.control\(\);)/\$1 static SHARED: Mutex<VecDeque<Instant>> = Mutex::new(VecDeque::new()); let mut shared = SHARED.lock().unwrap();/; s/control.limiter.(front|pop_front|len|push_back)/shared.\$1/g~lib~guarantees::a_flood_on_one_issuer"
+  "cli_negative_cache_default~$CLI_VERIFY~s/settings.negative_cache_ttl = args.refresh_cooldown;//~cli~guarantees::refresh_cooldown_also_sets"
+)
+
+restore() {
+  if [[ -n "${BACKUP:-}" && -f "$BACKUP" ]]; then
+    cp "$BACKUP" "$TARGET_FILE" && rm -f "$BACKUP"
+  fi
+}
+trap restore EXIT INT TERM
+
+wanted=("$@")
+caught=0
+missed=0
+for entry in "${MUTANTS[@]}"; do
+  IFS='~' read -r name TARGET_FILE expr runner filter <<<"$entry"
+  if [[ ${#wanted[@]} -gt 0 && ! " ${wanted[*]} " =~ " $name " ]]; then
+    continue
+  fi
+  BACKUP="$(mktemp)"
+  cp "$TARGET_FILE" "$BACKUP"
+  perl -0pi -e "$expr" "$TARGET_FILE"
+  if cmp -s "$TARGET_FILE" "$BACKUP"; then
+    echo "$name: the substitution no longer applies to $TARGET_FILE" >&2
+    restore
+    exit 2
+  fi
+  if [[ $runner == cli ]]; then cmd=("${CLI_TEST[@]}" "$filter"); else cmd=("${LIB_TEST[@]}" "$filter"); fi
+  log="$(mktemp)"
+  if "${cmd[@]}" >"$log" 2>&1; then
+    echo "NOT CAUGHT  $name  (${cmd[*]})"
+    missed=$((missed + 1))
+  elif grep -q "test result: FAILED" "$log"; then
+    echo "caught      $name  ($filter)"
+    caught=$((caught + 1))
+  else
+    echo "BUILD FAIL  $name: the mutated code did not compile; see $log" >&2
+    missed=$((missed + 1))
+    restore
+    continue
+  fi
+  rm -f "$log"
+  restore
+done
+echo "$caught caught, $missed not caught"
+[[ $missed -eq 0 ]]
