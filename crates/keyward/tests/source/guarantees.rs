@@ -2,8 +2,8 @@
 //! was seen to fail when the guarantee was broken in the source (`scripts/mutants.sh` applies
 //! the breakages again; `docs/testing.md` lists them).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keyward::source::{FetchStage, JwksSource};
@@ -140,9 +140,20 @@ async fn a_leftover_temp_file_neither_hides_the_saved_set_nor_blocks_later_saves
 
 // --- "Tokens and signatures are never logged" ---------------------------------------------
 
-/// Every event and span field, rendered, from every level (TRACE included).
-#[derive(Clone, Default)]
-struct Everything(Arc<Mutex<Vec<String>>>);
+thread_local! {
+    /// Every event and span field rendered on this thread while a capture is on.
+    static CAPTURED: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A layer that renders every field of every event and span, at every level (TRACE included),
+/// into [`CAPTURED`] on the thread that emitted it.
+///
+/// It is installed as the global subscriber, once per test binary, rather than with
+/// `set_default`: with only thread-scoped subscribers, a callsite first hit on another test's
+/// thread could cache "never interested" and this test saw none of the rejection events when
+/// the suite ran in parallel. A global subscriber that wants everything keeps every callsite
+/// enabled; tests with their own `set_default` subscriber still see only their own events.
+struct ThreadCapture;
 
 struct Fields<'a>(&'a mut String);
 
@@ -155,11 +166,21 @@ impl tracing::field::Visit for Fields<'_> {
     }
 }
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Everything {
+fn keep(line: impl FnOnce() -> String) {
+    CAPTURED.with(|captured| {
+        if let Some(lines) = captured.borrow_mut().as_mut() {
+            lines.push(line());
+        }
+    });
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ThreadCapture {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        let mut line = format!("{} {}:", event.metadata().level(), event.metadata().target());
-        event.record(&mut Fields(&mut line));
-        self.0.lock().unwrap().push(line);
+        keep(|| {
+            let mut line = format!("{} {}:", event.metadata().level(), event.metadata().target());
+            event.record(&mut Fields(&mut line));
+            line
+        });
     }
     fn on_new_span(
         &self,
@@ -167,9 +188,11 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Everything {
         _: &tracing::span::Id,
         _: tracing_subscriber::layer::Context<'_, S>,
     ) {
-        let mut line = format!("span {}:", attrs.metadata().name());
-        attrs.record(&mut Fields(&mut line));
-        self.0.lock().unwrap().push(line);
+        keep(|| {
+            let mut line = format!("span {}:", attrs.metadata().name());
+            attrs.record(&mut Fields(&mut line));
+            line
+        });
     }
     fn on_record(
         &self,
@@ -177,18 +200,33 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Everything {
         values: &tracing::span::Record<'_>,
         _: tracing_subscriber::layer::Context<'_, S>,
     ) {
-        let mut line = "span record:".to_owned();
-        values.record(&mut Fields(&mut line));
-        self.0.lock().unwrap().push(line);
+        keep(|| {
+            let mut line = "span record:".to_owned();
+            values.record(&mut Fields(&mut line));
+            line
+        });
     }
+}
+
+/// Starts capturing this thread's events (installing the global layer on first use).
+fn capture_this_thread() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(ThreadCapture))
+            .expect("no other global subscriber in the source tests");
+    });
+    CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
+}
+
+/// Stops capturing this thread's events and returns them.
+fn captured_on_this_thread() -> Vec<String> {
+    CAPTURED.with(|captured| captured.borrow_mut().take().unwrap_or_default())
 }
 
 #[tokio::test(start_paused = true)]
 async fn no_token_segment_reaches_any_log_field_at_any_level() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-
-    let logs = Everything::default();
-    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(logs.clone()));
+    capture_this_thread();
 
     let (k1, stranger) = (key("k1"), key("stranger"));
     let (server, source) = serving(Reply::jwks(&[&k1])).await;
@@ -236,7 +274,7 @@ async fn no_token_segment_reaches_any_log_field_at_any_level() {
     settle().await;
     assert!(server.hits(KEYS) >= 2, "the unknown kid fetched: the fetch path's logs are covered too");
 
-    let lines = logs.0.lock().unwrap().clone();
+    let lines = captured_on_this_thread();
     let debug_rejections =
         lines.iter().filter(|l| l.starts_with("DEBUG") && l.contains("token rejected")).count();
     assert_eq!(debug_rejections, rejections, "every rejection is logged at DEBUG:\n{}", lines.join("\n"));
