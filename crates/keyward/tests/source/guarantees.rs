@@ -258,7 +258,7 @@ async fn no_token_segment_reaches_any_log_field_at_any_level() {
         ("expired", &expired, Some(Reason::Expired)),
         ("bad signature", &bad_signature, Some(Reason::InvalidSignature)),
         ("unknown kid", &unknown_kid, Some(Reason::UnknownKid)),
-        ("no kid, no matching key", &kidless, Some(Reason::InvalidSignature)),
+        ("no kid, signature fails", &kidless, Some(Reason::InvalidSignature)),
         ("malformed", &malformed, Some(Reason::Malformed)),
     ];
     let mut rejections = 0;
