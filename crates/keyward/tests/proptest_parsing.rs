@@ -252,12 +252,20 @@ fn claims_like() -> impl Strategy<Value = Value> {
 }
 
 /// Whether the fixture policy's time, issuer and audience rules (exp required, leeway 60 s,
-/// iss exact, aud "api") all hold; other claims are not looked at.
+/// iss exact, aud "api") all hold; other claims are not looked at. NumericDates may be
+/// fractional (RFC 7519): `exp` is rounded down and `nbf`/`iat` up, as keyward does.
 fn policy_accepts(claims: &Map<String, Value>) -> bool {
-    let time = |name: &str| claims.get(name).map(Value::as_i64);
-    let exp_ok = matches!(time("exp"), Some(Some(exp)) if exp > NOW - 60);
-    let nbf_ok = matches!(time("nbf"), None | Some(Some(..=1_767_225_660)));
-    let iat_ok = matches!(time("iat"), None | Some(Some(..=1_767_225_660)));
+    let time = |name: &str| claims.get(name).map(Value::as_f64);
+    let (now, leeway) = (NOW as f64, 60.0);
+    let exp_ok = matches!(time("exp"), Some(Some(exp)) if exp.floor() + leeway > now);
+    let nbf_ok = match time("nbf") {
+        None => true,
+        Some(nbf) => nbf.is_some_and(|nbf| nbf.ceil() <= now + leeway),
+    };
+    let iat_ok = match time("iat") {
+        None => true,
+        Some(iat) => iat.is_some_and(|iat| iat.ceil() <= now + leeway),
+    };
     let iss_ok = claims.get("iss") == Some(&json!(ISS));
     let aud_ok = match claims.get("aud") {
         Some(Value::String(aud)) => aud == "api",
