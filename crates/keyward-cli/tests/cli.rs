@@ -14,6 +14,7 @@ mod cli {
     mod demo;
     mod doctor;
     mod doctor_more;
+    mod guarantees;
     mod inspect;
     mod key_files;
     mod newcomer;

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use keyward::danger::decode_unverified;
 use keyward::internal::base64url;
 use keyward::internal::{DEFAULT_MAX_TOKEN_LEN, UnverifiedToken};
-use keyward::jwk::JwkSet;
+use keyward::jwk::{JwkSet, JwksError};
 use keyward::{Policy, Reason, verify_with_keys};
 use keyward_idp::{SigningAlg, SigningKey};
 use proptest::prelude::*;
@@ -27,6 +27,8 @@ struct Fixture {
     tokens: Vec<String>,
     /// A public JWK per key type, for building JWKS documents.
     jwks: Vec<Value>,
+    /// The private keys behind `keys`, in the same order as `tokens`.
+    signing: Vec<SigningKey>,
 }
 
 fn fixture() -> &'static Fixture {
@@ -48,7 +50,8 @@ fn fixture() -> &'static Fixture {
         let keys = JwkSet::from_json(keyward_idp::jwks(signing.iter()).to_string().as_bytes()).unwrap();
         assert_eq!(keys.len(), signing.len());
         let policy = Policy::builder().issuer(ISS).audience("api").build().unwrap();
-        Fixture { keys, policy, tokens, jwks: signing.iter().map(SigningKey::public_jwk).collect() }
+        let jwks = signing.iter().map(SigningKey::public_jwk).collect();
+        Fixture { keys, policy, tokens, jwks, signing }
     })
 }
 
@@ -208,10 +211,126 @@ proptest! {
         let doc = json!({"keys": jwks});
         let set = JwkSet::from_json(doc.to_string().as_bytes()).unwrap();
         prop_assert_eq!(set.keys().len() + set.set_aside().len(), count);
+        // The kept keys are exactly the entries not set aside, kid for kid.
+        let aside: Vec<usize> = set.set_aside().iter().map(|a| a.index).collect();
+        let mut expected: Vec<Option<String>> = jwks
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !aside.contains(i))
+            .map(|(_, jwk)| jwk["kid"].as_str().map(str::to_owned))
+            .collect();
+        let mut kept: Vec<Option<String>> = Vec::new();
         for key in set.keys() {
             let _ = key.describe();
             if let Some(kid) = key.kid() {
                 prop_assert!(set.contains_kid(kid));
+            }
+            kept.push(key.kid().map(str::to_owned));
+        }
+        expected.sort();
+        kept.sort();
+        prop_assert_eq!(kept, expected);
+    }
+}
+
+/// Claims sets near the fixture's valid one: registered claims replaced by generated values or
+/// removed, members added, or (sometimes) the whole payload replaced by any JSON value.
+fn claims_like() -> impl Strategy<Value = Value> {
+    let name = prop::sample::select(vec!["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "azp", "scope"]);
+    let edited = prop::collection::vec((name, prop::option::of(jose_json())), 0..4).prop_map(|edits| {
+        let mut claims = json!({"iss": ISS, "sub": "alice", "aud": "api", "iat": NOW - 10, "exp": NOW + 600});
+        let map = claims.as_object_mut().unwrap();
+        for (name, value) in edits {
+            match value {
+                Some(v) => map.insert(name.to_owned(), v),
+                None => map.remove(name),
+            };
+        }
+        claims
+    });
+    prop_oneof![4 => edited, 1 => jose_json()]
+}
+
+/// Whether the fixture policy's time, issuer and audience rules (exp required, leeway 60 s,
+/// iss exact, aud "api") all hold; other claims are not looked at. NumericDates may be
+/// fractional (RFC 7519): `exp` is rounded down and `nbf`/`iat` up, as keyward does.
+fn policy_accepts(claims: &Map<String, Value>) -> bool {
+    let time = |name: &str| claims.get(name).map(Value::as_f64);
+    let (now, leeway) = (NOW as f64, 60.0);
+    let exp_ok = matches!(time("exp"), Some(Some(exp)) if exp.floor() + leeway > now);
+    let nbf_ok = match time("nbf") {
+        None => true,
+        Some(nbf) => nbf.is_some_and(|nbf| nbf.ceil() <= now + leeway),
+    };
+    let iat_ok = match time("iat") {
+        None => true,
+        Some(iat) => iat.is_some_and(|iat| iat.ceil() <= now + leeway),
+    };
+    let iss_ok = claims.get("iss") == Some(&json!(ISS));
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(aud)) => aud == "api",
+        Some(Value::Array(auds)) => auds.iter().all(Value::is_string) && auds.contains(&json!("api")),
+        _ => false,
+    };
+    exp_ok && nbf_ok && iat_ok && iss_ok && aud_ok
+}
+
+/// JSON equality, except that floats may differ in the last place (serde_json's default float
+/// parser, which builds `claims()`, can be one ULP off).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            (x - y).abs() <= x.abs().max(y.abs()) * 1e-15
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    /// Generated claims signed by a fixture key (ES256 or EdDSA): the signature verifies, so
+    /// claims parsing and every claims rule run on them. The verdict never names a signature or
+    /// header problem, a payload that is not a JSON object is `malformed`, and an accepted token
+    /// satisfies the policy.
+    #[test]
+    fn signed_generated_claims_reach_the_claims_checks(which in prop::sample::select(vec![2usize, 5]), claims in claims_like()) {
+        let f = fixture();
+        let key = &f.signing[which];
+        let header = json!({"alg": key.alg().as_str(), "kid": key.kid()});
+        let token = key.sign_parts(header.to_string().as_bytes(), claims.to_string().as_bytes()).unwrap();
+        match (verify_with_keys(&f.keys, &f.policy, &token, NOW), claims.as_object()) {
+            (Ok(verified), Some(map)) => {
+                prop_assert!(policy_accepts(map), "accepted {claims}");
+                let shown = Value::Object(verified.claims().clone());
+                prop_assert!(same_json(&shown, &claims), "claims shown {shown} for {claims}");
+            }
+            (Ok(_), None) => prop_assert!(false, "a non-object payload verified: {}", claims),
+            (Err(err), None) => prop_assert_eq!(err.reason(), Reason::Malformed, "{}", claims),
+            (Err(err), Some(map)) => {
+                prop_assert!(
+                    matches!(
+                        err.reason(),
+                        Reason::Expired
+                            | Reason::NotYetValid
+                            | Reason::IssuedInFuture
+                            | Reason::IssuerMismatch
+                            | Reason::AudienceMismatch
+                            | Reason::MissingClaim
+                            | Reason::InvalidClaim
+                    ),
+                    "{} for {}",
+                    err.reason(),
+                    claims
+                );
+                prop_assert!(!policy_accepts(map) || err.reason() == Reason::InvalidClaim, "{err} for {claims}");
             }
         }
     }
@@ -255,22 +374,40 @@ proptest! {
     }
 }
 
-/// Valid tokens for every algorithm verify, and their prefixes and extensions never do.
+/// The reason a token that differs from a valid one only in its signature segment gets: the
+/// segment is not canonical base64url (`malformed`), or it decodes to a signature that does not
+/// verify (`invalid_signature`).
+fn signature_reason(token: &str) -> Reason {
+    let signature = token.rsplit_once('.').map_or("", |(_, s)| s);
+    if base64url::decode(signature).is_ok() { Reason::InvalidSignature } else { Reason::Malformed }
+}
+
+/// Valid tokens for every algorithm verify, and their prefixes and extensions never do, each
+/// for the reason its shape dictates.
 #[test]
 fn fixture_tokens_verify_and_truncations_do_not() {
     let f = fixture();
+    let mut checked = 0;
     for token in &f.tokens {
         verify_with_keys(&f.keys, &f.policy, token, NOW).unwrap();
+        let second_dot = token.rfind('.').unwrap();
         for cut in 0..token.len() {
-            assert!(
-                verify_with_keys(&f.keys, &f.policy, &token[..cut], NOW).is_err(),
-                "prefix {cut} of {token}"
-            );
+            let prefix = &token[..cut];
+            // Without both dots it is not a compact JWS; after them, only the signature changed.
+            let reason = if cut <= second_dot { Reason::Malformed } else { signature_reason(prefix) };
+            let err = verify_with_keys(&f.keys, &f.policy, prefix, NOW).unwrap_err();
+            assert_eq!(err.reason(), reason, "prefix {cut} of {token}: {err}");
+            checked += 1;
         }
         for suffix in ["A", ".", "=", " ", "\n", ".A"] {
-            assert!(verify_with_keys(&f.keys, &f.policy, &format!("{token}{suffix}"), NOW).is_err());
+            let extended = format!("{token}{suffix}");
+            let reason = if suffix == "A" { signature_reason(&extended) } else { Reason::Malformed };
+            let err = verify_with_keys(&f.keys, &f.policy, &extended, NOW).unwrap_err();
+            assert_eq!(err.reason(), reason, "{token} + {suffix:?}: {err}");
+            checked += 1;
         }
     }
+    assert_eq!(checked, f.tokens.iter().map(|t| t.len() + 6).sum::<usize>());
 }
 
 /// Inputs the fuzz campaign (fuzz/README.md) and the properties above found worth keeping.
@@ -292,5 +429,6 @@ fn regression_inputs_do_not_panic() {
     }
     let _ = JwkSet::from_json(format!(r#"{{"keys":[{}]}}"#, "[".repeat(5000)).as_bytes());
     let empty: Map<String, Value> = Map::new();
-    assert!(JwkSet::from_json(Value::Object(empty).to_string().as_bytes()).is_err());
+    let err = JwkSet::from_json(Value::Object(empty).to_string().as_bytes()).unwrap_err();
+    assert!(matches!(err, JwksError::NotAKeySet(_)), "{err:?}");
 }

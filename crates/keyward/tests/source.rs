@@ -27,6 +27,7 @@ mod source {
     mod evidence;
     mod fetching;
     mod flood;
+    mod guarantees;
     mod issuers;
     mod keyset;
     mod outage;
