@@ -35,7 +35,9 @@ fn main() -> ExitCode {
     };
     // One token: the verdict already names the cause of keys_unavailable, so the key source's
     // own fetch warnings would say it twice more.
-    let one_token = matches!(&cli.command, cli::Command::Verify(v) if !v.stream);
+    // The demo narrates what the key source does; its log lines would interleave with that.
+    let one_token = matches!(&cli.command, cli::Command::Verify(v) if !v.stream)
+        || matches!(&cli.command, cli::Command::Demo);
     init_tracing(cli.log.as_deref(), one_token);
     match cmd::run(cli) {
         Ok(code) => code,

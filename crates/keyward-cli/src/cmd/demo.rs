@@ -2,8 +2,10 @@
 //!
 //! Two verifiers watch the same IdP: a naive one holding the key set fetched once at start (what
 //! a long-TTL cache holds), and keyward's rotation-aware key source. The IdP rotates with
-//! overlap, drops its old key, suffers a kid flood and an outage, and reuses a kid for new key
-//! material. The demo checks keyward's verdicts and exits non-zero if any is wrong.
+//! overlap, suffers a kid flood, drops its old key, signs before publishing, suffers an outage,
+//! and reuses a kid for new key material. The demo checks keyward's verdicts and exits non-zero
+//! if any is wrong.
+#![allow(clippy::disallowed_methods)] // the demo measures a real server in real time
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -19,6 +21,8 @@ use keyward_idp::{Fault, MockIdp, SigningAlg, SigningKey};
 const AUDIENCE: &str = "orders-api";
 /// Shortened from 30 s so the same-kid step needs no long wait; everything else is default.
 const DEMO_COOLDOWN: Duration = Duration::from_secs(2);
+/// How long after a key leaves the set the demo's second fetch may confirm the removal.
+const REMOVAL_CONFIRM: Duration = Duration::from_secs(1);
 const FLOOD: usize = 1_000;
 
 pub(crate) fn run() -> Result<ExitCode> {
@@ -55,6 +59,8 @@ struct Tally {
     checks: usize,
     wrong: usize,
     naive_rejected_valid: usize,
+    /// Tokens the naive cache accepted that must be rejected (a revoked key, a forgery).
+    naive_accepted_invalid: usize,
 }
 
 impl Tally {
@@ -70,6 +76,9 @@ impl Tally {
         self.grade(right, &expect.describe());
         if expect == Expect::Valid && naive.is_err() {
             self.naive_rejected_valid += 1;
+        }
+        if expect != Expect::Valid && naive.is_ok() {
+            self.naive_accepted_invalid += 1;
         }
     }
 
@@ -109,8 +118,9 @@ async fn demo() -> Result<bool> {
     outln!("keyward demo: an identity provider rotates its signing key while two verifiers watch");
     outln!("  mock IdP  {} (OIDC discovery + JWKS, Cache-Control: max-age=900)", idp.issuer());
     outln!("  naive     the key set fetched once at start: what a 15-minute cache holds");
-    outln!("  keyward   JwksSource by discovery: refresh on unknown kid, single-flight, limiter,");
-    outln!("            removal grace, last-known-good keys (refresh cooldown shortened to 2 s)");
+    outln!("  keyward   JwksSource by discovery: refresh on unknown kid, single-flight, a spaced fetch");
+    outln!("            budget, late-key follow-ups, confirmed removal, last-known-good keys");
+    outln!("            (windows shortened for the demo: 8 fetches per 2 s, removal confirmed after 1 s)");
 
     let k1 = key("2026-11-k1")?;
     idp.publish(&[&k1]);
@@ -118,6 +128,7 @@ async fn demo() -> Result<bool> {
         let mut s = SourceSettings::default();
         s.refresh_cooldown = DEMO_COOLDOWN;
         s.negative_cache_ttl = DEMO_COOLDOWN;
+        s.removal_confirm_after = REMOVAL_CONFIRM;
         s
     };
     let per_window = settings.unknown_kid_fetches;
@@ -126,7 +137,7 @@ async fn demo() -> Result<bool> {
     let keyward = Verifier::builder().keys(source.clone()).policy(policy.clone()).build()?;
     let frozen = source.current().context("no key set after the first fetch")?;
     let naive = Verifier::builder().keys(frozen).policy(policy).build()?;
-    let mut tally = Tally { checks: 0, wrong: 0, naive_rejected_valid: 0 };
+    let mut tally = Tally { checks: 0, wrong: 0, naive_rejected_valid: 0, naive_accepted_invalid: 0 };
 
     outln!("\n1. steady state: the IdP signs with k1");
     let t1 = mint(&k1, "alice")?;
@@ -187,16 +198,48 @@ async fn demo() -> Result<bool> {
     let t2b = mint(&k2, "bob")?;
     tally.show(&naive.verify(&t2b).await, &keyward.verify(&t2b).await, Expect::Valid);
 
-    outln!("\n4. the IdP drops k1 while k1 tokens are still in flight");
+    outln!("\n4. the IdP drops k1 (retired, or compromised) while k1 tokens are still in flight");
     idp.publish(&[&k2]);
     source.refresh().await.context("refresh after dropping k1")?;
-    outln!(
-        "   (keyward refetched: k1 is gone from the published set; it keeps verifying for the 15-minute removal grace)"
-    );
     let t1b = mint(&k1, "carol")?;
-    tally.show(&naive.verify(&t1b).await, &keyward.verify(&t1b).await, Expect::Valid);
+    let (naive_k1, keyward_k1) = (naive.verify(&t1b).await, keyward.verify(&t1b).await);
+    let awaiting = matches!(
+        keyward_k1.as_ref().ok().and_then(|v| v.keys()).and_then(|k| k.grace),
+        Some(keyward::source::GraceKind::AwaitingConfirmation { .. })
+    );
+    outln!("   (one fetch lacks k1: until a second fetch confirms the removal, k1 still verifies)");
+    tally.show(&naive_k1, &keyward_k1, Expect::Valid);
+    tally.grade(awaiting, "the verdict says k1 awaits removal confirmation");
+    tokio::time::sleep(REMOVAL_CONFIRM + Duration::from_millis(100)).await;
+    source.refresh().await.context("the confirming fetch")?;
+    outln!("   (a second fetch {} s later also lacks k1: removal is revocation)", REMOVAL_CONFIRM.as_secs());
+    tally.show(&naive.verify(&t1b).await, &keyward.verify(&t1b).await, Expect::Rejected(Reason::UnknownKid));
 
-    outln!("\n5. IdP outage: the JWKS endpoint answers 503");
+    outln!("\n5. the IdP signs with k3 before its JWKS shows it (a CDN serving an older copy)");
+    let k3 = key("2026-12-k3")?;
+    let t3a = mint(&k3, "frank")?;
+    tally.show(&naive.verify(&t3a).await, &keyward.verify(&t3a).await, Expect::Rejected(Reason::UnknownKid));
+    let published = std::time::Instant::now();
+    idp.publish(&[&k2, &k3]);
+    let spacing = DEMO_COOLDOWN / u32::try_from(per_window.max(1)).unwrap_or(u32::MAX);
+    let mut accepted = None;
+    for _ in 0..40 {
+        if keyward.verify(&t3a).await.is_ok() {
+            accepted = Some(published.elapsed());
+            break;
+        }
+        tokio::time::sleep(spacing / 4).await;
+    }
+    match accepted {
+        Some(after) => outln!(
+            "   keyward  valid {:.2} s after k3 was published (a kid a fetch lacked is followed up)",
+            after.as_secs_f64()
+        ),
+        None => outln!("   keyward  still rejected 10 fetch spacings after k3 was published"),
+    }
+    tally.grade(accepted.is_some(), "k3 accepted soon after its publication");
+
+    outln!("\n6. IdP outage: the JWKS endpoint answers 503");
     idp.set_fault(Fault::Status(503));
     match source.refresh().await {
         Ok(()) => outln!("   (refresh unexpectedly succeeded)"),
@@ -206,13 +249,14 @@ async fn demo() -> Result<bool> {
     tally.show(&naive.verify(&t2c).await, &keyward.verify(&t2c).await, Expect::Valid);
     let health = source.health();
     outln!(
-        "   health: {}, {} keys, {} failure(s) since the last success",
+        "   health: {}, {} usable key{}, {} failure(s) since the last success",
         health.state.as_str(),
         health.keys,
+        if health.keys == 1 { "" } else { "s" },
         health.consecutive_failures
     );
 
-    outln!("\n6. recovery, then the IdP reuses kid 2026-11-k2 for new key material");
+    outln!("\n7. recovery, then the IdP reuses kid 2026-11-k2 for new key material");
     idp.set_fault(Fault::None);
     tokio::time::sleep(DEMO_COOLDOWN + Duration::from_millis(100)).await;
     let k2_new = Arc::new(SigningKey::generate(SigningAlg::RS256, "2026-11-k2")?);
@@ -229,10 +273,11 @@ async fn demo() -> Result<bool> {
     );
 
     outln!(
-        "\nsummary: keyward gave {} right verdicts out of {}; the naive cache rejected {} valid tokens; the IdP served {} JWKS requests in all",
+        "\nsummary: keyward gave {} right verdicts out of {}; the naive cache rejected {} valid tokens and accepted {} it should not have; the IdP served {} JWKS requests in all",
         tally.checks - tally.wrong,
         tally.checks,
         tally.naive_rejected_valid,
+        tally.naive_accepted_invalid,
         idp.jwks_hits()
     );
     Ok(tally.wrong == 0)
