@@ -21,6 +21,8 @@
 //! the raw threads' own `schedstat`, the binary's `utime + stime` in 10 ms ticks, read from
 //! `/proc` once it has exited). Their ratio is what the wall-clock ratio would be on cores
 //! nobody else uses, if both kept every core busy.
+//!
+//! Last, the round trip of a caller that writes one token and waits for its answer.
 #![allow(clippy::disallowed_methods)] // measures real elapsed time, which is the point here
 #![allow(missing_docs)]
 
@@ -35,6 +37,7 @@ use serde_json::json;
 
 const NOW: i64 = 1_767_225_600;
 const TOKENS: usize = 10_000;
+const LOCKSTEP_TOKENS: usize = 1_000;
 
 fn main() {
     let mut args = std::env::args().skip(1).peekable();
@@ -107,6 +110,48 @@ fn main() {
         ratios.iter().copied().fold(0.0, f64::max),
         median(&mut cpu_ratios),
     );
+    let mut trips: Vec<f64> =
+        (0..rounds).map(|_| lockstep(&bin, &jwks_path, &tokens[..LOCKSTEP_TOKENS])).collect();
+    println!(
+        "lockstep (one line written, its answer read, {LOCKSTEP_TOKENS} times): median {:.1} us per round trip",
+        median(&mut trips)
+    );
+}
+
+/// Microseconds per round trip of a caller that writes one token and waits for its answer.
+fn lockstep(bin: &str, jwks: &std::path::Path, tokens: &[String]) -> f64 {
+    use std::io::BufRead;
+    let mut child = spawn(bin, jwks);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    // The first answer also waits for start-up and key loading: not counted.
+    writeln!(stdin, "{}", tokens[0]).unwrap();
+    reader.read_line(&mut line).unwrap();
+    let start = Instant::now();
+    for token in tokens {
+        writeln!(stdin, "{token}").unwrap();
+        stdin.flush().unwrap();
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with(r#"{"valid":true"#), "{line}");
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    elapsed * 1e6 / tokens.len() as f64
+}
+
+fn spawn(bin: &str, jwks: &std::path::Path) -> std::process::Child {
+    Command::new(bin)
+        .args(["verify", "--jwks"])
+        .arg(jwks)
+        .args(["--now", &NOW.to_string(), "--stream", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
 }
 
 /// Nanoseconds the calling thread has spent on a CPU (Linux `schedstat`; 0 elsewhere).
@@ -162,15 +207,7 @@ fn raw(key: &ParsedPublicKey, prepared: &[(&str, Vec<u8>)], threads: usize) -> (
 /// seconds it spent.
 fn cli(bin: &str, jwks: &std::path::Path, input: &[u8]) -> (f64, f64) {
     let start = Instant::now();
-    let mut child = Command::new(bin)
-        .args(["verify", "--jwks"])
-        .arg(jwks)
-        .args(["--now", &NOW.to_string(), "--stream", "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(bin, jwks);
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut out = Vec::with_capacity(input.len() * 2);

@@ -355,13 +355,13 @@ impl Pipeline {
             workers: Vec::with_capacity(count),
         };
         let work_rx = Arc::new(Mutex::new(work_rx));
+        let answerer =
+            Answerer { stop: Arc::clone(&pipeline.stop), runtime: runtime.clone(), checker: checker.clone() };
         for n in 0..count {
             let worker = Worker {
                 queue: Arc::clone(&work_rx),
                 answers: answer_tx.clone(),
-                stop: Arc::clone(&pipeline.stop),
-                runtime: runtime.clone(),
-                checker: checker.clone(),
+                answerer: answerer.clone(),
             };
             match std::thread::Builder::new().name(format!("keyward-verify-{n}")).spawn(move || worker.run())
             {
@@ -375,7 +375,7 @@ impl Pipeline {
         let queue = Arc::clone(&pipeline.queue);
         let reader = std::thread::Builder::new()
             .name("keyward-read".to_owned())
-            .spawn(move || read_batches(&queue, &credit_rx, &answer_tx));
+            .spawn(move || read_batches(&queue, &credit_rx, &answer_tx, &answerer));
         // The reader is not joined: it may be blocked reading a stdin nobody writes to.
         if let Err(e) = reader {
             pipeline.finish();
@@ -397,7 +397,15 @@ impl Pipeline {
 
 /// The reader thread: sends batches to the work queue, one credit each, then tells the writer
 /// how many it sent. A panic here is reported as an error, so the writer never waits forever.
-fn read_batches(queue: &Mutex<Option<Sender<Batch>>>, credits: &Receiver<()>, answers: &Sender<Message>) {
+///
+/// A lone line (nothing queued behind it: most likely a caller waiting for its answer) is
+/// answered here, which spares it a hand-off to a worker and back.
+fn read_batches(
+    queue: &Mutex<Option<Sender<Batch>>>,
+    credits: &Receiver<()>,
+    answers: &Sender<Message>,
+    answerer: &Answerer,
+) {
     let mut sent = 0u64;
     let read = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let stdin = std::io::stdin();
@@ -406,6 +414,14 @@ fn read_batches(queue: &Mutex<Option<Sender<Batch>>>, credits: &Receiver<()>, an
         while let Some(lines) = read_batch(&mut input)? {
             if credits.recv().is_err() {
                 return Ok(()); // The writer has stopped.
+            }
+            if lines.len() == 1 {
+                let answer = answerer.answer(lines);
+                if answers.send(Message::Answered { seq: sent, answer }).is_err() {
+                    return Ok(());
+                }
+                sent = sent.saturating_add(1);
+                continue;
             }
             let slot = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let Some(work) = slot.as_ref() else { return Ok(()) };
@@ -449,9 +465,7 @@ fn read_batch(input: &mut std::io::BufReader<impl Read>) -> Result<Option<Vec<Li
 struct Worker {
     queue: Arc<Mutex<Receiver<Batch>>>,
     answers: Sender<Message>,
-    stop: Arc<AtomicBool>,
-    runtime: tokio::runtime::Handle,
-    checker: Checker,
+    answerer: Answerer,
 }
 
 impl Worker {
@@ -459,18 +473,33 @@ impl Worker {
         loop {
             let batch = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
             let Ok(Batch { seq, lines }) = batch else { return };
-            // A panic is answered as an error in the batch's place, so the writer never waits
-            // for a batch that will not come.
-            let answer = std::panic::catch_unwind(AssertUnwindSafe(|| self.answer(lines)))
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("a verification thread stopped")));
+            let answer = self.answerer.answer(lines);
             if self.answers.send(Message::Answered { seq, answer }).is_err() {
                 return;
             }
         }
     }
+}
+
+/// What answering a batch takes: the shared verifier, the runtime it runs on, and the stop
+/// flag.
+#[derive(Clone)]
+struct Answerer {
+    stop: Arc<AtomicBool>,
+    runtime: tokio::runtime::Handle,
+    checker: Checker,
+}
+
+impl Answerer {
+    /// The batch's JSON lines. A panic is answered as an error in the batch's place, so the
+    /// writer never waits for a batch that will not come.
+    fn answer(&self, lines: Vec<Line>) -> Result<Answer> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.answer_lines(lines)))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("a verification thread stopped")))
+    }
 
     /// Verifies the lines in order and serialises one JSON report line each.
-    fn answer(&self, mut lines: Vec<Line>) -> Result<Answer> {
+    fn answer_lines(&self, mut lines: Vec<Line>) -> Result<Answer> {
         let outcomes: Vec<Outcome> = self.runtime.block_on(async {
             let mut outcomes = Vec::with_capacity(lines.len());
             for line in &mut lines {
