@@ -12,8 +12,8 @@
 //! 10,000 distinct RS256-2048 tokens (same header, distinct payloads). Each round measures
 //! the raw baseline first: N threads (N = available cores) each verifying its share of the
 //! pre-decoded tokens with one pre-parsed key (`ParsedPublicKey::verify_sig`); then the real
-//! binary, all tokens piped in at once, stdout to a pipe read into memory (start-up and key
-//! loading included). Rounds alternate so both see the same machine load; the machine may be
+//! binary, `keyward verify --jwks FILE --now T --stream --json < tokens > /dev/null` (start-up
+//! and key loading included). One run through pipes first checks every answer and its order. Rounds alternate so both see the same machine load; the machine may be
 //! shared and noisy, so medians are printed, and the ratio is the median of per-round ratios.
 //!
 //! On a loaded machine the scheduler shares cores per thread, which favours whichever side
@@ -70,6 +70,9 @@ fn main() {
         std::fs::write(dir.join("tokens.txt"), &input).unwrap();
         return;
     }
+    let tokens_path = dir.path().join("tokens.txt");
+    std::fs::write(&tokens_path, &input).unwrap();
+    check(&bin, &jwks_path, &input);
 
     let jwk = key.public_jwk_bare();
     let field = |name: &str| base64url::decode(jwk[name].as_str().unwrap()).unwrap();
@@ -89,7 +92,7 @@ fn main() {
     let (mut raws, mut clis, mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         let (raw_rate, raw_cpu) = raw(&raw_key, &prepared, cores);
-        let (cli_rate, cli_cpu) = cli(&bin, &jwks_path, &input);
+        let (cli_rate, cli_cpu) = cli(&bin, &jwks_path, &tokens_path);
         let (raw_us, cli_us) = (raw_cpu * 1e6 / TOKENS as f64, cli_cpu * 1e6 / TOKENS as f64);
         println!(
             "round {round}: raw {raw_rate:>7.0} tokens/s ({raw_us:.1} us CPU each)   keyward {cli_rate:>7.0} tokens/s ({cli_us:.1} us CPU each)   wall {:.3}x   CPU {:.3}x",
@@ -205,8 +208,25 @@ fn raw(key: &ParsedPublicKey, prepared: &[(&str, Vec<u8>)], threads: usize) -> (
 
 /// Tokens per second of the binary over all of `input`, output read into memory, and the CPU
 /// seconds it spent.
-fn cli(bin: &str, jwks: &std::path::Path, input: &[u8]) -> (f64, f64) {
+fn cli(bin: &str, jwks: &std::path::Path, tokens: &std::path::Path) -> (f64, f64) {
     let start = Instant::now();
+    let child = Command::new(bin)
+        .args(["verify", "--jwks"])
+        .arg(jwks)
+        .args(["--now", &NOW.to_string(), "--stream", "--json"])
+        .stdin(std::fs::File::open(tokens).unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let cpu = zombie_cpu_secs(child.id());
+    let elapsed = start.elapsed().as_secs_f64();
+    assert!(child.wait_with_output().unwrap().status.success());
+    (TOKENS as f64 / elapsed, cpu)
+}
+
+/// Checks, through pipes, that every token is answered valid, once, in input order.
+fn check(bin: &str, jwks: &std::path::Path, input: &[u8]) {
     let mut child = spawn(bin, jwks);
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
@@ -215,8 +235,6 @@ fn cli(bin: &str, jwks: &std::path::Path, input: &[u8]) -> (f64, f64) {
         scope.spawn(move || stdin.write_all(input).unwrap());
         stdout.read_to_end(&mut out).unwrap();
     });
-    let cpu = zombie_cpu_secs(child.id());
-    let elapsed = start.elapsed().as_secs_f64();
     let status = child.wait().unwrap();
     let lines: Vec<&[u8]> = out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), TOKENS, "one answer per token");
@@ -226,7 +244,6 @@ fn cli(bin: &str, jwks: &std::path::Path, input: &[u8]) -> (f64, f64) {
         assert!(line.contains(&format!(r#""sub":"user-{i}""#)), "answers in input order: {line}");
     }
     assert!(status.success(), "{status}");
-    (TOKENS as f64 / elapsed, cpu)
 }
 
 fn median(values: &mut [f64]) -> f64 {
