@@ -384,7 +384,8 @@ impl Pipeline {
         Ok((pipeline, answer_rx, credit_tx))
     }
 
-    /// Stops the workers (what is still queued is skipped) and waits for them.
+    /// Stops the workers (what is still queued is skipped) and waits for them, and for a line
+    /// the reader is answering itself.
     fn finish(self) {
         self.stop.store(true, Ordering::Relaxed);
         drop(self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
@@ -415,17 +416,16 @@ fn read_batches(
             if credits.recv().is_err() {
                 return Ok(()); // The writer has stopped.
             }
+            let slot = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(work) = slot.as_ref() else { return Ok(()) };
             if lines.len() == 1 {
+                // Answered holding the queue's lock, which `Pipeline::finish` takes too: the
+                // runtime is never dropped under this verification.
                 let answer = answerer.answer(lines);
                 if answers.send(Message::Answered { seq: sent, answer }).is_err() {
                     return Ok(());
                 }
-                sent = sent.saturating_add(1);
-                continue;
-            }
-            let slot = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let Some(work) = slot.as_ref() else { return Ok(()) };
-            if work.send(Batch { seq: sent, lines }).is_err() {
+            } else if work.send(Batch { seq: sent, lines }).is_err() {
                 return Ok(());
             }
             sent = sent.saturating_add(1);
