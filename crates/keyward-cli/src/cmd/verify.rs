@@ -218,9 +218,9 @@ const IN_FLIGHT_PER_WORKER: usize = 4;
 
 /// One token per line in, one JSON line out, in input order.
 ///
-/// A pipeline: a reader thread cuts stdin into numbered batches (one line alone when nothing
-/// is queued behind it, up to [`BATCH_LINES`] when a log is piped in); one worker per core
-/// verifies a batch and serialises its reports into one buffer; this thread writes the
+/// A pipeline: a reader thread cuts stdin into numbered batches (up to [`BATCH_LINES`] lines
+/// when a log is piped in; a line with nothing queued behind it is answered by the reader
+/// itself); one worker per core verifies a batch and serialises its reports into one buffer; this thread writes the
 /// buffers strictly in input order, and flushes whenever it has written everything that is
 /// ready, so a caller that waits for each answer gets it at once. At most
 /// [`IN_FLIGHT_PER_WORKER`] batches per worker are in flight. Every worker shares one
@@ -390,7 +390,7 @@ impl Pipeline {
         self.stop.store(true, Ordering::Relaxed);
         drop(self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
         for worker in self.workers {
-            // A worker's panic was already answered as an error (`Worker::run`).
+            // A panic while verifying was already answered as an error (`Answerer::answer`).
             worker.join().ok();
         }
     }
