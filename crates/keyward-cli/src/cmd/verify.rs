@@ -1,9 +1,12 @@
 //! `keyward verify`: one token (or a stream of them), one verdict each, one reason code.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Read, Write};
+use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
@@ -181,68 +184,95 @@ fn policy(args: &VerifyArgs) -> Result<Policy> {
     Ok(builder.build()?)
 }
 
-/// Below this many buffered lines a batch is verified on the calling thread alone.
-const PARALLEL_MIN_BATCH: usize = 8;
+/// Lines per batch, at most: small enough that a burst is spread over every worker, large
+/// enough that a hand-off costs little next to verifying the lines.
+const BATCH_LINES: usize = 64;
+
+/// A batch closes once its lines hold this many bytes (one line alone may hold up to
+/// [`MAX_STREAM_LINE`]), so the bound on batches in flight also bounds memory.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// Batches read but not yet written, per worker: enough to keep every worker busy while the
+/// writer catches up, few enough to bound memory.
+const IN_FLIGHT_PER_WORKER: usize = 4;
 
 /// One token per line in, one JSON line out, in input order.
 ///
-/// A caller that waits for each answer sends one line at a time: it is verified inline and
-/// answered (flushed) at once. When many lines are already buffered (a log piped in), they are
-/// split into contiguous chunks verified on helper threads alongside this one, answered in
-/// order, and flushed when the input runs dry: one hand-off per chunk, not per token.
+/// A pipeline: a reader thread cuts stdin into numbered batches (up to [`BATCH_LINES`] lines
+/// when a log is piped in; a line with nothing queued behind it is answered by the reader
+/// itself); one worker per core verifies a batch and serialises its reports into one buffer; this thread writes the
+/// buffers strictly in input order, and flushes whenever it has written everything that is
+/// ready, so a caller that waits for each answer gets it at once. At most
+/// [`IN_FLIGHT_PER_WORKER`] batches per worker are in flight. Every worker shares one
+/// long-lived verifier (and so its key cache).
 ///
 /// A line that is not UTF-8 (`malformed`) or longer than [`MAX_STREAM_LINE`]
-/// (`token_too_large`) gets its own verdict; the stream goes on.
+/// (`token_too_large`) gets its own verdict; the stream goes on. A closed stdout ends the
+/// stream quietly with the verdict so far.
 fn stream(runtime: &tokio::runtime::Runtime, checker: &Checker) -> Result<ExitCode> {
-    let stdin = std::io::stdin();
-    // Our own buffer, so we can see without blocking whether the next line is already here.
-    let mut input = std::io::BufReader::with_capacity(256 * 1024, stdin.lock());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
+    let (pipeline, answers, credits) = Pipeline::start(workers, runtime.handle(), checker)?;
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
-    let helpers = Helpers::start(threads - 1, runtime.handle(), checker);
-    let window = 64 * threads;
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut all_valid = true;
-    let mut batch: Vec<Line> = Vec::with_capacity(window);
+    let written = write_answers(&answers, &credits, &mut out, &mut all_valid);
+    // Stops and joins the workers before the runtime they verify on can be dropped.
+    pipeline.finish();
+    match written {
+        Ok(()) => Ok(ExitCode::from(u8::from(!all_valid))),
+        // The reader went away (e.g. `| head`): stop quietly.
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::from(u8::from(!all_valid))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes the answered batches in input order until the reader's last batch; flushes whenever
+/// nothing more is ready, and hands a credit back to the reader for every batch written.
+/// `all_valid` is kept up to date so a closed stdout still yields the verdict so far.
+fn write_answers(
+    answers: &Receiver<Message>,
+    credits: &SyncSender<()>,
+    out: &mut impl Write,
+    all_valid: &mut bool,
+) -> Result<()> {
+    let stopped = || anyhow::anyhow!("a verification thread stopped");
+    let mut pending: BTreeMap<u64, Result<Answer>> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut end: Option<(u64, Option<anyhow::Error>)> = None;
     loop {
-        batch.clear();
-        // Block for one line, then take whatever complete lines are already buffered.
-        match read_token_line(&mut input)? {
-            Some(line) => batch.push(line),
-            None => break,
+        while let Some(answer) = pending.remove(&next) {
+            let answer = answer?;
+            *all_valid &= answer.all_valid;
+            out.write_all(&answer.json)?;
+            next = next.saturating_add(1);
+            // Never full (no more credits exist than it holds), and fails only once the reader
+            // has ended, which needs no more of them.
+            credits.try_send(()).ok();
         }
-        while batch.len() < window && input.buffer().contains(&b'\n') {
-            match read_token_line(&mut input)? {
-                Some(line) => batch.push(line),
-                None => break,
-            }
-        }
-        batch.retain(|line| line.early.is_some() || !line.token.text.is_empty());
-        let texts: Vec<String> = batch.iter_mut().map(|line| std::mem::take(&mut line.token.text)).collect();
-        let outcomes = helpers.verify_all(runtime, checker, &texts)?;
-        let mut written = Ok(());
-        for ((line, text), outcome) in batch.iter_mut().zip(texts).zip(outcomes) {
-            line.token.text = text;
-            let outcome = match line.early.take() {
+        if let Some((batches, _)) = &end
+            && next >= *batches
+        {
+            out.flush()?;
+            return match end.and_then(|(_, error)| error) {
                 Some(error) => Err(error),
-                None => outcome,
+                None => Ok(()),
             };
-            let report = Report::new(&line.token, checker, outcome);
-            all_valid &= report.outcome.is_ok();
-            written = written.and_then(|()| report.write_json(&mut out));
         }
-        if !input.buffer().contains(&b'\n') {
-            written = written.and_then(|()| out.flush().map_err(Into::into));
-        }
-        match written {
-            Ok(()) => {}
-            // The reader went away (e.g. `| head`): stop quietly.
-            Err(e) if is_broken_pipe(&e) => return Ok(ExitCode::from(u8::from(!all_valid))),
-            Err(e) => return Err(e),
+        let message = match answers.try_recv() {
+            Ok(message) => message,
+            Err(TryRecvError::Empty) => {
+                out.flush()?;
+                answers.recv().map_err(|_| stopped())?
+            }
+            Err(TryRecvError::Disconnected) => return Err(stopped()),
+        };
+        match message {
+            Message::Answered { seq, answer } => {
+                pending.insert(seq, answer);
+            }
+            Message::End { batches, error } => end = Some((batches, error)),
         }
     }
-    out.flush().or_else(|e| if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) })?;
-    Ok(ExitCode::from(u8::from(!all_valid)))
 }
 
 /// One input line of `--stream`: the tidied token, or a verdict reached before verification.
@@ -254,65 +284,223 @@ struct Line {
 /// One token's verdict.
 type Outcome = Result<Verified, Error>;
 
-/// Helper threads that verify chunks of a batch; they end when the sender side is dropped.
-struct Helpers {
-    workers: Vec<Worker>,
+/// Consecutive input lines, numbered in input order.
+struct Batch {
+    seq: u64,
+    lines: Vec<Line>,
 }
 
-/// One helper thread's two channels: chunks in, outcomes out.
-struct Worker {
-    chunks: std::sync::mpsc::Sender<Vec<String>>,
-    done: std::sync::mpsc::Receiver<Vec<Outcome>>,
+/// A batch's JSON lines, and whether every token in it was valid.
+struct Answer {
+    json: Vec<u8>,
+    all_valid: bool,
 }
 
-impl Helpers {
-    fn start(count: usize, runtime: &tokio::runtime::Handle, verifier: &Checker) -> Self {
-        let workers = (0..count)
-            .map(|_| {
-                let (chunks_tx, chunks_rx) = std::sync::mpsc::channel::<Vec<String>>();
-                let (done_tx, done_rx) = std::sync::mpsc::channel::<Vec<Outcome>>();
-                let (runtime, verifier) = (runtime.clone(), verifier.clone());
-                std::thread::spawn(move || {
-                    for chunk in chunks_rx {
-                        let outcomes = chunk.iter().map(|t| runtime.block_on(verifier.verify(t))).collect();
-                        if done_tx.send(outcomes).is_err() {
-                            return;
-                        }
-                    }
-                });
-                Worker { chunks: chunks_tx, done: done_rx }
-            })
-            .collect();
-        Self { workers }
+/// What the workers and the reader tell the writer.
+enum Message {
+    /// Batch `seq` answered, or an error that ends the stream once its turn comes.
+    Answered { seq: u64, answer: Result<Answer> },
+    /// The reader sent `batches` batches and stopped: at the end of stdin, or on `error`.
+    End { batches: u64, error: Option<anyhow::Error> },
+}
+
+/// The reader and worker threads of `--stream`, and what stops them.
+struct Pipeline {
+    /// The work queue's sending side, shared with the reader; taking it closes the queue, so
+    /// idle workers end once it is drained.
+    queue: Arc<Mutex<Option<Sender<Batch>>>>,
+    /// Set when the stream ends early: workers skip what is left instead of verifying it.
+    stop: Arc<AtomicBool>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Starts `count` workers and the reader; returns the writer's side: answers in, credits
+    /// (one per batch the reader may still send) out.
+    fn start(
+        count: usize,
+        runtime: &tokio::runtime::Handle,
+        checker: &Checker,
+    ) -> Result<(Self, Receiver<Message>, SyncSender<()>)> {
+        let in_flight = IN_FLIGHT_PER_WORKER.saturating_mul(count);
+        let (credit_tx, credit_rx) = std::sync::mpsc::sync_channel::<()>(in_flight);
+        for _ in 0..in_flight {
+            credit_tx.try_send(()).map_err(|_| anyhow::anyhow!("cannot start the stream pipeline"))?;
+        }
+        let (work_tx, work_rx) = std::sync::mpsc::channel::<Batch>();
+        let (answer_tx, answer_rx) = std::sync::mpsc::channel::<Message>();
+        let mut pipeline = Self {
+            queue: Arc::new(Mutex::new(Some(work_tx))),
+            stop: Arc::new(AtomicBool::new(false)),
+            workers: Vec::with_capacity(count),
+        };
+        let work_rx = Arc::new(Mutex::new(work_rx));
+        let answerer =
+            Answerer { stop: Arc::clone(&pipeline.stop), runtime: runtime.clone(), checker: checker.clone() };
+        for n in 0..count {
+            let worker = Worker {
+                queue: Arc::clone(&work_rx),
+                answers: answer_tx.clone(),
+                answerer: answerer.clone(),
+            };
+            match std::thread::Builder::new().name(format!("keyward-verify-{n}")).spawn(move || worker.run())
+            {
+                Ok(handle) => pipeline.workers.push(handle),
+                Err(e) => {
+                    pipeline.finish();
+                    return Err(e).context("cannot start a verification thread");
+                }
+            }
+        }
+        let queue = Arc::clone(&pipeline.queue);
+        let reader = std::thread::Builder::new()
+            .name("keyward-read".to_owned())
+            .spawn(move || read_batches(&queue, &credit_rx, &answer_tx, &answerer));
+        // The reader is not joined: it may be blocked reading a stdin nobody writes to.
+        if let Err(e) = reader {
+            pipeline.finish();
+            return Err(e).context("cannot start the thread reading stdin");
+        }
+        Ok((pipeline, answer_rx, credit_tx))
     }
 
-    /// Verifies `batch`, in order, spread over the helpers and the calling thread.
-    fn verify_all(
-        &self,
-        runtime: &tokio::runtime::Runtime,
-        verifier: &Checker,
-        batch: &[String],
-    ) -> Result<Vec<Outcome>> {
-        if batch.len() < PARALLEL_MIN_BATCH || self.workers.is_empty() {
-            return Ok(batch.iter().map(|t| runtime.block_on(verifier.verify(t))).collect());
+    /// Stops the workers (what is still queued is skipped) and waits for them, and for a line
+    /// the reader is answering itself.
+    fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
+        for worker in self.workers {
+            // A panic while verifying was already answered as an error (`Answerer::answer`).
+            worker.join().ok();
         }
-        let chunk_len = batch.len().div_ceil(self.workers.len() + 1);
-        let mut chunks = batch.chunks(chunk_len);
-        let own = chunks.next().unwrap_or_default();
-        let mut sent = 0;
-        for (worker, chunk) in self.workers.iter().zip(chunks) {
-            worker
-                .chunks
-                .send(chunk.to_vec())
-                .map_err(|_| anyhow::anyhow!("a verification thread stopped"))?;
-            sent += 1;
+    }
+}
+
+/// The reader thread: sends batches to the work queue, one credit each, then tells the writer
+/// how many it sent. A panic here is reported as an error, so the writer never waits forever.
+///
+/// A lone line (nothing queued behind it: most likely a caller waiting for its answer) is
+/// answered here, which spares it a hand-off to a worker and back.
+fn read_batches(
+    queue: &Mutex<Option<Sender<Batch>>>,
+    credits: &Receiver<()>,
+    answers: &Sender<Message>,
+    answerer: &Answerer,
+) {
+    let mut sent = 0u64;
+    let read = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let stdin = std::io::stdin();
+        // Our own buffer, so we can see without blocking whether the next line is already here.
+        let mut input = std::io::BufReader::with_capacity(256 * 1024, stdin.lock());
+        while let Some(lines) = read_batch(&mut input)? {
+            if credits.recv().is_err() {
+                return Ok(()); // The writer has stopped.
+            }
+            let slot = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(work) = slot.as_ref() else { return Ok(()) };
+            if lines.len() == 1 {
+                // Answered holding the queue's lock, which `Pipeline::finish` takes too: the
+                // runtime is never dropped under this verification.
+                let answer = answerer.answer(lines);
+                if answers.send(Message::Answered { seq: sent, answer }).is_err() {
+                    return Ok(());
+                }
+            } else if work.send(Batch { seq: sent, lines }).is_err() {
+                return Ok(());
+            }
+            sent = sent.saturating_add(1);
         }
-        let mut outcomes: Vec<Outcome> = own.iter().map(|t| runtime.block_on(verifier.verify(t))).collect();
-        for worker in self.workers.iter().take(sent) {
+        Ok(())
+    }));
+    let error = match read {
+        Ok(result) => result.err(),
+        Err(_) => Some(anyhow::anyhow!("the thread reading stdin stopped")),
+    };
+    // Fails only when the writer has stopped, and then nobody needs to know.
+    answers.send(Message::End { batches: sent, error }).ok();
+}
+
+/// The next batch of non-blank lines: blocks for one, then takes the complete lines already
+/// buffered, within [`BATCH_LINES`] and [`BATCH_BYTES`]; `None` at the end of input.
+fn read_batch(input: &mut std::io::BufReader<impl Read>) -> Result<Option<Vec<Line>>> {
+    let mut lines = Vec::new();
+    let mut bytes = 0usize;
+    loop {
+        let Some(line) = read_token_line(input)? else {
+            return Ok((!lines.is_empty()).then_some(lines));
+        };
+        if line.early.is_some() || !line.token.text.is_empty() {
+            bytes = bytes.saturating_add(line.token.text.len());
+            lines.push(line);
+        }
+        let full = lines.len() >= BATCH_LINES || bytes >= BATCH_BYTES;
+        if !lines.is_empty() && (full || !input.buffer().contains(&b'\n')) {
+            return Ok(Some(lines));
+        }
+    }
+}
+
+/// One verification thread: takes batches from the shared queue until it is closed, and
+/// answers each with its reports already serialised.
+struct Worker {
+    queue: Arc<Mutex<Receiver<Batch>>>,
+    answers: Sender<Message>,
+    answerer: Answerer,
+}
+
+impl Worker {
+    fn run(self) {
+        loop {
+            let batch = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+            let Ok(Batch { seq, lines }) = batch else { return };
+            let answer = self.answerer.answer(lines);
+            if self.answers.send(Message::Answered { seq, answer }).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// What answering a batch takes: the shared verifier, the runtime it runs on, and the stop
+/// flag.
+#[derive(Clone)]
+struct Answerer {
+    stop: Arc<AtomicBool>,
+    runtime: tokio::runtime::Handle,
+    checker: Checker,
+}
+
+impl Answerer {
+    /// The batch's JSON lines. A panic is answered as an error in the batch's place, so the
+    /// writer never waits for a batch that will not come.
+    fn answer(&self, lines: Vec<Line>) -> Result<Answer> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.answer_lines(lines)))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("a verification thread stopped")))
+    }
+
+    /// Verifies the lines in order and serialises one JSON report line each.
+    fn answer_lines(&self, mut lines: Vec<Line>) -> Result<Answer> {
+        let outcomes: Vec<Outcome> = self.runtime.block_on(async {
+            let mut outcomes = Vec::with_capacity(lines.len());
+            for line in &mut lines {
+                if self.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                outcomes.push(match line.early.take() {
+                    Some(error) => Err(error),
+                    None => self.checker.verify(&line.token.text).await,
+                });
+            }
             outcomes
-                .extend(worker.done.recv().map_err(|_| anyhow::anyhow!("a verification thread stopped"))?);
+        });
+        let mut answer =
+            Answer { json: Vec::with_capacity(lines.len().saturating_mul(1024)), all_valid: true };
+        for (line, outcome) in lines.iter().zip(outcomes) {
+            let report = Report::new(&line.token, &self.checker, outcome);
+            answer.all_valid &= report.outcome.is_ok();
+            report.write_json(&mut answer.json)?;
         }
-        Ok(outcomes)
+        Ok(answer)
     }
 }
 
@@ -559,5 +747,83 @@ fn rejection_line(e: &Error) -> String {
             )
         }
         _ => format!("signature valid, but {}: {}", e.reason(), e.detail()),
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use std::sync::mpsc;
+
+    use super::{Answer, Message, write_answers};
+
+    fn answered(seq: u64, json: &str, all_valid: bool) -> Message {
+        Message::Answered { seq, answer: Ok(Answer { json: json.as_bytes().to_vec(), all_valid }) }
+    }
+
+    fn write(messages: Vec<Message>, drop_senders: bool) -> (anyhow::Result<()>, String, bool, usize) {
+        let (tx, rx) = mpsc::channel();
+        let (credit_tx, credit_rx) = mpsc::sync_channel(8);
+        for message in messages {
+            tx.send(message).unwrap();
+        }
+        // Kept alive across the call unless the test is about every sender being gone.
+        let _kept = (!drop_senders).then_some(tx);
+        let (mut out, mut all_valid) = (Vec::new(), true);
+        let result = write_answers(&rx, &credit_tx, &mut out, &mut all_valid);
+        (result, String::from_utf8(out).unwrap(), all_valid, credit_rx.try_iter().count())
+    }
+
+    #[test]
+    fn batches_are_written_in_input_order_whatever_order_they_are_answered_in() {
+        let (result, out, all_valid, credits) = write(
+            vec![
+                answered(2, "c\n", true),
+                Message::End { batches: 3, error: None },
+                answered(0, "a\n", true),
+                answered(1, "b\n", false),
+            ],
+            false,
+        );
+        result.unwrap();
+        assert_eq!(out, "a\nb\nc\n");
+        assert!(!all_valid, "batch 1 held a rejected token");
+        assert_eq!(credits, 3, "one credit back per batch written");
+    }
+
+    #[test]
+    fn a_failed_batch_ends_the_stream_after_the_batches_before_it() {
+        let (result, out, _, _) = write(
+            vec![
+                Message::Answered { seq: 1, answer: Err(anyhow::anyhow!("a verification thread stopped")) },
+                answered(2, "c\n", true),
+                answered(0, "a\n", true),
+                Message::End { batches: 3, error: None },
+            ],
+            false,
+        );
+        assert_eq!(result.unwrap_err().to_string(), "a verification thread stopped");
+        assert_eq!(out, "a\n", "batch 0 is answered, nothing after the failed batch");
+    }
+
+    #[test]
+    fn a_read_error_comes_after_every_batch_read_before_it() {
+        let (result, out, all_valid, _) = write(
+            vec![
+                answered(1, "b\n", true),
+                Message::End { batches: 2, error: Some(anyhow::anyhow!("cannot read tokens from stdin")) },
+                answered(0, "a\n", true),
+            ],
+            false,
+        );
+        assert_eq!(result.unwrap_err().to_string(), "cannot read tokens from stdin");
+        assert_eq!(out, "a\nb\n");
+        assert!(all_valid);
+    }
+
+    #[test]
+    fn threads_gone_without_an_end_are_an_error_not_a_hang() {
+        let (result, out, _, _) = write(vec![answered(1, "b\n", true)], true);
+        assert_eq!(result.unwrap_err().to_string(), "a verification thread stopped");
+        assert_eq!(out, "", "batch 1 waits for batch 0, which never came");
     }
 }

@@ -30,6 +30,38 @@ fn batch_answers_every_line_in_order_and_exits_1_when_any_is_rejected() {
     assert_eq!(lines[3]["claims"]["sub"], json!("bob"), "answers are in input order");
 }
 
+/// Enough lines that they are split into many batches verified on several threads at once:
+/// every answer still comes back once, in input order.
+#[test]
+fn a_long_batch_is_answered_in_input_order() {
+    let files = Files::new("k1");
+    let lines: Vec<String> = (0..700)
+        .map(|n| match n % 7 {
+            3 => files.token(&claims_with(json!({"sub": format!("user-{n}"), "exp": NOW - 3600}))),
+            5 => format!("not-a-token-{n}"),
+            _ => files.token(&claims_with(json!({"sub": format!("user-{n}")}))),
+        })
+        .collect();
+    let out =
+        run(&["verify", "--jwks", &files.jwks(), "--now", NOW_ARG, "--stream"], &(lines.join("\n") + "\n"));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let answers = out.json_lines();
+    assert_eq!(answers.len(), lines.len(), "{}", out.stderr);
+    for (n, answer) in answers.iter().enumerate() {
+        match n % 7 {
+            3 => {
+                assert_rejected(answer, "expired");
+                assert_eq!(answer["claims"]["sub"], json!(format!("user-{n}")), "line {n}");
+            }
+            5 => assert_rejected(answer, "malformed"),
+            _ => {
+                assert_valid(answer);
+                assert_eq!(answer["claims"]["sub"], json!(format!("user-{n}")), "line {n}");
+            }
+        }
+    }
+}
+
 #[test]
 fn batch_of_valid_tokens_exits_0() {
     let files = Files::new("k1");
