@@ -22,6 +22,7 @@ VERIFY=crates/keyward/src/verify/mod.rs
 CLI_VERIFY=crates/keyward-cli/src/cmd/verify.rs
 LIB_TEST=(cargo test -p keyward --test source)
 CLI_TEST=(cargo test -p keyward-cli --test cli)
+BIN_TEST=(cargo test -p keyward-cli --bin keyward)
 
 # name ~ file ~ perl substitution ~ test runner (lib or cli) ~ test filter
 MUTANTS=(
@@ -38,7 +39,7 @@ MUTANTS=(
   "follow_up_off~$STATE~s/if now <= later\(miss.first, settings.follow_up_window \+ settings.fetch_spacing\(\)\) \{/if false {/~lib~rotation::late_published_kid_is_accepted_within_5s_of_publication"
   "removal_unconfirmed~$STATE~s/None => \(settings.removal_confirm_within, Some\(later\(now.at, settings.removal_confirm_after\)\)\),/None => (Duration::ZERO, None),/~lib~rotation::removed_key_stops_verifying_once_a_second_fetch_confirms"
   "removal_never_confirmed~$STATE~s/\} else if !r.active\(now.at\) \|\| r.confirm_from.is_some_and\(\|t\| now.at >= t\) \{/} else if !r.active(now.at) {/~lib~rotation::removed_key_stops_verifying_once_a_second_fetch_confirms"
-  "cli_negative_cache_default~$CLI_VERIFY~s/settings.negative_cache_ttl = args.refresh_cooldown;//~cli~guarantees::refresh_cooldown_also_sets"
+  "cli_negative_cache_default~$CLI_VERIFY~s/settings.negative_cache_ttl = args.refresh_cooldown;//~bin~settings_tests::source_flags_become_settings"
 )
 
 restore() {
@@ -64,7 +65,11 @@ for entry in "${MUTANTS[@]}"; do
     restore
     exit 2
   fi
-  if [[ $runner == cli ]]; then cmd=("${CLI_TEST[@]}"); else cmd=("${LIB_TEST[@]}"); fi
+  case $runner in
+    cli) cmd=("${CLI_TEST[@]}") ;;
+    bin) cmd=("${BIN_TEST[@]}") ;;
+    *) cmd=("${LIB_TEST[@]}") ;;
+  esac
   log="$(mktemp)"
   "${cmd[@]}" >"$log" 2>&1
   if ! grep -q "^test result:" "$log"; then
@@ -74,7 +79,7 @@ for entry in "${MUTANTS[@]}"; do
     continue
   fi
   # The names listed under "failures:" at the end of libtest's output.
-  failed="$(sed -n '/^failures:$/,/^test result:/p' "$log" | grep -E '^    [a-z_:]+$' | sed 's/^ *//' | sort -u)"
+  failed="$(sed -n '/^failures:$/,/^test result:/p' "$log" | grep -E '^    [a-z0-9_:]+$' | sed 's/^ *//' | sort -u)"
   others="$(grep -v -- "$filter" <<<"$failed" | grep -v '^$' | tr '\n' ' ')"
   if grep -q -- "$filter" <<<"$failed"; then
     echo "caught      $name  by $filter; other tests failing: ${others:-none}"

@@ -827,3 +827,38 @@ mod stream_tests {
         assert_eq!(out, "", "batch 1 waits for batch 0, which never came");
     }
 }
+
+#[cfg(test)]
+mod settings_tests {
+    use std::time::Duration;
+
+    use clap::Parser as _;
+
+    use super::source_settings;
+    use crate::cli::{Cli, Command};
+
+    fn settings_of(flags: &[&str]) -> keyward::source::SourceSettings {
+        let line = ["keyward", "verify", "--jwks", "k.json"].iter().chain(flags).copied();
+        let Command::Verify(args) = Cli::try_parse_from(line).unwrap().command else { panic!("not verify") };
+        source_settings(&args.source).unwrap()
+    }
+
+    /// The flags map onto the library's settings as `--help` says: `--refresh-cooldown` sets the
+    /// budget window and the negative-cache time; no `--removal-grace` means confirmed removal.
+    #[test]
+    fn source_flags_become_settings() {
+        let defaults = settings_of(&[]);
+        assert_eq!(defaults.refresh_cooldown, Duration::from_secs(30));
+        assert_eq!(defaults.negative_cache_ttl, Duration::from_secs(30));
+        assert_eq!(defaults.removal_grace, None, "confirmed removal by default");
+        let set = settings_of(&["--refresh-cooldown", "7s", "--removal-grace", "0s", "--max-stale", "1h"]);
+        assert_eq!(set.refresh_cooldown, Duration::from_secs(7));
+        assert_eq!(
+            set.negative_cache_ttl,
+            Duration::from_secs(7),
+            "--refresh-cooldown sets the negative cache"
+        );
+        assert_eq!(set.removal_grace, Some(Duration::ZERO), "0s: at once, no confirmation");
+        assert_eq!(set.max_stale, Duration::from_secs(3600));
+    }
+}

@@ -1,16 +1,15 @@
-//! CLI guarantees of the key-source settings that only the binary makes (the library keeps
-//! `refresh_cooldown` and `negative_cache_ttl` apart; the CLI sets both from one flag).
+//! CLI guarantees of the key-source flags, seen from outside the binary (the mapping of each
+//! flag onto the library's settings is unit-tested in `cmd/verify.rs`).
 
 use keyward_idp::{SigningAlg, jwks};
 
 use super::support::*;
 
-/// README: "`negative_cache_ttl` (the CLI sets it from `--refresh-cooldown` too)". With
-/// `--refresh-cooldown 0s` a kid a fetch lacked is not remembered at all, so when the IdP
-/// publishes it a moment later the next token fetches and verifies; with the library's 30 s
-/// default negative cache, the same token would still be `unknown_kid`.
+/// `--refresh-cooldown` is the window of the token-driven fetch budget, spaced window / 8 apart:
+/// with `0s` nothing spaces the fetches, so a kid a fetch lacked is looked up again by its next
+/// token, and when the IdP publishes it a moment later that token verifies.
 #[test]
-fn refresh_cooldown_also_sets_how_long_a_missing_kid_is_remembered() {
+fn refresh_cooldown_sets_the_spacing_of_token_driven_fetches() {
     let old = key(SigningAlg::ES256, "2026-01");
     let new = key(SigningAlg::ES256, "2026-02");
     let idp = Idp::start(jwks([&old]));
@@ -32,6 +31,6 @@ fn refresh_cooldown_also_sets_how_long_a_missing_kid_is_remembered() {
 
     idp.publish(jwks([&old, &new]));
     assert_valid(&stream.ask(&token));
-    assert_eq!(idp.jwks_hits(), 3, "the missing kid was not negatively cached");
+    assert_eq!(idp.jwks_hits(), 3, "the missing kid was looked up again at once");
     assert_eq!(stream.finish(), 1, "one token was rejected");
 }
