@@ -291,12 +291,38 @@ async fn optional_lets_anonymous_requests_through_but_not_invalid_tokens() {
     assert_eq!((status, challenge.as_str()), (401, "Bearer"));
 }
 
+/// Log output captured for this thread.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn an_extractor_without_the_layer_is_a_500_naming_the_route() {
+    use tracing_subscriber::util::SubscriberInitExt;
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let _guard =
+        tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish().set_default();
+
     let app: Router = Router::new().route("/orders/{id}", get(me));
     let (status, _, body) = call(&app, req("/orders/7", None), "").await;
     assert_eq!(status, 500);
     assert_eq!(body, r#"{"error":"server_error","reason":"not_configured"}"#);
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("ERROR"), "{logged}");
+    assert!(logged.contains("route=\"/orders/{id}\""), "{logged}");
+    assert!(logged.contains("without a KeywardLayer"), "{logged}");
+
     let unprotected: Router = Router::new().route("/o", get(me).route_layer(require(scope("x"))));
     assert_eq!(call(&unprotected, req("/o", None), "").await.0, 500);
 }

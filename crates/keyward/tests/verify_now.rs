@@ -305,3 +305,64 @@ async fn a_lagging_subscriber_is_told_how_much_it_missed() {
     assert!(missed > 0, "the subscriber lagged and was told ({delivered} delivered)");
     assert_eq!(delivered + missed, 400, "every event is either delivered or counted as missed");
 }
+
+/// `keyward_verifications_total{issuer, outcome}` as a local recorder saw it.
+fn verifications(snapshotter: &metrics_util::debugging::Snapshotter) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == keyward::telemetry::VERIFICATIONS_TOTAL)
+        .map(|(key, _, _, value)| {
+            let labels: Vec<String> =
+                key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            let count = match value {
+                metrics_util::debugging::DebugValue::Counter(n) => n,
+                _ => 0,
+            };
+            (labels.join(","), count)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn verify_now_counts_outcomes_exactly_as_verify() {
+    let signer = key(SigningAlg::ES256, "k1");
+    let keys = JwkSet::from_json(jwks([&*signer]).to_string().as_bytes()).unwrap();
+    let verifier = Verifier::builder()
+        .keys(keys)
+        .policy(policy(Some("https://idp.example")))
+        .clock(FixedClock::at(NOW))
+        .build()
+        .unwrap();
+    let good = token("https://idp.example", &signer);
+    let wrong_iss = token("https://other.example", &signer);
+
+    let count = |sync: bool| {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            for t in [&good, &good, &wrong_iss] {
+                if sync {
+                    let _ = verifier.verify_now(t).unwrap();
+                } else {
+                    let mut fut = std::pin::pin!(verifier.verify(t));
+                    let waker = std::task::Waker::noop();
+                    assert!(fut.as_mut().poll(&mut std::task::Context::from_waker(waker)).is_ready());
+                }
+            }
+        });
+        verifications(&snapshotter)
+    };
+    let by_now = count(true);
+    assert_eq!(by_now, count(false));
+    assert_eq!(
+        by_now,
+        vec![
+            ("issuer=https://idp.example,outcome=issuer_mismatch".to_owned(), 1),
+            ("issuer=https://idp.example,outcome=valid".to_owned(), 2),
+        ]
+    );
+}
