@@ -11,6 +11,7 @@ use keyward::Verifier;
 use pin_project_lite::pin_project;
 use tower_http::auth::AsyncAuthorizeRequest;
 
+use crate::body::RejectionBody;
 use crate::reject::{DefaultReject, Reject};
 use crate::service::{Decision, Mode, Waiting, completed, decide, respond, settle};
 use crate::token::is_grpc;
@@ -62,7 +63,7 @@ impl<ResBody, R: fmt::Debug> fmt::Debug for KeywardAuthorizer<ResBody, R> {
     }
 }
 
-impl<B, ResBody: From<String>, R: Reject> AsyncAuthorizeRequest<B> for KeywardAuthorizer<ResBody, R> {
+impl<B, ResBody: RejectionBody, R: Reject> AsyncAuthorizeRequest<B> for KeywardAuthorizer<ResBody, R> {
     type RequestBody = B;
     type ResponseBody = ResBody;
     type Future = AuthorizeFuture<B, ResBody, R>;
@@ -106,7 +107,7 @@ impl<B, ResBody, R> fmt::Debug for AuthorizeFuture<B, ResBody, R> {
     }
 }
 
-impl<B, ResBody: From<String>, R: Reject> Future for AuthorizeFuture<B, ResBody, R> {
+impl<B, ResBody: RejectionBody, R: Reject> Future for AuthorizeFuture<B, ResBody, R> {
     type Output = Result<Request<B>, Response<ResBody>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

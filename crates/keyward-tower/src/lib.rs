@@ -35,8 +35,9 @@
 //!
 //! # gRPC (tonic)
 //!
-//! Put [`KeywardLayer`] in the server's tower stack (`Server::builder().layer(..)`); handlers
-//! read [`AuthOutcome`] from `request.extensions()`. There is deliberately no synchronous
+//! Put [`KeywardLayer`] in the server's tower stack (`Server::builder().layer(..)`); with the
+//! `tonic` feature, handlers call `request.authenticated()` or `request.claims::<C>()`
+//! (`TonicAuth`), which answer a `tonic::Status` when there is no verified token. There is deliberately no synchronous
 //! `tonic::service::Interceptor`: an interceptor must answer without awaiting, so a token
 //! signed by a key the IdP just rotated in (whose kid is not yet fetched) could only be
 //! rejected, turning every key rotation into a burst of `UNAUTHENTICATED` errors. The layer
@@ -46,6 +47,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod authorize;
+mod body;
 #[cfg(feature = "axum")]
 mod extract;
 mod outcome;
@@ -53,11 +55,16 @@ mod reject;
 mod require;
 mod service;
 mod token;
+#[cfg(feature = "tonic")]
+mod tonic;
 
 pub use crate::authorize::{AuthorizeFuture, KeywardAuthorizer};
+pub use crate::body::RejectionBody;
 #[cfg(feature = "axum")]
 pub use crate::extract::{Claims, StandardClaims};
 pub use crate::outcome::{AuthOutcome, Authenticated};
 pub use crate::reject::{DefaultReject, Reject, Rejection, grpc, grpc_response, http_response};
 pub use crate::require::{Require, RequireFuture, RequireLayer, Requirement, Unmet, require, role, scope};
 pub use crate::service::{Keyward, KeywardLayer, Mode, ResponseFuture};
+#[cfg(feature = "tonic")]
+pub use crate::tonic::TonicAuth;

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::body::RejectionBody;
 use crate::outcome::AuthOutcome;
 use crate::reject::{DefaultReject, Reject, Rejection};
 use crate::service::{completed, respond};
@@ -194,7 +195,7 @@ impl<S, R, B, ResBody> Service<Request<B>> for Require<S, R>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
     R: Reject,
-    ResBody: From<String>,
+    ResBody: RejectionBody,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -248,7 +249,7 @@ pin_project! {
 impl<F, ResBody, E> Future for RequireFuture<F, ResBody>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
-    ResBody: From<String>,
+    ResBody: RejectionBody,
 {
     type Output = Result<Response<ResBody>, E>;
 

@@ -10,6 +10,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::body::RejectionBody;
 use crate::outcome::{AuthOutcome, Authenticated};
 use crate::reject::{DefaultReject, Reject, Rejection};
 use crate::token::{Bearer, bearer, digest, is_grpc};
@@ -135,20 +136,20 @@ fn refuse<B>(mode: Mode, request: &mut Request<B>, rejection: Rejection) -> Deci
 }
 
 /// The response for `rejection`, with the body type of the wrapped service.
-pub(crate) fn respond<R: Reject, ResBody: From<String>>(
+pub(crate) fn respond<R: Reject, ResBody: RejectionBody>(
     reject: &R,
     rejection: &Rejection,
     grpc: bool,
 ) -> Response<ResBody> {
     tracing::debug!(code = rejection.code(), grpc, "request rejected: {rejection}");
-    reject.reject(rejection, grpc).map(ResBody::from)
+    reject.reject(rejection, grpc).map(ResBody::from_text)
 }
 
 impl<S, R, B, ResBody> Service<Request<B>> for Keyward<S, R>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone,
     R: Reject,
-    ResBody: From<String>,
+    ResBody: RejectionBody,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -217,7 +218,7 @@ impl<S, B, R, ResBody> Future for ResponseFuture<S, B, R, ResBody>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
     R: Reject,
-    ResBody: From<String>,
+    ResBody: RejectionBody,
 {
     type Output = Result<Response<ResBody>, S::Error>;
 
@@ -251,8 +252,8 @@ where
 }
 
 /// The answer of a future polled after it completed (a caller bug): a bare 500, never a panic.
-pub(crate) fn completed<ResBody: From<String>>() -> Response<ResBody> {
-    let mut response = Response::new(ResBody::from(String::new()));
+pub(crate) fn completed<ResBody: RejectionBody>() -> Response<ResBody> {
+    let mut response = Response::new(ResBody::from_text(String::new()));
     *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
     response
 }

@@ -67,7 +67,7 @@ impl Verifier {
     /// The channel is bounded ([`EVENT_BACKLOG`]); a subscriber that falls behind gets
     /// [`VerifierEvent::Lagged`] instead of the events it missed. Starts one small task per
     /// remote issuer, so it must be called inside a tokio runtime (outside one, the stream ends
-    /// at once).
+    /// at once). The tasks, and the sources they watch, live until the receiver is dropped.
     pub fn subscribe(&self) -> VerifierEvents {
         let (tx, rx) = mpsc::channel(EVENT_BACKLOG);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
