@@ -49,7 +49,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let audience = std::env::var("KEYWARD_AUDIENCE").unwrap_or_else(|_| "orders-api".to_owned());
 
     // Either a real issuer, or the mock IdP kept alive for the life of the example.
-    let (issuer, _idp) = match std::env::var("KEYWARD_ISSUER") {
+    let (issuer, idp) = match std::env::var("KEYWARD_ISSUER") {
         Ok(issuer) => (issuer, None),
         Err(_) => {
             let idp = MockIdp::start().await?;
@@ -73,7 +73,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     };
 
-    let keys = match &_idp {
+    let keys = match &idp {
         Some(idp) => JwksSource::from_url(idp.jwks_uri()).build()?,
         None => JwksSource::from_issuer(&issuer).build()?,
     };
