@@ -168,6 +168,22 @@ async fn remote_keys_wait_only_when_a_fetch_is_needed() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn verify_owned_waits_for_a_fetch_on_its_own_task() {
+    let idp = MockIdp::start().await.unwrap();
+    let (k1, k2) = (key(SigningAlg::ES256, "k1"), key(SigningAlg::ES256, "k2"));
+    idp.publish(&[&k1]);
+    let (verifier, source) = remote(&idp).await;
+    source.refresh().await.unwrap();
+
+    idp.publish(&[&k1, &k2]);
+    let owned = verifier.verify_owned(token(idp.issuer(), &k2));
+    assert!(!owned.is_ready(), "k2 is not fetched yet");
+    let verified = tokio::spawn(owned).await.unwrap().unwrap();
+    assert_eq!(verified.kid(), Some("k2"));
+    assert_eq!(verified.issuer(), Some(idp.issuer()));
+}
+
+#[tokio::test(start_paused = true)]
 async fn verify_now_reports_the_same_evidence_as_verify() {
     let idp = MockIdp::start().await.unwrap();
     let k1 = key(SigningAlg::ES256, "k1");

@@ -67,6 +67,7 @@ impl fmt::Debug for Pending {
 }
 
 /// The future of [`Verifier::verify_owned`]: ready at once, or waiting for a key fetch.
+/// Polled again after it completed, it answers `malformed` instead of panicking.
 #[must_use = "futures do nothing unless awaited"]
 pub struct VerifyFuture {
     state: State,
