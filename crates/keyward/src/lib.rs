@@ -42,8 +42,8 @@ pub use crate::jose::compact::DEFAULT_MAX_TOKEN_LEN;
 pub use crate::jose::{Algorithm, KeyFamily, UnknownAlgorithm};
 pub use crate::source::KeyEvidence;
 pub use crate::verify::{
-    DEFAULT_LEEWAY_SECS, Issuer, Keys, Policy, PolicyBuilder, RegisteredClaims, Verified, Verifier,
-    VerifierBuilder, verify_with_keys,
+    DEFAULT_LEEWAY_SECS, EVENT_BACKLOG, Issuer, Keys, Pending, Policy, PolicyBuilder, RegisteredClaims,
+    Verified, Verifier, VerifierBuilder, VerifierEvent, VerifierEvents, VerifyFuture, verify_with_keys,
 };
 
 /// Parsing internals exposed for the fuzz targets, benchmarks and parser property tests.

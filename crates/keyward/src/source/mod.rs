@@ -193,6 +193,27 @@ impl JwksSource {
         self.inner.events.subscribe()
     }
 
+    /// Changes after every completed fetch attempt: the wake-up for health watchers
+    /// ([`crate::Verifier::subscribe`]).
+    pub(crate) fn completed_fetches(&self) -> watch::Receiver<u64> {
+        self.inner.attempts.subscribe()
+    }
+
+    /// When the health state next changes by time alone (the set expires, or its stale limit
+    /// passes) unless a fetch completes first; `None` when only a fetch can change it.
+    pub(crate) fn next_health_change(&self) -> Option<Instant> {
+        let snap = self.inner.snapshot.load();
+        let now = Instant::now();
+        snap.keys.as_ref()?;
+        match (snap.expires_at, snap.stale_until) {
+            (Some(expires), _) if now < expires => Some(expires),
+            (_, Some(stale_until)) if now <= stale_until => {
+                Some(later(stale_until, Duration::from_millis(1)))
+            }
+            _ => None,
+        }
+    }
+
     /// Health for dashboards and readiness probes.
     pub fn health(&self) -> Health {
         let snap = self.inner.snapshot.load();

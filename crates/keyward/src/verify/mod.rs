@@ -1,6 +1,8 @@
 //! Token verification: signature first, then claims, with one precise reason per rejection.
 
 mod claims;
+mod events;
+mod now;
 mod policy;
 
 use std::borrow::Cow;
@@ -11,6 +13,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 pub use self::claims::RegisteredClaims;
+pub use self::events::{EVENT_BACKLOG, VerifierEvent, VerifierEvents};
+pub use self::now::{Pending, VerifyFuture};
 pub use self::policy::{DEFAULT_LEEWAY_SECS, Policy, PolicyBuilder};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, Error, Reason};
@@ -74,7 +78,16 @@ pub(crate) fn finish(
     }
     parsed.remember_header();
     let (header, decoded, header_json, payload) = parsed.into_parts();
-    Ok(Verified { header, decoded, header_json, payload, views: OnceLock::new(), key: Arc::clone(key), keys })
+    Ok(Verified {
+        header,
+        decoded,
+        header_json,
+        payload,
+        views: OnceLock::new(),
+        key: Arc::clone(key),
+        keys,
+        issuer: None,
+    })
 }
 
 /// A token whose signature and claims passed every check.
@@ -90,6 +103,8 @@ pub struct Verified {
     views: OnceLock<Box<Views>>,
     key: Arc<VerifyingKey>,
     keys: Option<KeyEvidence>,
+    /// The configured issuer that verified it (interned: copying it costs no atomic).
+    issuer: Option<&'static str>,
 }
 
 /// What [`Verified`] builds from its buffer on first use, boxed so that a `Verified` stays
@@ -127,6 +142,13 @@ impl Verified {
     /// (awaiting removal confirmation, or in the removal grace).
     pub fn keys(&self) -> Option<&KeyEvidence> {
         self.keys.as_ref()
+    }
+
+    /// Which configured issuer verified the token: its configured `iss`, or its template for a
+    /// templated issuer. `None` from [`verify_with_keys`] and for a verifier whose policy names
+    /// no issuer.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer
     }
 
     fn views(&self) -> &Views {
@@ -225,6 +247,8 @@ pub struct Issuer {
     matcher: IssuerMatch,
     keys: Keys,
     label: Arc<str>,
+    /// What [`Verified::issuer`] reports (`None`: any issuer accepted).
+    name: Option<&'static str>,
     /// `keyward_verifications_total{issuer=label, outcome="valid"}`, built once so the common
     /// outcome is counted without building a key per token.
     valid_key: metrics::Key,
@@ -237,6 +261,7 @@ impl Issuer {
         let issuer = issuer.into();
         Self {
             valid_key: valid_key(&issuer),
+            name: Some(intern(&issuer)),
             label: Arc::from(issuer.as_str()),
             matcher: IssuerMatch::Exact(issuer),
             keys: keys.into(),
@@ -251,6 +276,7 @@ impl Issuer {
         let template = template.into();
         Self {
             valid_key: valid_key(&template),
+            name: Some(intern(&template)),
             label: Arc::from(template.as_str()),
             matcher: IssuerMatch::Template { template, tenants: None },
             keys: keys.into(),
@@ -342,6 +368,54 @@ const UNKNOWN_ISSUER_LABEL: &str = "unconfigured";
 static METRIC_METADATA: metrics::Metadata<'static> =
     metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
+/// Notes the issuer on a verified token, counts the outcome, times it and logs a rejection:
+/// shared by [`Verifier::verify`] and [`Verifier::verify_now`] so both record the same.
+#[inline]
+fn record(
+    started: std::time::Instant,
+    issuer: Option<&Issuer>,
+    mut result: Result<Verified, Error>,
+) -> Result<Verified, Error> {
+    match (&mut result, issuer) {
+        (Ok(verified), Some(issuer)) => {
+            verified.issuer = issuer.name;
+            metrics::with_recorder(|r| r.register_counter(&issuer.valid_key, &METRIC_METADATA)).increment(1);
+        }
+        _ => {
+            let label = issuer.map_or(metrics::SharedString::const_str(UNKNOWN_ISSUER_LABEL), |i| {
+                metrics::SharedString::from(Arc::clone(&i.label))
+            });
+            let outcome = result.as_ref().map_or_else(|e| e.reason().as_str(), |_| "valid");
+            metrics::counter!(telemetry::VERIFICATIONS_TOTAL, "issuer" => label, "outcome" => outcome)
+                .increment(1);
+        }
+    }
+    metrics::histogram!(telemetry::VERIFY_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
+    if let Err(e) = &result {
+        tracing::debug!(
+            reason = e.reason().as_str(),
+            kid = e.kid().unwrap_or(""),
+            "token rejected: {}",
+            e.detail()
+        );
+    }
+    result
+}
+
+/// A configured issuer's name for the life of the process, so a [`Verified`] can carry it
+/// without a reference count. Names come from configuration only, and each distinct name is
+/// kept once, so what is kept is bounded by the distinct issuers ever configured.
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = names.iter().find(|n| **n == name) {
+        return known;
+    }
+    let kept: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.push(kept);
+    kept
+}
+
 fn valid_key(label: &str) -> metrics::Key {
     metrics::Key::from_parts(
         telemetry::VERIFICATIONS_TOTAL,
@@ -359,30 +433,7 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<Verified, Error> {
         let started = crate::clock::stopwatch();
         let (issuer, result) = self.verify_inner(token).await;
-        match (&result, issuer) {
-            (Ok(_), Some(issuer)) => {
-                metrics::with_recorder(|r| r.register_counter(&issuer.valid_key, &METRIC_METADATA))
-                    .increment(1);
-            }
-            _ => {
-                let label = issuer.map_or(metrics::SharedString::const_str(UNKNOWN_ISSUER_LABEL), |i| {
-                    metrics::SharedString::from(Arc::clone(&i.label))
-                });
-                let outcome = result.as_ref().map_or_else(|e| e.reason().as_str(), |_| "valid");
-                metrics::counter!(telemetry::VERIFICATIONS_TOTAL, "issuer" => label, "outcome" => outcome)
-                    .increment(1);
-            }
-        }
-        metrics::histogram!(telemetry::VERIFY_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            tracing::debug!(
-                reason = e.reason().as_str(),
-                kid = e.kid().unwrap_or(""),
-                "token rejected: {}",
-                e.detail()
-            );
-        }
-        result
+        record(started, issuer, result)
     }
 
     /// Verifies, and says which configured issuer the outcome counts for (`None`: unconfigured).
@@ -530,11 +581,18 @@ impl VerifierBuilder {
                         .to_owned(),
                 ));
             }
-            let (matcher, label) = match &policy.issuer {
-                Some(iss) => (IssuerMatch::Exact(iss.clone()), Arc::from(iss.as_str())),
-                None => (IssuerMatch::Any, Arc::from(UNKNOWN_ISSUER_LABEL)),
+            let (matcher, label, name) = match &policy.issuer {
+                Some(iss) => (IssuerMatch::Exact(iss.clone()), Arc::from(iss.as_str()), Some(intern(iss))),
+                None => (IssuerMatch::Any, Arc::from(UNKNOWN_ISSUER_LABEL), None),
             };
-            issuers.push(Issuer { matcher, keys, valid_key: valid_key(&label), label, any_tenant: false });
+            issuers.push(Issuer {
+                matcher,
+                keys,
+                valid_key: valid_key(&label),
+                label,
+                name,
+                any_tenant: false,
+            });
         } else if policy.issuer.is_some() {
             return Err(ConfigError::Invalid(
                 "the policy names an issuer but keys come from .issuer(..): configure issuers there"
