@@ -11,8 +11,9 @@ fn demo_rehearses_a_rotation_and_keyward_gets_every_verdict_right() {
         "2. overlap rotation",
         "3. kid flood",
         "4. the IdP drops k1",
-        "5. IdP outage",
-        "6. recovery, then the IdP reuses kid",
+        "5. the IdP signs with k3 before its JWKS shows it",
+        "6. IdP outage",
+        "7. recovery, then the IdP reuses kid",
     ] {
         assert!(out.stdout.contains(step), "missing step {step:?}:\n{}", out.stdout);
     }
@@ -21,7 +22,18 @@ fn demo_rehearses_a_rotation_and_keyward_gets_every_verdict_right() {
     // The fetch budget is judged against the windows the flood actually spanned (measured by
     // the demo), so a slow machine gets the budget the limiter really allows.
     assert!(out.stdout.contains("JWKS fetches caused: "), "{}", out.stdout);
-    assert!(out.stdout.contains("keyward gave 9 right verdicts out of 9"), "{}", out.stdout);
+    assert!(out.stdout.contains("keyward gave 13 right verdicts out of 13"), "{}", out.stdout);
+    // Removal is revocation: k1 verifies until a second fetch confirms its removal, then not.
+    assert!(out.stdout.contains("a second fetch 1 s later also lacks k1"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("keyward  rejected: unknown_kid (no key with kid \"2026-11-k1\""),
+        "{}",
+        out.stdout
+    );
+    // A key signed with before its publication is accepted soon after it appears.
+    assert!(out.stdout.contains("after k3 was published"), "{}", out.stdout);
+    // The naive cache also accepted the revoked key's token.
+    assert!(out.stdout.contains("accepted 1 it should not have"), "{}", out.stdout);
     assert!(!out.stdout.contains("WRONG"), "{}", out.stdout);
     // The naive frozen cache is the foil: it must have failed valid tokens after the rotation.
     assert!(out.stdout.contains("naive    rejected: unknown_kid"), "{}", out.stdout);
