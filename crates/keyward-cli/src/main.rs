@@ -4,6 +4,7 @@
 mod cli;
 mod cmd;
 mod doctor;
+mod drill;
 mod input;
 mod keys;
 mod when;

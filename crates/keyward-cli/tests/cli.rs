@@ -14,6 +14,8 @@ mod cli {
     mod demo;
     mod doctor;
     mod doctor_more;
+    mod idp;
+    pub(crate) mod idp_support;
     mod inspect;
     mod key_files;
     mod newcomer;
