@@ -35,8 +35,10 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     // One token: the verdict already names the cause of keys_unavailable, so the key source's
-    // own fetch warnings would say it twice more.
-    let one_token = matches!(&cli.command, cli::Command::Verify(v) if !v.stream);
+    // own fetch warnings would say it twice more. A drill provokes those failures on purpose
+    // and reports them in its table.
+    let one_token = matches!(&cli.command, cli::Command::Verify(v) if !v.stream)
+        || matches!(&cli.command, cli::Command::Drill(_));
     init_tracing(cli.log.as_deref(), one_token);
     match cmd::run(cli) {
         Ok(code) => code,

@@ -14,6 +14,7 @@ mod cli {
     mod demo;
     mod doctor;
     mod doctor_more;
+    mod drill;
     mod idp;
     pub(crate) mod idp_support;
     mod inspect;

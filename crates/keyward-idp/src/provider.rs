@@ -451,9 +451,9 @@ impl Provider {
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks", get(jwks_endpoint))
             .route("/token", post(token_endpoint))
-            .route("/admin/rotate", post(admin_rotate))
-            .route("/admin/retire", post(admin_retire))
-            .route("/admin/fault", post(admin_fault))
+            .route("/admin/rotate", post(admin_post))
+            .route("/admin/retire", post(admin_post))
+            .route("/admin/fault", post(admin_post))
             .route("/admin/state", get(admin_state))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(Arc::clone(&shared));
@@ -565,6 +565,12 @@ impl Provider {
     /// Ends every fault now.
     pub fn clear_faults(&self) {
         self.shared.clear_faults();
+    }
+
+    /// Applies one admin API request in process: the same paths and form fields as over HTTP
+    /// (`/admin/rotate`, `/admin/retire`, `/admin/fault`, `/admin/state`), the same JSON answer.
+    pub fn admin(&self, path: &str, fields: &[(String, String)]) -> Result<Value, ProviderError> {
+        admin_apply(&self.shared, path, fields)
     }
 
     /// The provider's state as `GET /admin/state` shows it.
@@ -975,41 +981,48 @@ async fn token_endpoint(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
     }
 }
 
-async fn admin_rotate(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = admin_guard(peer) {
-        return r;
-    }
-    let fields = match form(&body) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let result = (|| {
-        let delay = seconds(&fields, "delay", 10.0)?;
-        let name = field(&fields, "mode").unwrap_or("overlap");
-        let mode = RotateMode::parse(name, delay).ok_or_else(|| {
-            refused(format!(
-                "mode: unknown {name} (overlap, pre-publish, activate, replace, reuse-kid, sign-before-publish)"
-            ))
-        })?;
-        let alg = match field(&fields, "alg") {
-            Some(a) => Some(SigningAlg::from_name(a).ok_or_else(|| refused(format!("alg: unknown {a}")))?),
-            None => None,
-        };
-        shared.rotate(mode, alg)
-    })();
-    match result {
-        Ok(kid) => json_response(StatusCode::OK, &json!({"signing_kid": kid, "state": state_json(&shared)})),
-        Err(e) => refusal(&e),
+fn admin_apply(shared: &Shared, path: &str, fields: &[(String, String)]) -> Result<Value, ProviderError> {
+    match path {
+        "/admin/rotate" => {
+            let delay = seconds(fields, "delay", 10.0)?;
+            let name = field(fields, "mode").unwrap_or("overlap");
+            let mode = RotateMode::parse(name, delay).ok_or_else(|| {
+                refused(format!(
+                    "mode: unknown {name} (overlap, pre-publish, activate, replace, reuse-kid, sign-before-publish)"
+                ))
+            })?;
+            let alg = match field(fields, "alg") {
+                Some(a) => {
+                    Some(SigningAlg::from_name(a).ok_or_else(|| refused(format!("alg: unknown {a}")))?)
+                }
+                None => None,
+            };
+            let kid = shared.rotate(mode, alg)?;
+            Ok(json!({"signing_kid": kid, "state": state_json(shared)}))
+        }
+        "/admin/retire" => {
+            let kid = field(fields, "kid").ok_or_else(|| refused("kid: missing"))?;
+            shared.retire(kid)?;
+            Ok(state_json(shared))
+        }
+        "/admin/fault" => {
+            let mode = parse_fault(fields)?;
+            let duration = seconds(fields, "seconds", 30.0)?;
+            match mode {
+                Some(mode) => shared.fault(mode, duration),
+                None => shared.clear_faults(),
+            }
+            Ok(state_json(shared))
+        }
+        "/admin/state" => Ok(state_json(shared)),
+        other => Err(refused(format!("no admin endpoint {other}"))),
     }
 }
 
-async fn admin_retire(
+async fn admin_post(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
+    uri: axum::http::Uri,
     body: Bytes,
 ) -> Response {
     if let Some(r) = admin_guard(peer) {
@@ -1019,11 +1032,8 @@ async fn admin_retire(
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let Some(kid) = field(&fields, "kid") else {
-        return error_response(StatusCode::BAD_REQUEST, "refused", "kid: missing");
-    };
-    match shared.retire(kid) {
-        Ok(()) => json_response(StatusCode::OK, &state_json(&shared)),
+    match admin_apply(&shared, uri.path(), &fields) {
+        Ok(v) => json_response(StatusCode::OK, &v),
         Err(e) => refusal(&e),
     }
 }
@@ -1056,33 +1066,6 @@ fn parse_fault(fields: &[(String, String)]) -> Result<Option<FaultMode>, Provide
             )));
         }
     }))
-}
-
-async fn admin_fault(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = admin_guard(peer) {
-        return r;
-    }
-    let fields = match form(&body) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
-    let result = (|| {
-        let mode = parse_fault(&fields)?;
-        let duration = seconds(&fields, "seconds", 30.0)?;
-        match mode {
-            Some(mode) => shared.fault(mode, duration),
-            None => shared.clear_faults(),
-        }
-        Ok::<_, ProviderError>(())
-    })();
-    match result {
-        Ok(()) => json_response(StatusCode::OK, &state_json(&shared)),
-        Err(e) => refusal(&e),
-    }
 }
 
 async fn admin_state(State(shared): State<Arc<Shared>>, ConnectInfo(peer): ConnectInfo<Peer>) -> Response {

@@ -269,3 +269,40 @@ pub(crate) fn jwks_kids(idp: &RunningIdp) -> Vec<String> {
         .map(|k| k["kid"].as_str().unwrap_or_default().to_owned())
         .collect()
 }
+
+/// Runs `keyward ARGS` to completion (killed, and the test failed, after `limit`); returns the
+/// exit code, stdout and stderr.
+pub(crate) fn run_for(args: &[&str], limit: Duration) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn keyward");
+    let mut out_pipe = child.stdout.take().expect("stdout");
+    let mut err_pipe = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out_pipe.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_pipe.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("keyward {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code().expect("exited by a signal"), out.join().unwrap(), err.join().unwrap())
+}
