@@ -534,7 +534,8 @@ pub(crate) struct DrillArgs {
     #[arg(long = "scenario", value_name = "NAME")]
     pub(crate) scenarios: Vec<String>,
 
-    /// How long each scenario watches the target, in seconds (1 to 30).
+    /// How long each scenario watches the target, in seconds (1 to 30); with --fleet, each
+    /// rotation phase lasts three windows.
     #[arg(long, value_name = "SECONDS", default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=30))]
     pub(crate) window: u64,
 
@@ -542,7 +543,8 @@ pub(crate) struct DrillArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
-    /// Fleet simulation: N key sources in process against one rate-limited idp.
+    /// Fleet simulation: N key sources in process against one idp answering 429 above 20 JWKS
+    /// requests per second; reports rejected valid tokens, JWKS requests and 429s per phase.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=20_000), conflicts_with_all = ["target", "target_url", "idp"])]
     pub(crate) fleet: Option<u64>,
 }

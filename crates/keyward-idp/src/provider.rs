@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -223,7 +223,8 @@ struct Shared {
     base: String,
     algs: Vec<SigningAlg>,
     state_file: Option<PathBuf>,
-    rate_limit: Option<u32>,
+    /// JWKS requests per second above which it answers 429; 0: no limit.
+    rate_limit: AtomicU32,
     foreign: Arc<SigningKey>,
     inner: Mutex<Inner>,
     jwks_requests: AtomicU64,
@@ -435,7 +436,7 @@ impl Provider {
             base,
             algs,
             state_file: config.state_file.clone(),
-            rate_limit: config.jwks_rate_limit,
+            rate_limit: AtomicU32::new(config.jwks_rate_limit.unwrap_or(0)),
             foreign,
             inner: Mutex::new(Inner { keys, faults: Vec::new(), window: (Instant::now(), 0) }),
             jwks_requests: AtomicU64::new(0),
@@ -510,6 +511,15 @@ impl Provider {
     /// JWKS requests answered 429 by the rate limit (not by a `429` fault).
     pub fn jwks_throttled(&self) -> u64 {
         self.shared.jwks_throttled.load(Ordering::Relaxed)
+    }
+
+    /// Sets (or with `None` lifts) the JWKS rate limit, in requests per second.
+    pub fn set_jwks_rate_limit(&self, limit: Option<u32>) {
+        self.shared.rate_limit.store(limit.unwrap_or(0), Ordering::Relaxed);
+        self.shared.log(match limit {
+            Some(n) => format!("JWKS rate limit: {n} requests per second, 429 above"),
+            None => "JWKS rate limit lifted".to_owned(),
+        });
     }
 
     /// The signing key of each configured algorithm, in `--alg` order.
@@ -650,7 +660,10 @@ fn state_json(shared: &Shared) -> Value {
         "jwks_requests": shared.jwks_requests.load(Ordering::Relaxed),
         "jwks_throttled": shared.jwks_throttled.load(Ordering::Relaxed),
         "refused_connections": shared.refused_connections.load(Ordering::Relaxed),
-        "jwks_rate_limit": shared.rate_limit,
+        "jwks_rate_limit": match shared.rate_limit.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        },
         "state_file": shared.state_file.as_ref().map(|p| p.display().to_string()),
     })
 }
@@ -844,15 +857,15 @@ async fn jwks_endpoint(State(shared): State<Arc<Shared>>) -> Response {
     let (keys, faults, throttled) = {
         let mut inner = shared.inner();
         inner.faults.retain(|f| f.until > now);
-        let throttled = match shared.rate_limit {
-            Some(limit) => {
+        let throttled = match shared.rate_limit.load(Ordering::Relaxed) {
+            0 => false,
+            limit => {
                 if now.saturating_duration_since(inner.window.0) >= Duration::from_secs(1) {
                     inner.window = (now, 0);
                 }
                 inner.window.1 = inner.window.1.saturating_add(1);
                 inner.window.1 > limit
             }
-            None => false,
         };
         let faults: Vec<FaultMode> = inner.faults.iter().map(|f| f.mode.clone()).collect();
         (published(&inner.keys, now), faults, throttled)

@@ -249,3 +249,25 @@ fn drill_usage_errors_exit_2() {
     let out = run(&["drill", "--target", "self", "--target-url", "http://127.0.0.1:1/"], "");
     assert_eq!(out.code, 2, "{out:?}");
 }
+
+#[test]
+fn the_fleet_simulation_reports_every_phase() {
+    let (code, stdout, stderr) = run_for(&["drill", "--fleet", "5", "--window", "3", "--json"], LIMIT);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let report = json_of(&stdout);
+    assert_eq!(report["replicas"], 5);
+    assert_eq!(report["rate_limit_per_s"], 20);
+    let phases = report["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases.iter().map(|p| p["phase"].as_str().unwrap()).collect();
+    assert_eq!(names, ["sign-before-publish", "overlap", "random-kid flood"]);
+    for rotation in &phases[..2] {
+        // Five replicas stay under the idp's limit: each finds the new key within one fetch
+        // spacing of its publication, and none rejects a valid token 5 s after it.
+        assert_eq!(rotation["valid_rejected_after_publication_plus_5s"], 0, "{rotation}");
+        assert!(rotation["all_replicas_accepted_after_s"].is_number(), "{rotation}");
+        assert!(rotation["jwks_requests"].as_u64().unwrap() >= 5, "every replica fetched: {rotation}");
+        assert_eq!(rotation["throttled_429"], 0, "{rotation}");
+    }
+    assert_eq!(phases[2]["sent"], 100, "20 random kids per replica");
+    assert_eq!(phases[2]["valid_rejected"], 0, "{}", phases[2]);
+}
