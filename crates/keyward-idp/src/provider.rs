@@ -1156,3 +1156,80 @@ impl AsyncWrite for GatedStream {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_state(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("keyward-idp-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("state.json")
+    }
+
+    async fn start(state: &Path) -> Provider {
+        let config = ProviderConfig {
+            algs: vec![SigningAlg::ES256, SigningAlg::EdDSA],
+            state_file: Some(state.to_owned()),
+            ..ProviderConfig::default()
+        };
+        Provider::start(SocketAddr::from(([127, 0, 0, 1], 0)), config).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_pending_publication_survives_a_restart() {
+        let path = temp_state("pending");
+        let first = start(&path).await;
+        let old = first.signing_key().kid().to_owned();
+        let new = first.rotate(RotateMode::SignBeforePublish(Duration::from_secs(600)), None).unwrap();
+        assert_eq!(first.published_kids().len(), 2, "the pending key is not published yet");
+        let ed = first.signing_keys()[1].kid().to_owned();
+        drop(first);
+
+        let second = start(&path).await;
+        let kids: Vec<String> = second.signing_keys().iter().map(|k| k.kid().to_owned()).collect();
+        assert_eq!(kids, [new.clone(), ed]);
+        assert!(second.published_kids().contains(&old));
+        assert!(!second.published_kids().contains(&new), "still pending after the restart");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_foreign_or_oversized_state_file_is_refused_with_its_path() {
+        let path = temp_state("refused");
+        for contents in [
+            "not json".to_owned(),
+            r#"{"format": "keyward-idp-state/1", "keys": [{"kid": "k", "alg": "XX256", "pkcs8": ""}]}"#
+                .to_owned(),
+            r#"{"format": "keyward-idp-state/1", "keys": [{"kid": "k", "alg": "ES256", "pkcs8": "AAAA"}]}"#
+                .to_owned(),
+            " ".repeat(usize::try_from(MAX_STATE_FILE).unwrap() + 1),
+        ] {
+            std::fs::write(&path, &contents).unwrap();
+            let config = ProviderConfig { state_file: Some(path.clone()), ..ProviderConfig::default() };
+            let err = Provider::start(SocketAddr::from(([127, 0, 0, 1], 0)), config).await.unwrap_err();
+            let text = err.to_string();
+            let expected_path = matches!(err, ProviderError::State { .. });
+            assert!(
+                expected_path && text.contains("state.json") || text.contains("not a ES256 private key"),
+                "{text}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_in_process_admin_api_takes_the_http_fields() {
+        let provider =
+            Provider::start(SocketAddr::from(([127, 0, 0, 1], 0)), ProviderConfig::default()).await.unwrap();
+        let field = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let answer =
+            provider.admin("/admin/fault", &[field("mode", "429"), field("retry_after", "9")]).unwrap();
+        assert_eq!(answer["faults"][0]["retry_after"], 9);
+        let err = provider.admin("/admin/rotate", &[field("mode", "sideways")]).unwrap_err();
+        assert!(err.to_string().contains("reuse-kid"), "{err}");
+        let err = provider.admin("/admin/nope", &[]).unwrap_err();
+        assert!(err.to_string().contains("no admin endpoint"), "{err}");
+    }
+}
