@@ -11,7 +11,8 @@ use keyward::Algorithm;
 pub(crate) struct Cli {
     /// Log filter for diagnostics on stderr (e.g. `info`, `keyward=debug`); default `warn`,
     /// or the KEYWARD_LOG environment variable. For one token, `verify` leaves the key source's
-    /// own warnings out by default: the verdict already names the cause.
+    /// own warnings out by default: the verdict already names the cause (`drill` too: it
+    /// provokes fetch failures on purpose).
     #[arg(long, global = true, value_name = "FILTER")]
     pub(crate) log: Option<String>,
 
@@ -102,8 +103,8 @@ See docs/idp.md.";
 
 const DRILL_HELP: &str = "\
 Scenarios (default: all, in this order): steady, overlap, pre-publish, replace, kid-reuse,
-sign-before-publish, outage-short, outage-long, slow-jwks, 429-storm, kid-flood, flapping,
-wrong-key-set.
+sign-before-publish, outage-short, outage-long, slow-jwks, 429-storm, kid-flood, wrong-key-set,
+flapping.
 
 Examples:
   keyward drill --target self

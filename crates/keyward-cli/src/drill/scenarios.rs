@@ -58,12 +58,12 @@ pub(crate) const SCENARIOS: [Scenario; 13] = [
         expect: "forged tokens with random kids: all rejected, causing only a handful of JWKS fetches; valid tokens still accepted",
     },
     Scenario {
-        name: "flapping",
-        expect: "the newest key is absent from every other JWKS response: its tokens, once accepted, stay accepted",
-    },
-    Scenario {
         name: "wrong-key-set",
         expect: "a few seconds of another issuer's key set: tokens of the keys in use stay accepted",
+    },
+    Scenario {
+        name: "flapping",
+        expect: "the newest key is absent from every other JWKS response: its tokens, once accepted, stay accepted",
     },
 ];
 
@@ -187,8 +187,8 @@ impl Ctx {
             "slow-jwks" => self.slow_jwks().await?,
             "429-storm" => self.storm().await?,
             "kid-flood" => self.kid_flood().await?,
-            "flapping" => self.flapping().await?,
-            _ => self.wrong_key_set().await?,
+            "wrong-key-set" => self.wrong_key_set().await?,
+            _ => self.flapping().await?,
         };
         self.idp.clear_faults(self.window * 2 + Duration::from_secs(10)).await?;
         let jwks_requests = self.idp.jwks_requests().await?.saturating_sub(before);

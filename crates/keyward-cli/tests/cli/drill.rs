@@ -130,8 +130,8 @@ fn the_drill_passes_against_keyward_in_process() {
             "slow-jwks",
             "429-storm",
             "kid-flood",
-            "flapping",
-            "wrong-key-set"
+            "wrong-key-set",
+            "flapping"
         ]
     );
     for (name, result, cause) in &got {
