@@ -11,7 +11,8 @@ use keyward::Algorithm;
 pub(crate) struct Cli {
     /// Log filter for diagnostics on stderr (e.g. `info`, `keyward=debug`); default `warn`,
     /// or the KEYWARD_LOG environment variable. For one token, `verify` leaves the key source's
-    /// own warnings out by default: the verdict already names the cause.
+    /// own warnings out by default: the verdict already names the cause (`drill` too: it
+    /// provokes fetch failures on purpose).
     #[arg(long, global = true, value_name = "FILTER")]
     pub(crate) log: Option<String>,
 
@@ -52,6 +53,19 @@ pub(crate) enum Command {
     ///
     /// Runs until interrupted. Exit status: 2 usage error.
     Watch(WatchArgs),
+    /// Run a mock OpenID provider that rotates its keys and fails on command (for rehearsals).
+    ///
+    /// Serves OIDC discovery, `/jwks`, `POST /token` and an admin API (loopback clients only).
+    /// Runs until interrupted; every change is logged on stderr. Exit status: 2 usage error or
+    /// the address cannot be bound.
+    #[command(after_help = IDP_HELP)]
+    Idp(IdpArgs),
+    /// Rehearse key rotations and IdP failures against a verifier and check what it did.
+    ///
+    /// Exit status: 0 the target behaved as a rotation-safe verifier in every scenario; 1 a
+    /// scenario failed (named, with the runbook cause it reproduced); 2 usage error.
+    #[command(after_help = DRILL_HELP)]
+    Drill(DrillArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     ///
     /// Example: `keyward completions bash > ~/.local/share/bash-completion/completions/keyward`.
@@ -63,6 +77,43 @@ pub(crate) enum Command {
     /// Print the manual page (roff) on stdout, e.g. `keyward man | man -l -`.
     Man,
 }
+
+const IDP_HELP: &str = "\
+Token endpoint (anyone who can reach the port may mint tokens: it is a mock):
+  curl -s -d sub=alice -d aud=orders-api -d scope=read -d ttl=600 -d claim.tenant=acme \\
+       http://127.0.0.1:8600/token
+  fields: sub, aud, scope, ttl (seconds), typ (JWT or at+jwt), alg, claim.NAME=value
+  answer: {\"access_token\": \"…\", \"token_type\": \"Bearer\", \"expires_in\": 600}
+
+Admin API (form fields; loopback clients only, 403 otherwise):
+  POST /admin/rotate  mode=overlap|pre-publish|activate|replace|reuse-kid|sign-before-publish
+                      [delay=SECONDS] (sign-before-publish: publish the new key that much later)
+                      [alg=ALG] (which --alg to rotate; default the first)
+  POST /admin/retire  kid=KID (stop publishing it; the signing key cannot be retired)
+  POST /admin/fault   mode=down|slow|500|429|garbage|empty-set|wrong-keys|huge|flap|cache-control|none
+                      [seconds=N] (default 30) [delay=N] (slow) [retry_after=N] (429)
+                      [value=HEADER] (cache-control)
+  GET  /admin/state   keys, active faults and the count of JWKS requests, as JSON
+
+Example:
+  keyward idp --alg ES256 --state idp-state.json &
+  curl -s -d mode=sign-before-publish -d delay=20 http://127.0.0.1:8600/admin/rotate
+
+See docs/idp.md.";
+
+const DRILL_HELP: &str = "\
+Scenarios (default: all, in this order): steady, overlap, pre-publish, replace, kid-reuse,
+sign-before-publish, outage-short, outage-long, slow-jwks, 429-storm, kid-flood, wrong-key-set,
+flapping.
+
+Examples:
+  keyward drill --target self
+  keyward drill --target-url http://127.0.0.1:8080/api/orders --idp http://127.0.0.1:8600 \\
+                --audience orders-api
+  keyward drill --target self --scenario overlap --scenario replace --json
+
+With --target-url the service must trust the idp's issuer (its discovery URL); a 2xx answer
+counts as accepted, 401/403 as rejected, anything else as an error. See docs/idp.md.";
 
 /// How `--help` and `--version` are honoured, shown at the end of every help text.
 const HELP_RULE: &str = "\
@@ -429,4 +480,72 @@ mod tests {
             assert!(parse_leeway(bad).is_err(), "{bad:?}");
         }
     }
+}
+
+/// `keyward idp`: where to listen, which keys to hold.
+#[derive(Debug, Args)]
+pub(crate) struct IdpArgs {
+    /// The address to listen on. Anything but a loopback address is announced on stderr.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8600")]
+    pub(crate) listen: std::net::SocketAddr,
+
+    /// A signing algorithm to hold a key for (repeatable; the first signs tokens by default).
+    #[arg(long = "alg", value_name = "ALG", value_parser = parse_idp_alg)]
+    pub(crate) algs: Vec<keyward_idp::SigningAlg>,
+
+    /// Load keys from this file at start and save them there (atomically) after every change.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) state: Option<std::path::PathBuf>,
+
+    /// The issuer to advertise (e.g. the URL of a proxy in front of the idp).
+    #[arg(long, value_name = "URL")]
+    pub(crate) issuer: Option<String>,
+
+    /// Answer 429 to JWKS requests above this many per second.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) jwks_rate_limit: Option<u32>,
+}
+
+fn parse_idp_alg(name: &str) -> Result<keyward_idp::SigningAlg, String> {
+    keyward_idp::SigningAlg::from_name(name).ok_or_else(|| {
+        "one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA".to_owned()
+    })
+}
+
+/// `keyward drill`: which idp, which target, which scenarios.
+#[derive(Debug, Args)]
+pub(crate) struct DrillArgs {
+    /// A running `keyward idp` to drive through its admin API (default: one in process).
+    #[arg(long, value_name = "URL")]
+    pub(crate) idp: Option<String>,
+
+    /// `self`: keyward's own verifier, in process.
+    #[arg(long, value_name = "self", value_parser = ["self"], required_unless_present_any = ["target_url", "fleet"], conflicts_with = "target_url")]
+    pub(crate) target: Option<String>,
+
+    /// An HTTP endpoint that checks `Authorization: Bearer` tokens (2xx accepted, 401/403 rejected).
+    #[arg(long, value_name = "URL")]
+    pub(crate) target_url: Option<String>,
+
+    /// The audience tokens are minted for.
+    #[arg(long, value_name = "AUD", default_value = "keyward-drill")]
+    pub(crate) audience: String,
+
+    /// A scenario to run (repeatable; default all).
+    #[arg(long = "scenario", value_name = "NAME")]
+    pub(crate) scenarios: Vec<String>,
+
+    /// How long each scenario watches the target, in seconds (1 to 30); with --fleet, each
+    /// rotation phase lasts three windows.
+    #[arg(long, value_name = "SECONDS", default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=30))]
+    pub(crate) window: u64,
+
+    /// One JSON object on stdout instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Fleet simulation: N key sources in process against one idp answering 429 above 20 JWKS
+    /// requests per second; reports rejected valid tokens, JWKS requests and 429s per phase.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=20_000), conflicts_with_all = ["target", "target_url", "idp"])]
+    pub(crate) fleet: Option<u64>,
 }

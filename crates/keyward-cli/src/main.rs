@@ -4,6 +4,7 @@
 mod cli;
 mod cmd;
 mod doctor;
+mod drill;
 mod input;
 mod keys;
 mod when;
@@ -34,10 +35,10 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     // One token: the verdict already names the cause of keys_unavailable, so the key source's
-    // own fetch warnings would say it twice more.
-    // The demo narrates what the key source does; its log lines would interleave with that.
+    // own fetch warnings would say it twice more. The demo narrates what the key source does,
+    // and a drill provokes fetch failures on purpose and reports them in its table.
     let one_token = matches!(&cli.command, cli::Command::Verify(v) if !v.stream)
-        || matches!(&cli.command, cli::Command::Demo);
+        || matches!(&cli.command, cli::Command::Demo | cli::Command::Drill(_));
     init_tracing(cli.log.as_deref(), one_token);
     match cmd::run(cli) {
         Ok(code) => code,

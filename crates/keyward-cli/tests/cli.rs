@@ -14,7 +14,10 @@ mod cli {
     mod demo;
     mod doctor;
     mod doctor_more;
+    mod drill;
     mod guarantees;
+    mod idp;
+    pub(crate) mod idp_support;
     mod inspect;
     mod key_files;
     mod newcomer;

@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod mint;
+pub mod provider;
 pub mod server;
 
 pub use crate::mint::{MintError, SigningAlg, SigningKey, jwks};
+pub use crate::provider::{FaultMode, Provider, ProviderConfig, ProviderError, RotateMode};
 pub use crate::server::{Fault, MockIdp};

@@ -143,6 +143,42 @@ impl SigningKey {
         Ok(Self { alg, kid: kid.into(), pair })
     }
 
+    /// The private key as PKCS#8 v1 DER, so `keyward idp --state` can keep its keys.
+    pub fn to_pkcs8(&self) -> Result<Vec<u8>, MintError> {
+        let err = |e: aws_lc_rs::error::Unspecified| MintError(format!("export failed: {e}"));
+        Ok(match &self.pair {
+            Pair::Rsa(pair) => {
+                AsDer::<aws_lc_rs::encoding::Pkcs8V1Der<'_>>::as_der(pair).map_err(err)?.as_ref().to_vec()
+            }
+            Pair::Ec(pair) => pair.to_pkcs8v1().map_err(err)?.as_ref().to_vec(),
+            Pair::Ed(pair) => pair.to_pkcs8v1().map_err(err)?.as_ref().to_vec(),
+        })
+    }
+
+    /// Loads a key saved by [`SigningKey::to_pkcs8`]; the DER must match `alg`'s key type.
+    pub fn from_pkcs8(alg: SigningAlg, kid: impl Into<String>, der: &[u8]) -> Result<Self, MintError> {
+        let err = |e: aws_lc_rs::error::KeyRejected| MintError(format!("not a {alg} private key: {e}"));
+        let pair = match alg {
+            SigningAlg::RS256
+            | SigningAlg::RS384
+            | SigningAlg::RS512
+            | SigningAlg::PS256
+            | SigningAlg::PS384
+            | SigningAlg::PS512 => Pair::Rsa(RsaKeyPair::from_pkcs8(der).map_err(err)?),
+            SigningAlg::ES256 => Pair::Ec(
+                EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(err)?,
+            ),
+            SigningAlg::ES384 => Pair::Ec(
+                EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, der).map_err(err)?,
+            ),
+            SigningAlg::ES512 => Pair::Ec(
+                EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P521_SHA512_FIXED_SIGNING, der).map_err(err)?,
+            ),
+            SigningAlg::EdDSA => Pair::Ed(Ed25519KeyPair::from_pkcs8(der).map_err(err)?),
+        };
+        Ok(Self { alg, kid: kid.into(), pair })
+    }
+
     /// The same key material under another `kid` is not possible to clone; this re-labels it.
     pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
         self.kid = kid.into();

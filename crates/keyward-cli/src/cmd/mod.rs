@@ -8,6 +8,7 @@ macro_rules! outln {
 }
 
 mod demo;
+mod idp;
 mod inspect;
 pub(crate) mod verify;
 
@@ -24,6 +25,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => crate::doctor::run(&args),
         Command::Watch(args) => crate::doctor::run_watch(&args),
         Command::Demo => demo::run(),
+        Command::Idp(args) => idp::run(&args),
+        Command::Drill(args) => crate::drill::run(&args),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "keyward", &mut out);

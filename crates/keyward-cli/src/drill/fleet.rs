@@ -1,0 +1,287 @@
+//! `keyward drill --fleet N`: how JWKS cost grows with the number of replicas.
+//!
+//! N independent key sources (each with its own HTTP client, as N stateless replicas would
+//! have) verify traffic against one in-process idp that answers 429 above a request rate.
+//! The idp rotates with `sign-before-publish` and with `overlap`, then a random-kid flood
+//! arrives at every replica. For each phase it reports valid tokens rejected (in all, and
+//! later than publication + 5 s), JWKS requests (total, peak per second), 429s, and when the
+//! last replica first accepted the new key.
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use keyward::source::JwksSource;
+use keyward::{Policy, Verifier};
+use keyward_idp::{Provider, ProviderConfig, RotateMode, SigningAlg};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::engine::Forger;
+
+/// The idp's JWKS rate limit during the phases (requests per second).
+const RATE_LIMIT: u32 = 20;
+/// Each replica verifies one token per tick.
+const TICK: Duration = Duration::from_millis(500);
+/// A valid token rejected later than publication plus this counts against the fleet.
+const GRACE: Duration = Duration::from_secs(5);
+/// Random-kid tokens per replica in the flood.
+const FLOOD_PER_REPLICA: usize = 20;
+
+struct Replica {
+    verifier: Verifier,
+}
+
+/// What one phase measured.
+#[derive(Default)]
+struct Phase {
+    name: &'static str,
+    sent: u64,
+    rejected: u64,
+    rejected_late: u64,
+    jwks_requests: u64,
+    peak_per_second: u64,
+    throttled: u64,
+    all_accepted_after: Option<Duration>,
+}
+
+/// Runs the simulation: each rotation phase sends traffic for three windows (18 s by default),
+/// and `sign-before-publish` publishes the new key one window after it starts signing.
+pub(crate) async fn run(n: u64, window: Duration, as_json: bool) -> Result<ExitCode> {
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    let phase_length = window * 3;
+    let config = ProviderConfig { algs: vec![SigningAlg::ES256], ..ProviderConfig::default() };
+    let idp = Arc::new(
+        Provider::start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), config)
+            .await
+            .context("cannot start the in-process idp")?,
+    );
+    let audience = "fleet";
+    let policy = Policy::builder().issuer(idp.issuer()).audience(audience).build()?;
+    if !as_json {
+        outln!(
+            "keyward drill --fleet {n}: {n} key sources against one idp limited to {RATE_LIMIT} JWKS requests/s"
+        );
+    }
+    // Warm-up without the rate limit: replicas that started at different times.
+    let started = Instant::now();
+    let mut replicas = Vec::with_capacity(n);
+    for chunk_start in (0..n).step_by(100) {
+        let mut chunk = Vec::new();
+        for _ in chunk_start..(chunk_start + 100).min(n) {
+            let source = JwksSource::from_url(idp.jwks_uri()).build()?;
+            chunk.push(source);
+        }
+        for source in &chunk {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while source.current().is_none() {
+                if Instant::now() >= deadline {
+                    anyhow::bail!("a replica's key source did not start within 30 s");
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        for source in chunk {
+            replicas.push(Arc::new(Replica {
+                verifier: Verifier::builder().keys(source).policy(policy.clone()).build()?,
+            }));
+        }
+    }
+    let warmup = started.elapsed();
+    idp.set_jwks_rate_limit(Some(RATE_LIMIT));
+    let forger = Arc::new(Forger::new(idp.issuer(), audience)?);
+
+    let mut phases = Vec::new();
+    for (name, mode) in
+        [("sign-before-publish", RotateMode::SignBeforePublish(window)), ("overlap", RotateMode::Overlap)]
+    {
+        // Let the previous phase's limiter window pass.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        phases.push(rotation(&idp, &replicas, name, mode, audience, phase_length).await?);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    phases.push(flood(&idp, &replicas, &forger, audience).await?);
+
+    if as_json {
+        let list: Vec<Value> = phases
+            .iter()
+            .map(|p| {
+                json!({"phase": p.name, "sent": p.sent, "valid_rejected": p.rejected,
+                       "valid_rejected_after_publication_plus_5s": p.rejected_late,
+                       "jwks_requests": p.jwks_requests, "peak_jwks_requests_per_s": p.peak_per_second,
+                       "throttled_429": p.throttled,
+                       "all_replicas_accepted_after_s": p.all_accepted_after.map(|d| d.as_secs_f64())})
+            })
+            .collect();
+        outln!(
+            "{}",
+            json!({"replicas": n, "rate_limit_per_s": RATE_LIMIT, "phase_s": phase_length.as_secs_f64(),
+                   "warmup_s": warmup.as_secs_f64(), "phases": list})
+        );
+    } else {
+        outln!(
+            "  warm-up (no limit): {:.1} s; each rotation phase: {} s",
+            warmup.as_secs_f64(),
+            phase_length.as_secs()
+        );
+        outln!(
+            "\n{:<20} {:>8} {:>9} {:>12} {:>6} {:>7} {:>6} {:>14}",
+            "phase",
+            "sent",
+            "rejected",
+            "late (>+5 s)",
+            "jwks",
+            "peak/s",
+            "429s",
+            "all accept at"
+        );
+        for p in &phases {
+            outln!(
+                "{:<20} {:>8} {:>9} {:>12} {:>6} {:>7} {:>6} {:>14}",
+                p.name,
+                p.sent,
+                p.rejected,
+                p.rejected_late,
+                p.jwks_requests,
+                p.peak_per_second,
+                p.throttled,
+                p.all_accepted_after
+                    .map_or_else(|| "never".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
+            );
+        }
+        outln!(
+            "\n(rejected: valid tokens refused; late: refused later than publication + 5 s; jwks: requests the"
+        );
+        outln!(
+            " idp received, 429s among them; all accept at: from publication until every replica accepted)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Samples the idp's JWKS request counter every second while `work` runs: the peak per second.
+async fn with_peak<F: Future>(idp: &Provider, work: F) -> (F::Output, u64) {
+    let mut work = std::pin::pin!(work);
+    let mut peak = 0;
+    let mut last = idp.jwks_requests();
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            out = &mut work => {
+                peak = peak.max(idp.jwks_requests().saturating_sub(last));
+                return (out, peak);
+            }
+            _ = ticker.tick() => {
+                let now = idp.jwks_requests();
+                peak = peak.max(now.saturating_sub(last));
+                last = now;
+            }
+        }
+    }
+}
+
+async fn rotation(
+    idp: &Arc<Provider>,
+    replicas: &[Arc<Replica>],
+    name: &'static str,
+    mode: RotateMode,
+    audience: &str,
+    length: Duration,
+) -> Result<Phase> {
+    let before = (idp.jwks_requests(), idp.jwks_throttled());
+    idp.rotate(mode, None)?;
+    let rotated = Instant::now();
+    let published = match mode {
+        RotateMode::SignBeforePublish(d) => rotated + d,
+        _ => rotated,
+    };
+    let key = idp.signing_key();
+    let token: Arc<str> = Arc::from(idp.mint_with(&key, "fleet-user", audience)?);
+    let traffic = async {
+        let mut phase = Phase { name, ..Phase::default() };
+        let mut accepted_once = vec![false; replicas.len()];
+        let end = rotated + length;
+        while Instant::now() < end {
+            let round = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for (i, replica) in replicas.iter().enumerate() {
+                let replica = Arc::clone(replica);
+                let token = Arc::clone(&token);
+                tasks
+                    .spawn(async move { (i, replica.verifier.verify(&token).await.is_ok(), Instant::now()) });
+            }
+            for (i, ok, at) in tasks.join_all().await {
+                phase.sent += 1;
+                if ok {
+                    if let Some(slot) = accepted_once.get_mut(i) {
+                        *slot = true;
+                    }
+                } else if at >= published {
+                    // Before publication no verifier can accept the token: not counted.
+                    phase.rejected += 1;
+                    if at >= published + GRACE {
+                        phase.rejected_late += 1;
+                    }
+                }
+            }
+            if phase.all_accepted_after.is_none() && accepted_once.iter().all(|a| *a) {
+                phase.all_accepted_after = Some(Instant::now().saturating_duration_since(published));
+            }
+            tokio::time::sleep_until(round + TICK).await;
+        }
+        phase
+    };
+    let (mut phase, peak) = with_peak(idp, traffic).await;
+    phase.peak_per_second = peak;
+    phase.jwks_requests = idp.jwks_requests().saturating_sub(before.0);
+    phase.throttled = idp.jwks_throttled().saturating_sub(before.1);
+    Ok(phase)
+}
+
+async fn flood(
+    idp: &Arc<Provider>,
+    replicas: &[Arc<Replica>],
+    forger: &Arc<Forger>,
+    audience: &str,
+) -> Result<Phase> {
+    let before = (idp.jwks_requests(), idp.jwks_throttled());
+    let valid: Arc<str> = Arc::from(idp.mint_with(&idp.signing_key(), "fleet-user", audience)?);
+    let work = async {
+        let mut phase = Phase { name: "random-kid flood", ..Phase::default() };
+        let mut tasks = tokio::task::JoinSet::new();
+        for replica in replicas {
+            let mut forged = Vec::with_capacity(FLOOD_PER_REPLICA);
+            for _ in 0..FLOOD_PER_REPLICA {
+                forged.push(forger.token()?);
+            }
+            let replica = Arc::clone(replica);
+            let valid = Arc::clone(&valid);
+            tasks.spawn(async move {
+                let mut rejected_valid = 0u64;
+                for token in forged {
+                    let _ = replica.verifier.verify(&token).await;
+                    if replica.verifier.verify(&valid).await.is_err() {
+                        rejected_valid += 1;
+                    }
+                }
+                rejected_valid
+            });
+        }
+        for rejected in tasks.join_all().await {
+            phase.sent += FLOOD_PER_REPLICA as u64;
+            phase.rejected += rejected;
+            phase.rejected_late += rejected;
+        }
+        Ok::<_, anyhow::Error>(phase)
+    };
+    let (phase, peak) = with_peak(idp, work).await;
+    let mut phase = phase?;
+    phase.peak_per_second = peak;
+    phase.jwks_requests = idp.jwks_requests().saturating_sub(before.0);
+    phase.throttled = idp.jwks_throttled().saturating_sub(before.1);
+    phase.all_accepted_after = Some(Duration::ZERO);
+    Ok(phase)
+}
