@@ -189,14 +189,7 @@ async fn warm_cache_file_reader_refuses_a_save_time_in_the_future() {
     let k1 = key("k1");
     server.set(KEYS, Reply::jwks(&[&k1]));
     let clock = Arc::new(FixedClock::at(NOW));
-    let build = || {
-        let cache = dir.0.clone();
-        quiet(&server.url(KEYS))
-            .configure(|s| s.cache_dir = Some(cache))
-            .clock(Arc::clone(&clock))
-            .build()
-            .unwrap()
-    };
+    let build = || warm_process(&server, &dir, &clock);
     let a = build();
     ready(&a).await;
     drop(a);

@@ -102,14 +102,7 @@ async fn a_leftover_temp_file_neither_hides_the_saved_set_nor_blocks_later_saves
     let server = Server::start().await;
     let (k1, k2) = (key("k1"), key("k2"));
     let clock = Arc::new(FixedClock::at(NOW));
-    let build = || {
-        let cache = dir.0.clone();
-        quiet(&server.url(KEYS))
-            .configure(|s| s.cache_dir = Some(cache))
-            .clock(Arc::clone(&clock))
-            .build()
-            .unwrap()
-    };
+    let build = || warm_process(&server, &dir, &clock);
 
     server.set(KEYS, Reply::jwks(&[&k1]));
     let a = build();

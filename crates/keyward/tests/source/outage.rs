@@ -253,14 +253,7 @@ async fn warm_start_serves_the_saved_set_during_an_outage() {
     let k1 = key("k1");
     let t1 = token(&k1);
     let clock = Arc::new(FixedClock::at(NOW));
-    let build = || {
-        let cache = dir.0.clone();
-        quiet(&server.url(KEYS))
-            .configure(|s| s.cache_dir = Some(cache))
-            .clock(Arc::clone(&clock))
-            .build()
-            .unwrap()
-    };
+    let build = || warm_process(&server, &dir, &clock);
 
     // Process A fetches once and saves the set.
     server.set(KEYS, Reply::jwks(&[&k1]));

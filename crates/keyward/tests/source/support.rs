@@ -320,6 +320,17 @@ pub(crate) fn quiet(url: &str) -> JwksSourceBuilder {
     JwksSource::from_url(url).configure(|s| s.background_refresh = false)
 }
 
+/// A [`quiet`] source of the server's `KEYS` that saves to, and warm-starts from, `dir`, reading
+/// the wall clock from `clock`: one "process" of a warm-start test.
+pub(crate) fn warm_process(server: &Server, dir: &TempDir, clock: &Arc<FixedClock>) -> JwksSource {
+    let cache = dir.0.clone();
+    quiet(&server.url(KEYS))
+        .configure(|s| s.cache_dir = Some(cache))
+        .clock(Arc::clone(clock))
+        .build()
+        .unwrap()
+}
+
 /// A server answering `KEYS` with `reply`, and a [`quiet`] source of it. The startup fetch
 /// runs at the test's next await.
 pub(crate) async fn serving(reply: Reply) -> (Server, JwksSource) {
