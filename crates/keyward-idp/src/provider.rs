@@ -236,7 +236,7 @@ struct Shared {
     /// Bumped when `down` starts: connections accepted earlier fail on their next read.
     epoch: AtomicU64,
     /// Bumped by [`Provider::go_down`]: connections accepted earlier fail every later read and
-    /// write, even after [`Provider::come_up`] (a replies in flight is cut too).
+    /// write, even after [`Provider::come_up`] (a reply in flight is cut too).
     cut_epoch: AtomicU64,
     /// Down until [`Provider::come_up`], whatever the faults say.
     held_down: AtomicBool,
@@ -1343,5 +1343,55 @@ mod tests {
         assert!(err.to_string().contains("reuse-kid"), "{err}");
         let err = provider.admin("/admin/nope", &[]).unwrap_err();
         assert!(err.to_string().contains("no admin endpoint"), "{err}");
+    }
+
+    /// One HTTP/1.1 GET over a fresh connection: the status, or `None` if the connection failed.
+    async fn get(provider: &Provider, path: &str, probe: &str) -> Option<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(provider.local_addr()).await.ok()?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: idp\r\nX-Probe: {probe}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.ok()?;
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text.get(9..12)?.parse().ok()?;
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+        Some((status, body))
+    }
+
+    #[tokio::test]
+    async fn scripted_replies_take_a_path_over_and_every_request_is_recorded() {
+        let provider =
+            Provider::start(SocketAddr::from(([127, 0, 0, 1], 0)), ProviderConfig::default()).await.unwrap();
+        provider.push_reply("/jwks", Reply::status(503));
+        provider.set_reply("/jwks", Reply::bytes(b"scripted".to_vec()));
+        assert_eq!(get(&provider, "/jwks", "1").await.unwrap().0, 503, "the one-shot reply first");
+        assert_eq!(get(&provider, "/jwks", "2").await.unwrap(), (200, "scripted".to_owned()));
+        provider.clear_reply("/jwks");
+        let (status, body) = get(&provider, "/jwks", "3").await.unwrap();
+        assert_eq!(status, 200);
+        assert!(body.contains(provider.signing_key().kid()), "the provider's own JWKS again: {body}");
+        assert_eq!(get(&provider, "/nowhere", "4").await.unwrap().0, 404);
+        assert_eq!(provider.hits("/jwks"), 3);
+        assert_eq!(provider.hits("/nowhere"), 1);
+        let probes: Vec<String> = provider
+            .requests("/jwks")
+            .iter()
+            .map(|h| h.get("x-probe").unwrap().to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(probes, ["1", "2", "3"]);
+    }
+
+    #[tokio::test]
+    async fn go_down_refuses_connections_until_come_up() {
+        let provider =
+            Provider::start(SocketAddr::from(([127, 0, 0, 1], 0)), ProviderConfig::default()).await.unwrap();
+        provider.go_down();
+        assert_eq!(get(&provider, "/jwks", "down").await, None);
+        assert_eq!(provider.refused_connections(), 1);
+        assert_eq!(provider.hits("/jwks"), 0, "a refused request is not counted");
+        provider.come_up();
+        assert_eq!(get(&provider, "/jwks", "up").await.unwrap().0, 200);
     }
 }
