@@ -632,7 +632,7 @@ impl Provider {
         self.shared.script().hits(path)
     }
 
-    /// The request headers of the requests to `path`, oldest first (the last 4,096).
+    /// The request headers of the requests to `path`, oldest first (the last 4,096; 16 MiB across paths).
     pub fn requests(&self, path: &str) -> Vec<HeaderMap> {
         self.shared.script().requests(path)
     }

@@ -21,6 +21,9 @@ use crate::mint::{SigningKey, jwks};
 const MAX_PATHS: usize = 256;
 /// The most request header sets kept per path (the oldest are dropped first).
 const MAX_RECORDED: usize = 4096;
+/// The most bytes of recorded headers kept in all (later requests are counted, not recorded): a
+/// long-running `keyward idp` must not grow without bound.
+const MAX_RECORDED_BYTES: usize = 16 * 1024 * 1024;
 /// The longest a scripted reply may be delayed.
 const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -106,6 +109,13 @@ struct Route {
 #[derive(Default)]
 pub(crate) struct Script {
     routes: HashMap<String, Route>,
+    /// The size of every recorded header set, by [`header_bytes`].
+    recorded_bytes: usize,
+}
+
+/// Roughly what a recorded header set occupies.
+fn header_bytes(headers: &HeaderMap) -> usize {
+    headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 32).sum::<usize>() + 64
 }
 
 impl Script {
@@ -118,13 +128,22 @@ impl Script {
 
     /// Counts a request to `path`, records its headers, and takes its scripted reply if any.
     pub(crate) fn take(&mut self, path: &str, headers: &HeaderMap) -> Option<Reply> {
+        let mut recorded = self.recorded_bytes;
         let route = self.route(path)?;
         route.hits = route.hits.saturating_add(1);
-        if route.requests.len() >= MAX_RECORDED {
-            route.requests.pop_front();
+        if route.requests.len() >= MAX_RECORDED
+            && let Some(old) = route.requests.pop_front()
+        {
+            recorded = recorded.saturating_sub(header_bytes(&old));
         }
-        route.requests.push_back(headers.clone());
-        route.queue.pop_front().or_else(|| route.current.clone())
+        let size = header_bytes(headers);
+        if recorded.saturating_add(size) <= MAX_RECORDED_BYTES {
+            route.requests.push_back(headers.clone());
+            recorded += size;
+        }
+        let reply = route.queue.pop_front().or_else(|| route.current.clone());
+        self.recorded_bytes = recorded;
+        reply
     }
 
     pub(crate) fn set(&mut self, path: &str, reply: Option<Reply>) {
