@@ -6,8 +6,10 @@
 
 pub mod mint;
 pub mod provider;
+pub mod script;
 pub mod server;
 
 pub use crate::mint::{MintError, SigningAlg, SigningKey, jwks};
 pub use crate::provider::{FaultMode, Provider, ProviderConfig, ProviderError, RotateMode};
+pub use crate::script::Reply;
 pub use crate::server::{Fault, MockIdp};

@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,8 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::connect_info::{ConnectInfo, Connected};
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
@@ -29,6 +30,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::mint::{MintError, SigningAlg, SigningKey, b64};
+use crate::script::{Reply, Script};
 
 /// The largest request body any endpoint reads (form fields are short).
 const MAX_BODY: usize = 64 * 1024;
@@ -233,6 +235,15 @@ struct Shared {
     refused_connections: AtomicU64,
     /// Bumped when `down` starts: connections accepted earlier fail on their next read.
     epoch: AtomicU64,
+    /// Bumped by [`Provider::go_down`]: connections accepted earlier fail every later read and
+    /// write, even after [`Provider::come_up`] (a reply in flight is cut too).
+    cut_epoch: AtomicU64,
+    /// Down until [`Provider::come_up`], whatever the faults say.
+    held_down: AtomicBool,
+    /// Scripted replies per path, and the record of every request.
+    script: Mutex<Script>,
+    /// The JWKS `Cache-Control` when no `cache-control` fault is active.
+    cache_control: Mutex<String>,
     log: broadcast::Sender<String>,
     recent: Mutex<VecDeque<String>>,
 }
@@ -374,7 +385,14 @@ impl Shared {
         self.log("faults cleared".to_owned());
     }
 
+    fn script(&self) -> MutexGuard<'_, Script> {
+        self.script.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn is_down(&self) -> bool {
+        if self.held_down.load(Ordering::SeqCst) {
+            return true;
+        }
         let now = Instant::now();
         self.inner().faults.iter().any(|f| f.mode == FaultMode::Down && f.until > now)
     }
@@ -444,6 +462,10 @@ impl Provider {
             flap_counter: AtomicU64::new(0),
             refused_connections: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
+            cut_epoch: AtomicU64::new(0),
+            held_down: AtomicBool::new(false),
+            script: Mutex::new(Script::default()),
+            cache_control: Mutex::new("public, max-age=300".to_owned()),
             log,
             recent: Mutex::new(VecDeque::new()),
         });
@@ -456,6 +478,7 @@ impl Provider {
             .route("/admin/retire", post(admin_post))
             .route("/admin/fault", post(admin_post))
             .route("/admin/state", get(admin_state))
+            .layer(axum::middleware::from_fn_with_state(Arc::clone(&shared), scripted))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(Arc::clone(&shared));
         let gated = GatedListener { inner: listener, shared: Arc::clone(&shared) };
@@ -586,6 +609,68 @@ impl Provider {
     /// The provider's state as `GET /admin/state` shows it.
     pub fn state(&self) -> Value {
         state_json(&self.shared)
+    }
+
+    /// Answers `path` with `reply` from now on (after any queued one-shot replies), instead of
+    /// the provider's own endpoint.
+    pub fn set_reply(&self, path: &str, reply: Reply) {
+        self.shared.script().set(path, Some(reply));
+    }
+
+    /// Gives `path` back to the provider's own endpoint (queued one-shot replies stay).
+    pub fn clear_reply(&self, path: &str) {
+        self.shared.script().set(path, None);
+    }
+
+    /// Answers the next request to `path` with `reply`, once (queued in order).
+    pub fn push_reply(&self, path: &str, reply: Reply) {
+        self.shared.script().push(path, reply);
+    }
+
+    /// Requests received for `path` while up (scripted or not).
+    pub fn hits(&self, path: &str) -> usize {
+        self.shared.script().hits(path)
+    }
+
+    /// The request headers of the requests to `path`, oldest first (the last 4,096; 16 MiB across paths).
+    pub fn requests(&self, path: &str) -> Vec<HeaderMap> {
+        self.shared.script().requests(path)
+    }
+
+    /// Publishes exactly `keys` from now on (the signing keys are unchanged): a test scripts
+    /// the key set by hand.
+    pub fn publish(&self, keys: &[&Arc<SigningKey>]) {
+        let now = Instant::now();
+        let kids: Vec<&str> = keys.iter().map(|k| k.kid()).collect();
+        self.shared.inner().keys.entries =
+            keys.iter().map(|k| Entry { key: Arc::clone(k), publish_at: now }).collect();
+        self.shared.log(format!("publish: exactly {}", kids.join(", ")));
+    }
+
+    /// The JWKS `Cache-Control` value while no `cache-control` fault is active.
+    pub fn set_cache_control(&self, value: &str) {
+        *self.shared.cache_control.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            value.to_owned();
+    }
+
+    /// Goes down until [`Provider::come_up`]: new connections are closed at accept, and
+    /// connections opened before fail their next read or write (a reply in flight is cut).
+    pub fn go_down(&self) {
+        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
+        self.shared.cut_epoch.fetch_add(1, Ordering::SeqCst);
+        self.shared.held_down.store(true, Ordering::SeqCst);
+        self.shared.log("down until brought up".to_owned());
+    }
+
+    /// Ends [`Provider::go_down`] (a `down` fault still runs its course).
+    pub fn come_up(&self) {
+        self.shared.held_down.store(false, Ordering::SeqCst);
+        self.shared.log("up".to_owned());
+    }
+
+    /// Connections closed at accept while down.
+    pub fn refused_connections(&self) -> u64 {
+        self.shared.refused_connections.load(Ordering::Relaxed)
     }
 
     /// A token as the token endpoint mints it, from its form fields.
@@ -874,7 +959,8 @@ async fn jwks_endpoint(State(shared): State<Arc<Shared>>) -> Response {
         shared.jwks_throttled.fetch_add(1, Ordering::Relaxed);
         return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], "rate limited").into_response();
     }
-    let mut cache_control = "public, max-age=300".to_owned();
+    let mut cache_control =
+        shared.cache_control.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     let mut keys = keys;
     let mut body_fault = None;
     for fault in faults {
@@ -1088,6 +1174,16 @@ async fn admin_state(State(shared): State<Arc<Shared>>, ConnectInfo(peer): Conne
     json_response(StatusCode::OK, &state_json(&shared))
 }
 
+/// Serves a path's scripted reply if it has one (after counting and recording the request),
+/// else the provider's own endpoint.
+async fn scripted(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let reply = shared.script().take(request.uri().path(), request.headers());
+    match reply {
+        Some(reply) => reply.respond().await,
+        None => next.run(request).await,
+    }
+}
+
 // ---- the `down` fault -------------------------------------------------------------------------
 
 /// A listener that closes connections while the provider is `down`.
@@ -1113,7 +1209,8 @@ impl axum::serve::Listener for GatedListener {
                 continue;
             }
             let epoch = self.shared.epoch.load(Ordering::SeqCst);
-            return (GatedStream { inner: stream, shared: Arc::clone(&self.shared), epoch }, addr);
+            let cut_epoch = self.shared.cut_epoch.load(Ordering::SeqCst);
+            return (GatedStream { inner: stream, shared: Arc::clone(&self.shared), epoch, cut_epoch }, addr);
         }
     }
 
@@ -1128,6 +1225,18 @@ struct GatedStream {
     inner: TcpStream,
     shared: Arc<Shared>,
     epoch: u64,
+    cut_epoch: u64,
+}
+
+impl GatedStream {
+    /// Whether [`Provider::go_down`] was called since this connection was accepted.
+    fn cut(&self) -> bool {
+        self.shared.cut_epoch.load(Ordering::SeqCst) != self.cut_epoch
+    }
+}
+
+fn reset() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionReset, "keyward idp: down")
 }
 
 impl AsyncRead for GatedStream {
@@ -1136,8 +1245,8 @@ impl AsyncRead for GatedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.shared.epoch.load(Ordering::SeqCst) != self.epoch && self.shared.is_down() {
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::ConnectionReset, "keyward idp: down")));
+        if self.cut() || self.shared.epoch.load(Ordering::SeqCst) != self.epoch && self.shared.is_down() {
+            return Poll::Ready(Err(reset()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
@@ -1145,6 +1254,9 @@ impl AsyncRead for GatedStream {
 
 impl AsyncWrite for GatedStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.cut() {
+            return Poll::Ready(Err(reset()));
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -1231,5 +1343,55 @@ mod tests {
         assert!(err.to_string().contains("reuse-kid"), "{err}");
         let err = provider.admin("/admin/nope", &[]).unwrap_err();
         assert!(err.to_string().contains("no admin endpoint"), "{err}");
+    }
+
+    /// One HTTP/1.1 GET over a fresh connection: the status, or `None` if the connection failed.
+    async fn get(provider: &Provider, path: &str, probe: &str) -> Option<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(provider.local_addr()).await.ok()?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: idp\r\nX-Probe: {probe}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.ok()?;
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text.get(9..12)?.parse().ok()?;
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+        Some((status, body))
+    }
+
+    #[tokio::test]
+    async fn scripted_replies_take_a_path_over_and_every_request_is_recorded() {
+        let provider =
+            Provider::start(SocketAddr::from(([127, 0, 0, 1], 0)), ProviderConfig::default()).await.unwrap();
+        provider.push_reply("/jwks", Reply::status(503));
+        provider.set_reply("/jwks", Reply::bytes(b"scripted".to_vec()));
+        assert_eq!(get(&provider, "/jwks", "1").await.unwrap().0, 503, "the one-shot reply first");
+        assert_eq!(get(&provider, "/jwks", "2").await.unwrap(), (200, "scripted".to_owned()));
+        provider.clear_reply("/jwks");
+        let (status, body) = get(&provider, "/jwks", "3").await.unwrap();
+        assert_eq!(status, 200);
+        assert!(body.contains(provider.signing_key().kid()), "the provider's own JWKS again: {body}");
+        assert_eq!(get(&provider, "/nowhere", "4").await.unwrap().0, 404);
+        assert_eq!(provider.hits("/jwks"), 3);
+        assert_eq!(provider.hits("/nowhere"), 1);
+        let probes: Vec<String> = provider
+            .requests("/jwks")
+            .iter()
+            .map(|h| h.get("x-probe").unwrap().to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(probes, ["1", "2", "3"]);
+    }
+
+    #[tokio::test]
+    async fn go_down_refuses_connections_until_come_up() {
+        let provider =
+            Provider::start(SocketAddr::from(([127, 0, 0, 1], 0)), ProviderConfig::default()).await.unwrap();
+        provider.go_down();
+        assert_eq!(get(&provider, "/jwks", "down").await, None);
+        assert_eq!(provider.refused_connections(), 1);
+        assert_eq!(provider.hits("/jwks"), 0, "a refused request is not counted");
+        provider.come_up();
+        assert_eq!(get(&provider, "/jwks", "up").await.unwrap().0, 200);
     }
 }

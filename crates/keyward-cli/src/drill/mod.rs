@@ -12,9 +12,9 @@ macro_rules! outln {
     };
 }
 
-mod engine;
+pub(crate) mod engine;
 mod fleet;
-mod scenarios;
+pub(crate) mod scenarios;
 
 use std::process::ExitCode;
 use std::time::Duration;

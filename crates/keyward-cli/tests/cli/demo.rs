@@ -26,7 +26,7 @@ fn demo_rehearses_a_rotation_and_keyward_gets_every_verdict_right() {
     // Removal is revocation: k1 verifies until a second fetch confirms its removal, then not.
     assert!(out.stdout.contains("a second fetch 1 s later also lacks k1"), "{}", out.stdout);
     assert!(
-        out.stdout.contains("keyward  rejected: unknown_kid (no key with kid \"2026-11-k1\""),
+        out.stdout.contains("keyward  rejected: unknown_kid (no key with kid \"rs256-1-"),
         "{}",
         out.stdout
     );
@@ -35,6 +35,16 @@ fn demo_rehearses_a_rotation_and_keyward_gets_every_verdict_right() {
     // The naive cache also accepted the revoked key's token.
     assert!(out.stdout.contains("accepted 1 it should not have"), "{}", out.stdout);
     assert!(!out.stdout.contains("WRONG"), "{}", out.stdout);
+    // The steps are the drill's scenarios, run on its engine against the in-process idp.
+    for scenario in ["steady", "overlap", "kid-flood", "sign-before-publish", "kid-reuse"] {
+        assert!(out.stdout.contains(&format!("(drill scenario {scenario}: ")), "{scenario}:\n{}", out.stdout);
+    }
+    // It ends by saying what to run against the reader's own IdP or service.
+    let next = out.stdout.split("next, against your own IdP or service:").nth(1).unwrap_or_default();
+    for command in ["keyward doctor --issuer", "keyward idp --listen", "keyward drill --idp", "--target-url"]
+    {
+        assert!(next.contains(command), "missing {command:?} after the summary:\n{}", out.stdout);
+    }
     // The naive frozen cache is the foil: it must have failed valid tokens after the rotation.
     assert!(out.stdout.contains("naive    rejected: unknown_kid"), "{}", out.stdout);
 }

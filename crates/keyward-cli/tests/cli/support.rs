@@ -6,12 +6,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keyward_idp::{SigningAlg, SigningKey, jwks};
+use keyward_idp::{Provider, ProviderConfig, Reply, SigningAlg, SigningKey, jwks};
 use serde_json::{Map, Value, json};
 
 /// The pinned clock of most tests: 2026-01-01T00:00:00Z.
@@ -322,63 +320,28 @@ impl Files {
     }
 }
 
-/// An in-process IdP on 127.0.0.1:PORT: `/jwks` and `/.well-known/openid-configuration`
-/// (issuer = the base URL), each counting its requests. The JWKS can be replaced (rotation).
+/// An in-process IdP on 127.0.0.1:PORT: keyward-idp's [`Provider`] with `/jwks` scripted to
+/// serve a given document (issuer = the base URL), counting requests per path. The JWKS can be
+/// replaced (rotation).
 pub(crate) struct Idp {
     pub(crate) base: String,
-    jwks: Arc<Mutex<Value>>,
-    jwks_hits: Arc<AtomicUsize>,
-    discovery_hits: Arc<AtomicUsize>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    provider: Provider,
+    // Declared last: the provider's server task is aborted before its runtime goes.
+    _runtime: tokio::runtime::Runtime,
 }
 
 impl Idp {
-    /// Starts serving `document` as the JWKS on a tokio runtime in a background thread.
+    /// Starts serving `document` as the JWKS on a tokio runtime of its own.
     pub(crate) fn start(document: Value) -> Self {
-        use axum::Router;
-        use axum::http::header::CONTENT_TYPE;
-        use axum::routing::get;
-
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let jwks = Arc::new(Mutex::new(document));
-        let jwks_hits = Arc::new(AtomicUsize::new(0));
-        let discovery_hits = Arc::new(AtomicUsize::new(0));
-        let discovery = json!({"issuer": base, "jwks_uri": format!("{base}/jwks")}).to_string();
-
-        let (doc, hits) = (Arc::clone(&jwks), Arc::clone(&jwks_hits));
-        let disc_hits = Arc::clone(&discovery_hits);
-        let app = Router::new()
-            .route(
-                "/jwks",
-                get(move || {
-                    hits.fetch_add(1, Ordering::SeqCst);
-                    let body = doc.lock().unwrap().to_string();
-                    async move { ([(CONTENT_TYPE, "application/json")], body) }
-                }),
-            )
-            .route(
-                "/.well-known/openid-configuration",
-                get(move || {
-                    disc_hits.fetch_add(1, Ordering::SeqCst);
-                    let body = discovery.clone();
-                    async move { ([(CONTENT_TYPE, "application/json")], body) }
-                }),
-            );
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.await;
-                    })
-                    .await;
-            });
-        });
-        Self { base, jwks, jwks_hits, discovery_hits, shutdown: Some(shutdown) }
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let config = ProviderConfig { algs: vec![SigningAlg::ES256], ..ProviderConfig::default() };
+        let provider = runtime
+            .block_on(Provider::start(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), config))
+            .unwrap();
+        let idp = Self { base: provider.base_url().to_owned(), provider, _runtime: runtime };
+        idp.publish(document);
+        idp
     }
 
     /// The JWKS URL.
@@ -388,25 +351,17 @@ impl Idp {
 
     /// Replaces the published JWKS (a rotation).
     pub(crate) fn publish(&self, document: Value) {
-        *self.jwks.lock().unwrap() = document;
+        self.provider.set_reply("/jwks", Reply::json(&document));
     }
 
     /// JWKS requests served so far.
     pub(crate) fn jwks_hits(&self) -> usize {
-        self.jwks_hits.load(Ordering::SeqCst)
+        self.provider.hits("/jwks")
     }
 
     /// Discovery requests served so far.
     pub(crate) fn discovery_hits(&self) -> usize {
-        self.discovery_hits.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.provider.hits("/.well-known/openid-configuration")
     }
 }
 

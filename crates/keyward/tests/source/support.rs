@@ -1,34 +1,23 @@
 //! The scripted JWKS server and shared fixtures for the key-source tests.
 //!
-//! [`Server`] listens on `127.0.0.1:0` (axum) and answers each path from a script the test
-//! controls: a queue of one-shot [`Reply`]s, then a current reply. It counts hits per path,
-//! records request headers, can delay a reply (with `tokio::time::sleep`, so paused time
+//! [`Server`] is keyward-idp's [`Provider`] on `127.0.0.1:0`, answering each path from a script
+//! the test controls: a queue of one-shot [`Reply`]s, then a current reply. It counts hits per
+//! path, records request headers, can delay a reply (with `tokio::time::sleep`, so paused time
 //! applies) and can go down (new connections are closed at accept, and connections opened
-//! before the outage fail on their next read). Dropping the server aborts its accept loop; the
-//! connection tasks end with the test's runtime.
+//! before the outage fail on their next read or write). Dropping the server aborts its accept
+//! loop; the connection tasks end with the test's runtime.
 
-use std::collections::{HashMap, VecDeque};
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
-use axum::response::Response;
+use axum::http::HeaderMap;
 use keyward::source::{FetchStage, HealthState, JwksSource, JwksSourceBuilder};
 use keyward::{Error, FixedClock, Policy, Reason, Verifier};
+pub(crate) use keyward_idp::Reply;
 use keyward_idp::mint::b64;
-use keyward_idp::{SigningAlg, SigningKey, jwks};
+use keyward_idp::{Provider, ProviderConfig, SigningAlg, SigningKey};
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
 /// The verifier's clock: 2026-01-01T00:00:00Z. Tokens are valid for an hour around it, and the
 /// verifier clock never moves, so advancing tokio time never expires a token.
@@ -38,113 +27,23 @@ pub(crate) const ISS: &str = "https://idp.example.test";
 /// The JWKS path on the scripted server.
 pub(crate) const KEYS: &str = "/keys";
 
-/// One scripted answer.
-#[derive(Clone, Debug)]
-pub(crate) struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Arc<Vec<u8>>,
-    delay: Duration,
-}
-
-impl Reply {
-    /// 200 with `body` as JSON.
-    pub(crate) fn json(body: &Value) -> Self {
-        Self::bytes(body.to_string().into_bytes()).header("content-type", "application/json")
-    }
-
-    /// 200 with a JWKS publishing `keys`.
-    pub(crate) fn jwks(keys: &[&SigningKey]) -> Self {
-        Self::json(&jwks(keys.iter().copied()))
-    }
-
-    /// 200 with raw bytes.
-    pub(crate) fn bytes(body: Vec<u8>) -> Self {
-        Self { status: 200, headers: Vec::new(), body: Arc::new(body), delay: Duration::ZERO }
-    }
-
-    /// An empty body with `status`.
-    pub(crate) fn status(status: u16) -> Self {
-        Self { status, ..Self::bytes(Vec::new()) }
-    }
-
-    /// Adds a response header.
-    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_owned(), value.to_owned()));
-        self
-    }
-
-    /// Answers only after `delay` (tokio time).
-    pub(crate) fn delay(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self
-    }
-}
-
-#[derive(Default)]
-struct Route {
-    queue: VecDeque<Reply>,
-    current: Option<Reply>,
-    hits: usize,
-    requests: Vec<HeaderMap>,
-}
-
-#[derive(Default)]
-struct Script {
-    routes: HashMap<String, Route>,
-}
-
-struct Shared {
-    script: Mutex<Script>,
-    /// True while the server is down.
-    down: AtomicBool,
-    /// Bumped at every outage: connections from an earlier epoch fail on their next I/O.
-    epoch: AtomicU64,
-    /// Connections closed at accept while down.
-    refused: AtomicU64,
-}
-
-impl Shared {
-    fn script(&self) -> MutexGuard<'_, Script> {
-        self.script.lock().unwrap()
-    }
-}
-
-/// A scripted HTTP server on a loopback port.
+/// A scripted HTTP server on a loopback port: keyward-idp's [`Provider`] with every path the
+/// tests use scripted (its own endpoints answer paths that are not).
 pub(crate) struct Server {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    provider: Provider,
 }
 
 impl Server {
     /// Binds `127.0.0.1:0` and serves the (initially empty) script.
     pub(crate) async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shared = Arc::new(Shared {
-            script: Mutex::new(Script::default()),
-            down: AtomicBool::new(false),
-            epoch: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-        });
-        let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
-        let gated = GatedListener { inner: listener, shared: Arc::clone(&shared) };
-        let task = tokio::spawn(async move {
-            axum::serve(gated, app).await.unwrap();
-        });
-        Self { addr, shared, task }
+        let config = ProviderConfig { algs: vec![SigningAlg::ES256], ..ProviderConfig::default() };
+        let provider = Provider::start(SocketAddr::from(([127, 0, 0, 1], 0)), config).await.unwrap();
+        Self { provider }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub(crate) fn base(&self) -> String {
-        format!("http://{}", self.addr)
+        self.provider.base_url().to_owned()
     }
 
     /// The URL of `path` on this server.
@@ -154,27 +53,27 @@ impl Server {
 
     /// The port.
     pub(crate) fn port(&self) -> u16 {
-        self.addr.port()
+        self.provider.local_addr().port()
     }
 
     /// Answers `path` with `reply` from now on (after any queued replies).
     pub(crate) fn set(&self, path: &str, reply: Reply) {
-        self.shared.script().routes.entry(path.to_owned()).or_default().current = Some(reply);
+        self.provider.set_reply(path, reply);
     }
 
     /// Answers the next request to `path` with `reply`, once.
     pub(crate) fn push(&self, path: &str, reply: Reply) {
-        self.shared.script().routes.entry(path.to_owned()).or_default().queue.push_back(reply);
+        self.provider.push_reply(path, reply);
     }
 
     /// Requests `path` received (while up).
     pub(crate) fn hits(&self, path: &str) -> usize {
-        self.shared.script().routes.get(path).map_or(0, |r| r.hits)
+        self.provider.hits(path)
     }
 
     /// Request headers of every request to `path`, in order.
     pub(crate) fn requests(&self, path: &str) -> Vec<HeaderMap> {
-        self.shared.script().routes.get(path).map(|r| r.requests.clone()).unwrap_or_default()
+        self.provider.requests(path)
     }
 
     /// The value of header `name` in the last request to `path`.
@@ -186,117 +85,17 @@ impl Server {
 
     /// Stops answering: connections are closed at accept, open ones fail on their next I/O.
     pub(crate) fn go_down(&self) {
-        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
-        self.shared.down.store(true, Ordering::SeqCst);
+        self.provider.go_down();
     }
 
     /// Answers again.
     pub(crate) fn come_up(&self) {
-        self.shared.down.store(false, Ordering::SeqCst);
+        self.provider.come_up();
     }
 
     /// Connections closed at accept while down.
     pub(crate) fn refused(&self) -> u64 {
-        self.shared.refused.load(Ordering::SeqCst)
-    }
-}
-
-async fn handle(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
-    let reply = {
-        let mut script = shared.script();
-        let route = script.routes.entry(uri.path().to_owned()).or_default();
-        route.hits += 1;
-        route.requests.push(headers);
-        route.queue.pop_front().or_else(|| route.current.clone())
-    };
-    let Some(reply) = reply else {
-        return Response::builder().status(StatusCode::NOT_FOUND).body(Body::empty()).unwrap();
-    };
-    if !reply.delay.is_zero() {
-        tokio::time::sleep(reply.delay).await;
-    }
-    let mut response = Response::new(Body::from(reply.body.as_ref().clone()));
-    *response.status_mut() = StatusCode::from_u16(reply.status).unwrap();
-    for (name, value) in &reply.headers {
-        response
-            .headers_mut()
-            .append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
-    }
-    response
-}
-
-/// A listener that closes connections while the server is down.
-struct GatedListener {
-    inner: TcpListener,
-    shared: Arc<Shared>,
-}
-
-impl axum::serve::Listener for GatedListener {
-    type Io = GatedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((stream, addr)) = self.inner.accept().await else { continue };
-            if self.shared.down.load(Ordering::SeqCst) {
-                self.shared.refused.fetch_add(1, Ordering::SeqCst);
-                drop(stream);
-                continue;
-            }
-            let epoch = self.shared.epoch.load(Ordering::SeqCst);
-            return (GatedStream { inner: stream, shared: Arc::clone(&self.shared), epoch }, addr);
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-/// A server-side connection that fails once an outage began after it was accepted.
-struct GatedStream {
-    inner: TcpStream,
-    shared: Arc<Shared>,
-    epoch: u64,
-}
-
-impl GatedStream {
-    fn cut(&self) -> bool {
-        self.shared.epoch.load(Ordering::SeqCst) != self.epoch
-    }
-}
-
-fn reset() -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionReset, "scripted outage")
-}
-
-impl AsyncRead for GatedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.cut() {
-            return Poll::Ready(Err(reset()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for GatedStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if self.cut() {
-            return Poll::Ready(Err(reset()));
-        }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.provider.refused_connections()
     }
 }
 
