@@ -1,6 +1,5 @@
 //! `keyward verify`: one token (or a stream of them), one verdict each, one reason code.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Read, Write};
 use std::panic::AssertUnwindSafe;
@@ -11,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 use keyward::danger::decode_unverified;
+use keyward::jwk::VerifyingKey;
 use keyward::source::{JwksSource, SourceSettings};
 use keyward::{Error, FixedClock, Keys, Policy, Reason, SystemClock, Verified, Verifier};
 use serde_json::{Map, Value};
@@ -19,7 +19,7 @@ use crate::cli::{SourceArgs, VerifyArgs};
 use crate::input::{self, Token};
 use crate::keys::{self, KeyFile};
 use crate::when;
-use crate::wire::{self, VerifyReport};
+use crate::wire::{self, Notes, VerifyReport};
 
 /// Exit status of a one-token `verify` that reached no verdict: the keys could not be obtained.
 pub(crate) const EXIT_NO_KEYS: u8 = 3;
@@ -495,10 +495,11 @@ impl Answerer {
         });
         let mut answer =
             Answer { json: Vec::with_capacity(lines.len().saturating_mul(1024)), all_valid: true };
+        let mut details = Details::default();
         for (line, outcome) in lines.iter().zip(outcomes) {
             let report = Report::new(&line.token, &self.checker, outcome);
             answer.all_valid &= report.outcome.is_ok();
-            report.write_json(&mut answer.json)?;
+            report.write_json_fast(&mut answer.json, &mut details)?;
         }
         Ok(answer)
     }
@@ -592,34 +593,43 @@ impl Report {
         }
     }
 
-    fn unchecked_notes(&self) -> Vec<&'static str> {
-        let mut notes = Vec::new();
-        if !self.issuer_checked {
-            notes.push("iss was not checked (no --issuer)");
+    /// What was not checked, as notes (a verified token's report lists them).
+    fn unchecked_notes(&self) -> &'static [&'static str] {
+        const ISS: &str = "iss was not checked (no --issuer)";
+        const AUD: &str = "aud was not checked (no --audience)";
+        match (self.issuer_checked, self.audience_checked) {
+            (false, false) => &[ISS, AUD],
+            (false, true) => &[ISS],
+            (true, false) => &[AUD],
+            (true, true) => &[],
         }
-        if !self.audience_checked {
-            notes.push("aud was not checked (no --audience)");
-        }
-        notes
     }
 
     /// Writes the `--json` object and a newline.
     pub(crate) fn write_json(&self, out: &mut impl Write) -> Result<()> {
-        let mut notes: Vec<Cow<'_, str>> =
-            self.input_notes.iter().map(|n| Cow::Borrowed(n.as_str())).collect();
-        let report = match &self.outcome {
-            Ok(v) => {
-                let mut detail = format!("signature verified with {}", v.key().describe());
-                for note in self.unchecked_notes() {
-                    detail.push_str("; ");
-                    detail.push_str(note);
-                    notes.push(Cow::Borrowed(note));
-                }
-                VerifyReport::valid(v, detail, notes)
-            }
+        let detail = self.outcome.as_ref().ok().map(|v| valid_detail(v.key(), self.unchecked_notes()));
+        wire::write_line(out, &self.to_wire(detail.as_deref()))
+    }
+
+    /// Appends the same bytes as [`Report::write_json`], faster (`--stream`): the detail of a
+    /// verified token comes from `details`, and the object is written by hand.
+    fn write_json_fast(&self, out: &mut Vec<u8>, details: &mut Details) -> Result<()> {
+        let detail = self.outcome.as_ref().ok().map(|v| details.of(v.key(), self.unchecked_notes()));
+        self.to_wire(detail).write_line_fast(out)?;
+        Ok(())
+    }
+
+    /// The wire form; `valid_detail` is the detail of a verified token.
+    fn to_wire<'a>(&'a self, valid_detail: Option<&'a str>) -> VerifyReport<'a> {
+        let notes = Notes { input: &self.input_notes, unchecked: &[] };
+        match &self.outcome {
+            Ok(v) => VerifyReport::valid(
+                v,
+                valid_detail.unwrap_or_default(),
+                Notes { unchecked: self.unchecked_notes(), ..notes },
+            ),
             Err(e) => VerifyReport::rejected(e, self.header.as_ref(), self.unverified_claims.as_ref(), notes),
-        };
-        wire::write_line(out, &report)
+        }
     }
 
     pub(crate) fn human(&self) -> String {
@@ -678,6 +688,38 @@ impl Report {
             }
         }
         out
+    }
+}
+
+/// The detail of a verified token: the key, then what was not checked.
+fn valid_detail(key: &VerifyingKey, unchecked: &[&str]) -> String {
+    let mut detail = format!("signature verified with {}", key.describe());
+    for note in unchecked {
+        detail.push_str("; ");
+        detail.push_str(note);
+    }
+    detail
+}
+
+/// The last verified token's detail, kept while the next token names the same key: a batch
+/// of tokens signed by one key builds it once.
+#[derive(Default)]
+struct Details {
+    key: Option<Arc<VerifyingKey>>,
+    unchecked: &'static [&'static str],
+    detail: String,
+}
+
+impl Details {
+    /// The detail for a token verified by `key`, as [`valid_detail`] writes it.
+    fn of(&mut self, key: &Arc<VerifyingKey>, unchecked: &'static [&'static str]) -> &str {
+        let same = self.key.as_ref().is_some_and(|k| Arc::ptr_eq(k, key)) && self.unchecked == unchecked;
+        if !same {
+            self.detail = valid_detail(key, unchecked);
+            self.key = Some(Arc::clone(key));
+            self.unchecked = unchecked;
+        }
+        &self.detail
     }
 }
 
