@@ -904,3 +904,132 @@ mod settings_tests {
         assert_eq!(set.max_stale, Duration::from_secs(3600));
     }
 }
+
+#[cfg(test)]
+mod json_tests {
+    use std::sync::Arc;
+
+    use clap::Parser as _;
+    use keyward_idp::{MockIdp, SigningAlg, SigningKey, jwks};
+    use serde_json::{Value, json};
+
+    use super::{Checker, Details, Report, build_checker};
+    use crate::cli::{Cli, Command};
+    use crate::input::Token;
+
+    const NOW: i64 = 1_767_225_600;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+    }
+
+    fn checker(runtime: &tokio::runtime::Runtime, flags: &[&str]) -> Checker {
+        let now = NOW.to_string();
+        let line = ["keyward", "verify", "--now", &now, "--json"].into_iter().chain(flags.iter().copied());
+        let Command::Verify(args) = Cli::try_parse_from(line).unwrap().command else { panic!("not verify") };
+        runtime.block_on(async { build_checker(&args) }).unwrap()
+    }
+
+    fn claims(exp: i64, sub: &str) -> Value {
+        json!({"iss": "https://idp.example.test", "aud": "orders", "sub": sub, "iat": NOW - 60, "exp": exp})
+    }
+
+    /// Verifies `input` as `--stream` does, writes its report both ways, checks the two byte
+    /// strings are equal, and returns the report.
+    fn both_ways(
+        runtime: &tokio::runtime::Runtime,
+        checker: &Checker,
+        input: &str,
+        details: &mut Details,
+    ) -> Value {
+        let token = Token::from_bytes(input.as_bytes().to_vec());
+        let outcome = runtime.block_on(checker.verify(&token.text));
+        let report = Report::new(&token, checker, outcome);
+        let mut serde = Vec::new();
+        report.write_json(&mut serde).unwrap();
+        let mut fast = Vec::new();
+        report.write_json_fast(&mut fast, details).unwrap();
+        assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            String::from_utf8(serde.clone()).unwrap(),
+            "input {input:?}"
+        );
+        assert_eq!(serde.iter().filter(|b| **b == b'\n').count(), 1, "one line");
+        serde_json::from_slice(&serde).unwrap()
+    }
+
+    #[test]
+    fn the_fast_writer_writes_the_serde_bytes_for_every_kind_of_report_from_a_key_file() {
+        let signer = SigningKey::generate(SigningAlg::RS256, "k\"1").unwrap();
+        let stranger = SigningKey::generate(SigningAlg::ES256, "k2").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, jwks([&signer]).to_string()).unwrap();
+        let path = path.to_str().unwrap();
+        let runtime = runtime();
+        let mut details = Details::default();
+
+        let valid = signer.sign_jwt(&claims(NOW + 3600, "user \"one\"\n\u{1}é/\\")).unwrap();
+        let expired = signer.sign_jwt(&claims(NOW - 3600, "user-2")).unwrap();
+        let payload = claims(NOW + 60, "user-3").to_string();
+        // Blanks around the header are not part of the embedded object; a line break makes
+        // it be written from the parsed object instead.
+        let spaced =
+            signer.sign_parts(b" \t{\"alg\": \"RS256\", \"kid\": \"k\\\"1\"} ", payload.as_bytes()).unwrap();
+        let broken =
+            signer.sign_parts(b"{\"alg\":\"RS256\",\r\n\"kid\":\"k\\\"1\"}\n", payload.as_bytes()).unwrap();
+        let unknown = stranger.sign_jwt(&claims(NOW + 3600, "user-4")).unwrap();
+        let cases: [(&str, &[&str], String, Option<&str>); 8] = [
+            ("valid", &[], valid.clone(), None),
+            ("valid", &["--issuer", "https://idp.example.test", "--audience", "orders"], valid.clone(), None),
+            ("valid", &["--audience", "orders"], format!("\"Bearer {valid}\""), None),
+            ("valid", &[], spaced, None),
+            ("valid", &[], broken, None),
+            ("expired", &[], expired, Some("expired")),
+            ("unknown kid", &[], unknown, Some("unknown_kid")),
+            ("malformed", &[], "not.a\ttoken".to_owned(), Some("malformed")),
+        ];
+        for (what, flags, input, reason) in cases {
+            let checker = checker(&runtime, &[&["--jwks", path][..], flags].concat());
+            let report = both_ways(&runtime, &checker, &input, &mut details);
+            assert_eq!(report["reason"].as_str(), reason, "{what}: {report}");
+            assert_eq!(report["keys"], Value::Null, "{what}: a key file has no key source");
+        }
+    }
+
+    #[test]
+    fn the_fast_writer_writes_the_serde_bytes_for_remote_keys_and_keys_unavailable() {
+        let runtime = runtime();
+        let signer = Arc::new(SigningKey::generate(SigningAlg::ES256, "k1").unwrap());
+        let idp = runtime.block_on(MockIdp::start()).unwrap();
+        idp.publish(&[&signer]);
+        let url = idp.jwks_uri();
+        let remote = checker(&runtime, &["--jwks", &url]);
+        let mut details = Details::default();
+
+        let valid = signer.sign_jwt(&claims(NOW + 3600, "user-1")).unwrap();
+        let report = both_ways(&runtime, &remote, &valid, &mut details);
+        assert_eq!(report["valid"], json!(true), "{report}");
+        assert!(report["keys"]["fetched_at"].is_string(), "a remote key set is reported: {report}");
+
+        let unknown = SigningKey::generate(SigningAlg::ES256, "k9").unwrap();
+        let unknown = unknown.sign_jwt(&claims(NOW + 3600, "user-2")).unwrap();
+        // The first asks for a fetch; the second finds it made (or refused) already.
+        for _ in 0..2 {
+            let report = both_ways(&runtime, &remote, &unknown, &mut details);
+            assert_eq!(report["reason"], json!("unknown_kid"), "{report}");
+            assert_ne!(report["keys"]["fetch"], json!("none"), "{report}");
+        }
+
+        let dead = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            drop(listener);
+            format!("http://{addr}/jwks")
+        };
+        let down = checker(&runtime, &["--jwks", &dead]);
+        let report = both_ways(&runtime, &down, &valid, &mut details);
+        assert_eq!(report["reason"], json!("keys_unavailable"), "{report}");
+        assert!(report["keys"]["fetch_error"]["stage"].is_string(), "{report}");
+    }
+}
