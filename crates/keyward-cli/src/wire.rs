@@ -359,18 +359,31 @@ pub(crate) struct Validity {
     pub(crate) not_yet_valid: bool,
 }
 
-/// Writes `s` as a JSON string: copied between quotes when nothing in it needs escaping (no
-/// quote, backslash or control character), else escaped by serde_json.
+/// Writes `s` as a JSON string, escaped as serde_json escapes it: quotes and backslashes get
+/// a backslash, anything else is copied; a string holding a control character (rare: they
+/// have several escape forms) is left to serde_json whole.
 fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.reserve(s.len().saturating_add(2));
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-        Ok(())
-    } else {
-        serde_json::to_writer(out, s)
+    let bytes = s.as_bytes();
+    if bytes.iter().any(|b| *b < 0x20) {
+        return serde_json::to_writer(out, s);
     }
+    out.reserve(bytes.len().saturating_add(2));
+    out.push(b'"');
+    let mut rest = bytes;
+    while let Some(at) = rest.iter().position(|b| *b == b'"' || *b == b'\\') {
+        let (plain, tail) = rest.split_at(at);
+        out.extend_from_slice(plain);
+        out.push(b'\\');
+        if let Some((special, after)) = tail.split_first() {
+            out.push(*special);
+            rest = after;
+        } else {
+            rest = tail;
+        }
+    }
+    out.extend_from_slice(rest);
+    out.push(b'"');
+    Ok(())
 }
 
 fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) -> serde_json::Result<()> {
@@ -605,4 +618,29 @@ pub(crate) struct WatchEvent {
     pub(crate) kids: Vec<String>,
     /// For `fetch_failed`: the failure.
     pub(crate) detail: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_str;
+
+    /// Strings are escaped exactly as serde_json escapes them.
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let cases = [
+            "",
+            "plain",
+            "key \"k1\" (RSA 2048, RS256)",
+            "back\\slash\\",
+            "\"",
+            "\\\"\\",
+            "del \u{7f}, é, 🔑, </script>",
+            "tab\there, newline\n, nul \u{0}, \u{1f}",
+        ];
+        for case in cases {
+            let mut fast = Vec::new();
+            write_str(&mut fast, case).unwrap();
+            assert_eq!(String::from_utf8(fast).unwrap(), serde_json::to_string(case).unwrap(), "{case:?}");
+        }
+    }
 }

@@ -392,7 +392,9 @@ fn read_batches(
         let stdin = std::io::stdin();
         // Our own buffer, so we can see without blocking whether the next line is already here.
         let mut input = std::io::BufReader::with_capacity(256 * 1024, stdin.lock());
-        while let Some(lines) = read_batch(&mut input)? {
+        // One line buffer for the whole stream.
+        let mut scratch = Vec::new();
+        while let Some(lines) = read_batch(&mut input, &mut scratch)? {
             if credits.recv().is_err() {
                 return Ok(()); // The writer has stopped.
             }
@@ -422,11 +424,11 @@ fn read_batches(
 
 /// The next batch of non-blank lines: blocks for one, then takes the complete lines already
 /// buffered, within [`BATCH_LINES`] and [`BATCH_BYTES`]; `None` at the end of input.
-fn read_batch(input: &mut std::io::BufReader<impl Read>) -> Result<Option<Vec<Line>>> {
+fn read_batch(input: &mut std::io::BufReader<impl Read>, scratch: &mut Vec<u8>) -> Result<Option<Vec<Line>>> {
     let mut lines = Vec::new();
     let mut bytes = 0usize;
     loop {
-        let Some(line) = read_token_line(input)? else {
+        let Some(line) = read_token_line(input, scratch)? else {
             return Ok((!lines.is_empty()).then_some(lines));
         };
         if line.early.is_some() || !line.token.text.is_empty() {
@@ -507,11 +509,11 @@ impl Answerer {
 
 /// The next line, tidied (an oversized line is cut at the bound, drained, and answered
 /// `token_too_large`; a line that is not UTF-8 is answered `malformed`); `None` at EOF.
-fn read_token_line(input: &mut impl BufRead) -> Result<Option<Line>> {
-    let mut bytes = Vec::new();
+fn read_token_line(input: &mut impl BufRead, bytes: &mut Vec<u8>) -> Result<Option<Line>> {
+    bytes.clear();
     let read = Read::by_ref(input)
         .take(MAX_STREAM_LINE)
-        .read_until(b'\n', &mut bytes)
+        .read_until(b'\n', bytes)
         .context("cannot read tokens from stdin")?;
     if read == 0 {
         return Ok(None);
@@ -543,7 +545,11 @@ fn read_token_line(input: &mut impl BufRead) -> Result<Option<Line>> {
             early: Some(Error::new(Reason::TokenTooLarge, detail)),
         }));
     }
-    let token = Token::from_bytes(bytes);
+    // Tidied from the reused buffer: the token's text is its only allocation.
+    let token = match std::str::from_utf8(bytes) {
+        Ok(text) => Token::from_text(text),
+        Err(_) => Token { not_utf8: true, ..Token::default() },
+    };
     let early = token.not_utf8.then(not_utf8);
     Ok(Some(Line { token, early }))
 }
