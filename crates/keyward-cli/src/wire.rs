@@ -98,6 +98,10 @@ pub(crate) struct VerifyReport<'a> {
     pub(crate) reason: Option<&'static str>,
     /// For people: the key that verified, or why the token was rejected.
     pub(crate) detail: Cow<'a, str>,
+    /// `detail` already written as a JSON string, when the caller keeps one (the fast writer
+    /// copies it instead of escaping `detail` again).
+    #[serde(skip)]
+    pub(crate) detail_json: Option<&'a [u8]>,
     /// The token's header (decoded, unverified when rejected); null when unreadable.
     pub(crate) header: Option<Object<'a>>,
     /// The claims, only when the signature verified (so they are authentic).
@@ -235,6 +239,7 @@ impl<'a> VerifyReport<'a> {
             valid: true,
             reason: None,
             detail: Cow::Borrowed(detail),
+            detail_json: None,
             header: Some(Object::scanned(v.header_json(), || v.header())),
             claims: Some(Object::scanned(v.payload_json(), || v.claims())),
             kid: v.kid(),
@@ -258,6 +263,7 @@ impl<'a> VerifyReport<'a> {
             valid: false,
             reason: Some(e.reason().as_str()),
             detail: Cow::Borrowed(e.detail()),
+            detail_json: None,
             header: header.map(Object::Map),
             claims: if verified_sig { claims.map(Object::Map) } else { None },
             kid: e.kid(),
@@ -281,7 +287,10 @@ impl<'a> VerifyReport<'a> {
         });
         write_opt_str(out, self.reason)?;
         out.extend_from_slice(b",\"detail\":");
-        write_str(out, &self.detail)?;
+        match self.detail_json {
+            Some(json) => out.extend_from_slice(json),
+            None => write_str(out, &self.detail)?,
+        }
         out.extend_from_slice(b",\"header\":");
         write_opt_object(out, self.header.as_ref())?;
         out.extend_from_slice(b",\"claims\":");
@@ -362,8 +371,17 @@ pub(crate) struct Validity {
 /// Writes `s` as a JSON string, escaped as serde_json escapes it: quotes and backslashes get
 /// a backslash, anything else is copied; a string holding a control character (rare: they
 /// have several escape forms) is left to serde_json whole.
-fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     let bytes = s.as_bytes();
+    // Without an early exit, so the check runs many bytes at a time.
+    let special = |b: u8| u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\');
+    if bytes.iter().fold(0u8, |any, b| any | special(*b)) == 0 {
+        out.reserve(bytes.len().saturating_add(2));
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return Ok(());
+    }
     if bytes.iter().any(|b| *b < 0x20) {
         return serde_json::to_writer(out, s);
     }
