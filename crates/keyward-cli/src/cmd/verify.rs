@@ -32,7 +32,7 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
     let checker = runtime.block_on(async { build_checker(&args) })?;
     if args.stream {
-        return stream(&runtime, &checker);
+        return stream(&runtime, &checker, workers);
     }
     let token = input::token(args.token.as_deref())?;
     let outcome =
@@ -209,8 +209,10 @@ const IN_FLIGHT_PER_WORKER: usize = 4;
 /// A line that is not UTF-8 (`malformed`) or longer than [`MAX_STREAM_LINE`]
 /// (`token_too_large`) gets its own verdict; the stream goes on. A closed stdout ends the
 /// stream quietly with the verdict so far.
-fn stream(runtime: &tokio::runtime::Runtime, checker: &Checker) -> Result<ExitCode> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
+///
+/// `workers` verification threads are started (the core count, read once at start-up: it
+/// reads cgroup files).
+fn stream(runtime: &tokio::runtime::Runtime, checker: &Checker, workers: usize) -> Result<ExitCode> {
     let (pipeline, answers, credits) = Pipeline::start(workers, runtime.handle(), checker)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
