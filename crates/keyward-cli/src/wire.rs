@@ -18,32 +18,74 @@ use serde_json::{Map, Value};
 /// else the parsed object (so the output stays one line per object).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Object<'a> {
-    /// The token's own JSON text, already checked as one duplicate-free object.
-    Raw(&'a RawValue),
+    /// The token's own JSON text, on one line, without surrounding blanks: keyward's strict
+    /// scanner already checked it as one duplicate-free object, so it is embedded verbatim.
+    Scanned(&'a [u8]),
     /// A parsed object.
     Map(&'a Map<String, Value>),
 }
 
 impl<'a> Object<'a> {
-    /// The token's JSON bytes, embedded verbatim when they hold no line break; `parsed` is
-    /// the fallback (and is used if the bytes are not a JSON value after all).
-    pub(crate) fn embed(bytes: &'a [u8], parsed: impl FnOnce() -> &'a Map<String, Value>) -> Self {
-        let one_line = !bytes.contains(&b'\n') && !bytes.contains(&b'\r');
-        if one_line
-            && let Some(raw) = std::str::from_utf8(bytes).ok().and_then(|s| serde_json::from_str(s).ok())
-        {
-            return Self::Raw(raw);
+    /// The token's JSON bytes, which keyward's strict scanner validated as one object,
+    /// embedded verbatim when they hold no line break; `parsed` is the fallback.
+    pub(crate) fn scanned(bytes: &'a [u8], parsed: impl FnOnce() -> &'a Map<String, Value>) -> Self {
+        if bytes.contains(&b'\n') || bytes.contains(&b'\r') {
+            return Self::Map(parsed());
+        }
+        // The blanks around the object are left out, as serde_json's `RawValue` leaves them.
+        let blank = |b: &u8| *b == b' ' || *b == b'\t';
+        let start = bytes.iter().position(|b| !blank(b)).unwrap_or(bytes.len());
+        let end = bytes.iter().rposition(|b| !blank(b)).map_or(start, |at| at.saturating_add(1));
+        let text = bytes.get(start..end).unwrap_or_default();
+        if text.first() == Some(&b'{') && text.last() == Some(&b'}') {
+            return Self::Scanned(text);
         }
         Self::Map(parsed())
+    }
+
+    /// Writes the object: scanned bytes as they are, a parsed object through serde_json.
+    fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match self {
+            Self::Scanned(text) => {
+                out.extend_from_slice(text);
+                Ok(())
+            }
+            Self::Map(map) => serde_json::to_writer(out, map),
+        }
     }
 }
 
 impl Serialize for Object<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Self::Raw(raw) => raw.serialize(serializer),
+            Self::Scanned(text) => {
+                // Checked again here: this is the reference path the fast writer is tested against.
+                let raw: &RawValue = serde_json::from_slice(text).map_err(serde::ser::Error::custom)?;
+                raw.serialize(serializer)
+            }
             Self::Map(map) => map.serialize(serializer),
         }
+    }
+}
+
+/// The `notes` list: what keyward did to the input, then what it did not check.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Notes<'a> {
+    /// What keyward removed from the input (quotes, a `Bearer ` prefix).
+    pub(crate) input: &'a [String],
+    /// What was not checked (`iss`, `aud`); only for a verified token.
+    pub(crate) unchecked: &'static [&'static str],
+}
+
+impl Notes<'_> {
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        self.input.iter().map(String::as_str).chain(self.unchecked.iter().copied())
+    }
+}
+
+impl Serialize for Notes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
     }
 }
 
@@ -56,6 +98,10 @@ pub(crate) struct VerifyReport<'a> {
     pub(crate) reason: Option<&'static str>,
     /// For people: the key that verified, or why the token was rejected.
     pub(crate) detail: Cow<'a, str>,
+    /// `detail` already written as a JSON string, when the caller keeps one (the fast writer
+    /// copies it instead of escaping `detail` again).
+    #[serde(skip)]
+    pub(crate) detail_json: Option<&'a [u8]>,
     /// The token's header (decoded, unverified when rejected); null when unreadable.
     pub(crate) header: Option<Object<'a>>,
     /// The claims, only when the signature verified (so they are authentic).
@@ -68,7 +114,7 @@ pub(crate) struct VerifyReport<'a> {
     pub(crate) signature_verified: bool,
     /// What keyward did to the input (removed quotes, a `Bearer ` prefix) and what it did not
     /// check (`iss`, `aud`); empty when nothing.
-    pub(crate) notes: Vec<Cow<'a, str>>,
+    pub(crate) notes: Notes<'a>,
     /// For `expired`, `not_yet_valid` and `issued_in_future`: the times compared; else null.
     pub(crate) times: Option<Times>,
     /// What the key source knew and did (a fetched key set only; null for a key file).
@@ -188,13 +234,14 @@ impl Times {
 
 impl<'a> VerifyReport<'a> {
     /// The report of a verified token.
-    pub(crate) fn valid(v: &'a Verified, detail: String, notes: Vec<Cow<'a, str>>) -> Self {
+    pub(crate) fn valid(v: &'a Verified, detail: &'a str, notes: Notes<'a>) -> Self {
         Self {
             valid: true,
             reason: None,
-            detail: Cow::Owned(detail),
-            header: Some(Object::embed(v.header_json(), || v.header())),
-            claims: Some(Object::embed(v.payload_json(), || v.claims())),
+            detail: Cow::Borrowed(detail),
+            detail_json: None,
+            header: Some(Object::scanned(v.header_json(), || v.header())),
+            claims: Some(Object::scanned(v.payload_json(), || v.claims())),
             kid: v.kid(),
             alg: Some(v.alg().as_str()),
             signature_verified: true,
@@ -209,13 +256,14 @@ impl<'a> VerifyReport<'a> {
         e: &'a Error,
         header: Option<&'a Map<String, Value>>,
         claims: Option<&'a Map<String, Value>>,
-        notes: Vec<Cow<'a, str>>,
+        notes: Notes<'a>,
     ) -> Self {
         let verified_sig = e.signature_verified();
         Self {
             valid: false,
             reason: Some(e.reason().as_str()),
             detail: Cow::Borrowed(e.detail()),
+            detail_json: None,
             header: header.map(Object::Map),
             claims: if verified_sig { claims.map(Object::Map) } else { None },
             kid: e.kid(),
@@ -225,6 +273,49 @@ impl<'a> VerifyReport<'a> {
             times: Times::of(e),
             keys: KeysReport::of(e.keys(), e.fetch_error()),
         }
+    }
+
+    /// Writes the same bytes as [`write_line`] does for this report, without serde's generic
+    /// machinery: the members in their fixed order, the token's scanned JSON copied verbatim,
+    /// and strings copied as they are unless they need escaping. `--stream` writes every report
+    /// this way; the tests hold it to the serde output byte for byte.
+    pub(crate) fn write_line_fast(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(if self.valid {
+            b"{\"valid\":true,\"reason\":"
+        } else {
+            b"{\"valid\":false,\"reason\":"
+        });
+        write_opt_str(out, self.reason)?;
+        out.extend_from_slice(b",\"detail\":");
+        match self.detail_json {
+            Some(json) => out.extend_from_slice(json),
+            None => write_str(out, &self.detail)?,
+        }
+        out.extend_from_slice(b",\"header\":");
+        write_opt_object(out, self.header.as_ref())?;
+        out.extend_from_slice(b",\"claims\":");
+        write_opt_object(out, self.claims.as_ref())?;
+        out.extend_from_slice(b",\"kid\":");
+        write_opt_str(out, self.kid)?;
+        out.extend_from_slice(b",\"alg\":");
+        write_opt_str(out, self.alg)?;
+        out.extend_from_slice(if self.signature_verified {
+            b",\"signature_verified\":true,\"notes\":["
+        } else {
+            b",\"signature_verified\":false,\"notes\":["
+        });
+        for (n, note) in self.notes.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            write_str(out, note)?;
+        }
+        out.extend_from_slice(b"],\"times\":");
+        serde_json::to_writer(&mut *out, &self.times)?;
+        out.extend_from_slice(b",\"keys\":");
+        serde_json::to_writer(&mut *out, &self.keys)?;
+        out.extend_from_slice(b"}\n");
+        Ok(())
     }
 }
 
@@ -275,6 +366,62 @@ pub(crate) struct Validity {
     pub(crate) expired: bool,
     /// `nbf` is after `now`.
     pub(crate) not_yet_valid: bool,
+}
+
+/// Writes `s` as a JSON string, escaped as serde_json escapes it: quotes and backslashes get
+/// a backslash, anything else is copied; a string holding a control character (rare: they
+/// have several escape forms) is left to serde_json whole.
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    let bytes = s.as_bytes();
+    // Without an early exit, so the check runs many bytes at a time.
+    let special = |b: u8| u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\');
+    if bytes.iter().fold(0u8, |any, b| any | special(*b)) == 0 {
+        out.reserve(bytes.len().saturating_add(2));
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return Ok(());
+    }
+    if bytes.iter().any(|b| *b < 0x20) {
+        return serde_json::to_writer(out, s);
+    }
+    out.reserve(bytes.len().saturating_add(2));
+    out.push(b'"');
+    let mut rest = bytes;
+    while let Some(at) = rest.iter().position(|b| *b == b'"' || *b == b'\\') {
+        let (plain, tail) = rest.split_at(at);
+        out.extend_from_slice(plain);
+        out.push(b'\\');
+        if let Some((special, after)) = tail.split_first() {
+            out.push(*special);
+            rest = after;
+        } else {
+            rest = tail;
+        }
+    }
+    out.extend_from_slice(rest);
+    out.push(b'"');
+    Ok(())
+}
+
+fn write_opt_str(out: &mut Vec<u8>, s: Option<&str>) -> serde_json::Result<()> {
+    match s {
+        Some(s) => write_str(out, s),
+        None => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+}
+
+fn write_opt_object(out: &mut Vec<u8>, object: Option<&Object<'_>>) -> serde_json::Result<()> {
+    match object {
+        Some(object) => object.write(out),
+        None => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
 }
 
 /// Writes `value` as one line of JSON.
@@ -489,4 +636,29 @@ pub(crate) struct WatchEvent {
     pub(crate) kids: Vec<String>,
     /// For `fetch_failed`: the failure.
     pub(crate) detail: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_str;
+
+    /// Strings are escaped exactly as serde_json escapes them.
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let cases = [
+            "",
+            "plain",
+            "key \"k1\" (RSA 2048, RS256)",
+            "back\\slash\\",
+            "\"",
+            "\\\"\\",
+            "del \u{7f}, é, 🔑, </script>",
+            "tab\there, newline\n, nul \u{0}, \u{1f}",
+        ];
+        for case in cases {
+            let mut fast = Vec::new();
+            write_str(&mut fast, case).unwrap();
+            assert_eq!(String::from_utf8(fast).unwrap(), serde_json::to_string(case).unwrap(), "{case:?}");
+        }
+    }
 }

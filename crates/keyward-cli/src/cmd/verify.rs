@@ -1,6 +1,5 @@
 //! `keyward verify`: one token (or a stream of them), one verdict each, one reason code.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Read, Write};
 use std::panic::AssertUnwindSafe;
@@ -11,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 use keyward::danger::decode_unverified;
+use keyward::jwk::VerifyingKey;
 use keyward::source::{JwksSource, SourceSettings};
 use keyward::{Error, FixedClock, Keys, Policy, Reason, SystemClock, Verified, Verifier};
 use serde_json::{Map, Value};
@@ -19,7 +19,7 @@ use crate::cli::{SourceArgs, VerifyArgs};
 use crate::input::{self, Token};
 use crate::keys::{self, KeyFile};
 use crate::when;
-use crate::wire::{self, VerifyReport};
+use crate::wire::{self, Notes, VerifyReport};
 
 /// Exit status of a one-token `verify` that reached no verdict: the keys could not be obtained.
 pub(crate) const EXIT_NO_KEYS: u8 = 3;
@@ -32,7 +32,7 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
     let checker = runtime.block_on(async { build_checker(&args) })?;
     if args.stream {
-        return stream(&runtime, &checker);
+        return stream(&runtime, &checker, workers);
     }
     let token = input::token(args.token.as_deref())?;
     let outcome =
@@ -186,7 +186,7 @@ fn policy(args: &VerifyArgs) -> Result<Policy> {
 
 /// Lines per batch, at most: small enough that a burst is spread over every worker, large
 /// enough that a hand-off costs little next to verifying the lines.
-const BATCH_LINES: usize = 64;
+const BATCH_LINES: usize = 128;
 
 /// A batch closes once its lines hold this many bytes (one line alone may hold up to
 /// [`MAX_STREAM_LINE`]), so the bound on batches in flight also bounds memory.
@@ -209,8 +209,10 @@ const IN_FLIGHT_PER_WORKER: usize = 4;
 /// A line that is not UTF-8 (`malformed`) or longer than [`MAX_STREAM_LINE`]
 /// (`token_too_large`) gets its own verdict; the stream goes on. A closed stdout ends the
 /// stream quietly with the verdict so far.
-fn stream(runtime: &tokio::runtime::Runtime, checker: &Checker) -> Result<ExitCode> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
+///
+/// `workers` verification threads are started (the core count, read once at start-up: it
+/// reads cgroup files).
+fn stream(runtime: &tokio::runtime::Runtime, checker: &Checker, workers: usize) -> Result<ExitCode> {
     let (pipeline, answers, credits) = Pipeline::start(workers, runtime.handle(), checker)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
@@ -392,7 +394,9 @@ fn read_batches(
         let stdin = std::io::stdin();
         // Our own buffer, so we can see without blocking whether the next line is already here.
         let mut input = std::io::BufReader::with_capacity(256 * 1024, stdin.lock());
-        while let Some(lines) = read_batch(&mut input)? {
+        // One line buffer for the whole stream.
+        let mut scratch = Vec::new();
+        while let Some(lines) = read_batch(&mut input, &mut scratch)? {
             if credits.recv().is_err() {
                 return Ok(()); // The writer has stopped.
             }
@@ -422,11 +426,11 @@ fn read_batches(
 
 /// The next batch of non-blank lines: blocks for one, then takes the complete lines already
 /// buffered, within [`BATCH_LINES`] and [`BATCH_BYTES`]; `None` at the end of input.
-fn read_batch(input: &mut std::io::BufReader<impl Read>) -> Result<Option<Vec<Line>>> {
+fn read_batch(input: &mut std::io::BufReader<impl Read>, scratch: &mut Vec<u8>) -> Result<Option<Vec<Line>>> {
     let mut lines = Vec::new();
     let mut bytes = 0usize;
     loop {
-        let Some(line) = read_token_line(input)? else {
+        let Some(line) = read_token_line(input, scratch)? else {
             return Ok((!lines.is_empty()).then_some(lines));
         };
         if line.early.is_some() || !line.token.text.is_empty() {
@@ -495,10 +499,11 @@ impl Answerer {
         });
         let mut answer =
             Answer { json: Vec::with_capacity(lines.len().saturating_mul(1024)), all_valid: true };
+        let mut details = Details::default();
         for (line, outcome) in lines.iter().zip(outcomes) {
             let report = Report::new(&line.token, &self.checker, outcome);
             answer.all_valid &= report.outcome.is_ok();
-            report.write_json(&mut answer.json)?;
+            report.write_json_fast(&mut answer.json, &mut details)?;
         }
         Ok(answer)
     }
@@ -506,11 +511,11 @@ impl Answerer {
 
 /// The next line, tidied (an oversized line is cut at the bound, drained, and answered
 /// `token_too_large`; a line that is not UTF-8 is answered `malformed`); `None` at EOF.
-fn read_token_line(input: &mut impl BufRead) -> Result<Option<Line>> {
-    let mut bytes = Vec::new();
+fn read_token_line(input: &mut impl BufRead, bytes: &mut Vec<u8>) -> Result<Option<Line>> {
+    bytes.clear();
     let read = Read::by_ref(input)
         .take(MAX_STREAM_LINE)
-        .read_until(b'\n', &mut bytes)
+        .read_until(b'\n', bytes)
         .context("cannot read tokens from stdin")?;
     if read == 0 {
         return Ok(None);
@@ -542,7 +547,11 @@ fn read_token_line(input: &mut impl BufRead) -> Result<Option<Line>> {
             early: Some(Error::new(Reason::TokenTooLarge, detail)),
         }));
     }
-    let token = Token::from_bytes(bytes);
+    // Tidied from the reused buffer: the token's text is its only allocation.
+    let token = match std::str::from_utf8(bytes) {
+        Ok(text) => Token::from_text(text),
+        Err(_) => Token { not_utf8: true, ..Token::default() },
+    };
     let early = token.not_utf8.then(not_utf8);
     Ok(Some(Line { token, early }))
 }
@@ -592,34 +601,48 @@ impl Report {
         }
     }
 
-    fn unchecked_notes(&self) -> Vec<&'static str> {
-        let mut notes = Vec::new();
-        if !self.issuer_checked {
-            notes.push("iss was not checked (no --issuer)");
+    /// What was not checked, as notes (a verified token's report lists them).
+    fn unchecked_notes(&self) -> &'static [&'static str] {
+        const ISS: &str = "iss was not checked (no --issuer)";
+        const AUD: &str = "aud was not checked (no --audience)";
+        match (self.issuer_checked, self.audience_checked) {
+            (false, false) => &[ISS, AUD],
+            (false, true) => &[ISS],
+            (true, false) => &[AUD],
+            (true, true) => &[],
         }
-        if !self.audience_checked {
-            notes.push("aud was not checked (no --audience)");
-        }
-        notes
     }
 
     /// Writes the `--json` object and a newline.
     pub(crate) fn write_json(&self, out: &mut impl Write) -> Result<()> {
-        let mut notes: Vec<Cow<'_, str>> =
-            self.input_notes.iter().map(|n| Cow::Borrowed(n.as_str())).collect();
-        let report = match &self.outcome {
-            Ok(v) => {
-                let mut detail = format!("signature verified with {}", v.key().describe());
-                for note in self.unchecked_notes() {
-                    detail.push_str("; ");
-                    detail.push_str(note);
-                    notes.push(Cow::Borrowed(note));
-                }
-                VerifyReport::valid(v, detail, notes)
-            }
-            Err(e) => VerifyReport::rejected(e, self.header.as_ref(), self.unverified_claims.as_ref(), notes),
+        let detail = self.outcome.as_ref().ok().map(|v| valid_detail(v.key(), self.unchecked_notes()));
+        wire::write_line(out, &self.to_wire(detail.as_deref()))
+    }
+
+    /// Appends the same bytes as [`Report::write_json`], faster (`--stream`): the detail of a
+    /// verified token comes from `details`, and the object is written by hand.
+    fn write_json_fast(&self, out: &mut Vec<u8>, details: &mut Details) -> Result<()> {
+        let Ok(v) = &self.outcome else {
+            self.to_wire(None).write_line_fast(out)?;
+            return Ok(());
         };
-        wire::write_line(out, &report)
+        let (detail, detail_json) = details.of(v.key(), self.unchecked_notes());
+        let report = VerifyReport { detail_json, ..self.to_wire(Some(detail)) };
+        report.write_line_fast(out)?;
+        Ok(())
+    }
+
+    /// The wire form; `valid_detail` is the detail of a verified token.
+    fn to_wire<'a>(&'a self, valid_detail: Option<&'a str>) -> VerifyReport<'a> {
+        let notes = Notes { input: &self.input_notes, unchecked: &[] };
+        match &self.outcome {
+            Ok(v) => VerifyReport::valid(
+                v,
+                valid_detail.unwrap_or_default(),
+                Notes { unchecked: self.unchecked_notes(), ..notes },
+            ),
+            Err(e) => VerifyReport::rejected(e, self.header.as_ref(), self.unverified_claims.as_ref(), notes),
+        }
     }
 
     pub(crate) fn human(&self) -> String {
@@ -678,6 +701,47 @@ impl Report {
             }
         }
         out
+    }
+}
+
+/// The detail of a verified token: the key, then what was not checked.
+fn valid_detail(key: &VerifyingKey, unchecked: &[&str]) -> String {
+    let mut detail = format!("signature verified with {}", key.describe());
+    for note in unchecked {
+        detail.push_str("; ");
+        detail.push_str(note);
+    }
+    detail
+}
+
+/// The last verified token's detail, kept while the next token names the same key: a batch
+/// of tokens signed by one key builds it once.
+#[derive(Default)]
+struct Details {
+    key: Option<Arc<VerifyingKey>>,
+    unchecked: &'static [&'static str],
+    detail: String,
+    /// `detail` as a JSON string.
+    json: Vec<u8>,
+}
+
+impl Details {
+    /// The detail for a token verified by `key`, as [`valid_detail`] writes it, and the same
+    /// as a JSON string (`None` if it could not be written).
+    fn of(&mut self, key: &Arc<VerifyingKey>, unchecked: &'static [&'static str]) -> (&str, Option<&[u8]>) {
+        let same = self.key.as_ref().is_some_and(|k| Arc::ptr_eq(k, key)) && self.unchecked == unchecked;
+        if !same {
+            self.detail = valid_detail(key, unchecked);
+            self.json.clear();
+            if wire::write_str(&mut self.json, &self.detail).is_err() {
+                // Not expected (a string always serialises); the detail is then escaped per report.
+                self.json.clear();
+            }
+            self.key = Some(Arc::clone(key));
+            self.unchecked = unchecked;
+        }
+        // A written JSON string is never empty: it has its quotes.
+        (&self.detail, (!self.json.is_empty()).then_some(self.json.as_slice()))
     }
 }
 
@@ -860,5 +924,134 @@ mod settings_tests {
         );
         assert_eq!(set.removal_grace, Some(Duration::ZERO), "0s: at once, no confirmation");
         assert_eq!(set.max_stale, Duration::from_secs(3600));
+    }
+}
+
+#[cfg(test)]
+mod json_tests {
+    use std::sync::Arc;
+
+    use clap::Parser as _;
+    use keyward_idp::{MockIdp, SigningAlg, SigningKey, jwks};
+    use serde_json::{Value, json};
+
+    use super::{Checker, Details, Report, build_checker};
+    use crate::cli::{Cli, Command};
+    use crate::input::Token;
+
+    const NOW: i64 = 1_767_225_600;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+    }
+
+    fn checker(runtime: &tokio::runtime::Runtime, flags: &[&str]) -> Checker {
+        let now = NOW.to_string();
+        let line = ["keyward", "verify", "--now", &now, "--json"].into_iter().chain(flags.iter().copied());
+        let Command::Verify(args) = Cli::try_parse_from(line).unwrap().command else { panic!("not verify") };
+        runtime.block_on(async { build_checker(&args) }).unwrap()
+    }
+
+    fn claims(exp: i64, sub: &str) -> Value {
+        json!({"iss": "https://idp.example.test", "aud": "orders", "sub": sub, "iat": NOW - 60, "exp": exp})
+    }
+
+    /// Verifies `input` as `--stream` does, writes its report both ways, checks the two byte
+    /// strings are equal, and returns the report.
+    fn both_ways(
+        runtime: &tokio::runtime::Runtime,
+        checker: &Checker,
+        input: &str,
+        details: &mut Details,
+    ) -> Value {
+        let token = Token::from_bytes(input.as_bytes().to_vec());
+        let outcome = runtime.block_on(checker.verify(&token.text));
+        let report = Report::new(&token, checker, outcome);
+        let mut serde = Vec::new();
+        report.write_json(&mut serde).unwrap();
+        let mut fast = Vec::new();
+        report.write_json_fast(&mut fast, details).unwrap();
+        assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            String::from_utf8(serde.clone()).unwrap(),
+            "input {input:?}"
+        );
+        assert_eq!(serde.iter().filter(|b| **b == b'\n').count(), 1, "one line");
+        serde_json::from_slice(&serde).unwrap()
+    }
+
+    #[test]
+    fn the_fast_writer_writes_the_serde_bytes_for_every_kind_of_report_from_a_key_file() {
+        let signer = SigningKey::generate(SigningAlg::RS256, "k\"1").unwrap();
+        let stranger = SigningKey::generate(SigningAlg::ES256, "k2").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, jwks([&signer]).to_string()).unwrap();
+        let path = path.to_str().unwrap();
+        let runtime = runtime();
+        let mut details = Details::default();
+
+        let valid = signer.sign_jwt(&claims(NOW + 3600, "user \"one\"\n\u{1}é/\\")).unwrap();
+        let expired = signer.sign_jwt(&claims(NOW - 3600, "user-2")).unwrap();
+        let payload = claims(NOW + 60, "user-3").to_string();
+        // Blanks around the header are not part of the embedded object; a line break makes
+        // it be written from the parsed object instead.
+        let spaced =
+            signer.sign_parts(b" \t{\"alg\": \"RS256\", \"kid\": \"k\\\"1\"} ", payload.as_bytes()).unwrap();
+        let broken =
+            signer.sign_parts(b"{\"alg\":\"RS256\",\r\n\"kid\":\"k\\\"1\"}\n", payload.as_bytes()).unwrap();
+        let unknown = stranger.sign_jwt(&claims(NOW + 3600, "user-4")).unwrap();
+        let cases: [(&str, &[&str], String, Option<&str>); 8] = [
+            ("valid", &[], valid.clone(), None),
+            ("valid", &["--issuer", "https://idp.example.test", "--audience", "orders"], valid.clone(), None),
+            ("valid", &["--audience", "orders"], format!("\"Bearer {valid}\""), None),
+            ("valid", &[], spaced, None),
+            ("valid", &[], broken, None),
+            ("expired", &[], expired, Some("expired")),
+            ("unknown kid", &[], unknown, Some("unknown_kid")),
+            ("malformed", &[], "not.a\ttoken".to_owned(), Some("malformed")),
+        ];
+        for (what, flags, input, reason) in cases {
+            let checker = checker(&runtime, &[&["--jwks", path][..], flags].concat());
+            let report = both_ways(&runtime, &checker, &input, &mut details);
+            assert_eq!(report["reason"].as_str(), reason, "{what}: {report}");
+            assert_eq!(report["keys"], Value::Null, "{what}: a key file has no key source");
+        }
+    }
+
+    #[test]
+    fn the_fast_writer_writes_the_serde_bytes_for_remote_keys_and_keys_unavailable() {
+        let runtime = runtime();
+        let signer = Arc::new(SigningKey::generate(SigningAlg::ES256, "k1").unwrap());
+        let idp = runtime.block_on(MockIdp::start()).unwrap();
+        idp.publish(&[&signer]);
+        let url = idp.jwks_uri();
+        let remote = checker(&runtime, &["--jwks", &url]);
+        let mut details = Details::default();
+
+        let valid = signer.sign_jwt(&claims(NOW + 3600, "user-1")).unwrap();
+        let report = both_ways(&runtime, &remote, &valid, &mut details);
+        assert_eq!(report["valid"], json!(true), "{report}");
+        assert!(report["keys"]["fetched_at"].is_string(), "a remote key set is reported: {report}");
+
+        let unknown = SigningKey::generate(SigningAlg::ES256, "k9").unwrap();
+        let unknown = unknown.sign_jwt(&claims(NOW + 3600, "user-2")).unwrap();
+        // The first asks for a fetch; the second finds it made (or refused) already.
+        for _ in 0..2 {
+            let report = both_ways(&runtime, &remote, &unknown, &mut details);
+            assert_eq!(report["reason"], json!("unknown_kid"), "{report}");
+            assert_ne!(report["keys"]["fetch"], json!("none"), "{report}");
+        }
+
+        let dead = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            drop(listener);
+            format!("http://{addr}/jwks")
+        };
+        let down = checker(&runtime, &["--jwks", &dead]);
+        let report = both_ways(&runtime, &down, &valid, &mut details);
+        assert_eq!(report["reason"], json!("keys_unavailable"), "{report}");
+        assert!(report["keys"]["fetch_error"]["stage"].is_string(), "{report}");
     }
 }
