@@ -132,6 +132,14 @@ impl Ctx {
         Ok(())
     }
 
+    /// Rotates with `mode` (no publication delay) and mints a token of the key now signing;
+    /// returns when the rotation took effect and that token.
+    async fn rotate_and_mint(&self, mode: &str) -> Result<(Instant, String)> {
+        self.rotate(mode, None).await?;
+        let since = Instant::now();
+        Ok((since, self.token().await?))
+    }
+
     async fn fault(&self, mode: &str, seconds: Duration, extra: &[(&str, &str)]) -> Result<()> {
         let seconds = format!("{}", seconds.as_secs_f64());
         let mut fields = vec![("mode", mode), ("seconds", seconds.as_str())];
@@ -266,9 +274,7 @@ impl Ctx {
 
     async fn overlap(&self) -> Result<(Verdict, Probe, Option<Duration>)> {
         let old = self.token().await?;
-        self.rotate("overlap", None).await?;
-        let since = Instant::now();
-        let new = self.token().await?;
+        let (since, new) = self.rotate_and_mint("overlap").await?;
         let probe =
             probe(&self.target, &[(Class::Old, old), (Class::New, new)], &self.forger, 0, self.window)
                 .await?;
@@ -285,9 +291,7 @@ impl Ctx {
         self.rotate("pre-publish", None).await?;
         let mut total =
             probe(&self.target, &[(Class::Old, old.clone())], &self.forger, 0, self.half()).await?;
-        self.rotate("activate", None).await?;
-        let since = Instant::now();
-        let new = self.token().await?;
+        let (since, new) = self.rotate_and_mint("activate").await?;
         let second =
             probe(&self.target, &[(Class::Old, old), (Class::New, new)], &self.forger, 0, self.window)
                 .await?;
@@ -302,9 +306,7 @@ impl Ctx {
 
     async fn replace(&self) -> Result<(Verdict, Probe, Option<Duration>)> {
         let old = self.token().await?;
-        self.rotate("replace", None).await?;
-        let since = Instant::now();
-        let new = self.token().await?;
+        let (since, new) = self.rotate_and_mint("replace").await?;
         let probe =
             probe(&self.target, &[(Class::Old, old), (Class::New, new)], &self.forger, 0, self.window)
                 .await?;
@@ -314,9 +316,7 @@ impl Ctx {
 
     async fn kid_reuse(&self) -> Result<(Verdict, Probe, Option<Duration>)> {
         let old = self.token().await?;
-        self.rotate("reuse-kid", None).await?;
-        let since = Instant::now();
-        let new = self.token().await?;
+        let (since, new) = self.rotate_and_mint("reuse-kid").await?;
         // The old material is sent after the new one each round: once the new material is
         // accepted, the old must not be.
         let probe =
@@ -416,9 +416,7 @@ impl Ctx {
         let delay = self.half();
         let delay_text = format!("{}", delay.as_secs_f64());
         self.fault("slow", delay + self.window, &[("delay", delay_text.as_str())]).await?;
-        self.rotate("overlap", None).await?;
-        let since = Instant::now();
-        let new = self.token().await?;
+        let (since, new) = self.rotate_and_mint("overlap").await?;
         let probe = probe(
             &self.target,
             &[(Class::Old, old), (Class::New, new)],
@@ -488,9 +486,7 @@ impl Ctx {
     }
 
     async fn flapping(&self) -> Result<(Verdict, Probe, Option<Duration>)> {
-        self.rotate("overlap", None).await?;
-        let since = Instant::now();
-        let new = self.token().await?;
+        let (since, new) = self.rotate_and_mint("overlap").await?;
         self.fault("flap", self.window, &[]).await?;
         let probe = probe(&self.target, &[(Class::New, new)], &self.forger, 1, self.window).await?;
         let (missing, after) = self.new_accepted(&probe, "stale_cache", since);
