@@ -18,43 +18,21 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use aws_lc_rs::signature::{ParsedPublicKey, RsaPublicKeyComponents};
-use keyward::internal::base64url;
-use keyward_idp::{SigningAlg, SigningKey, jwks};
-use serde_json::json;
+use aws_lc_rs::signature::ParsedPublicKey;
 
-const NOW: i64 = 1_767_225_600;
-const TOKENS: usize = 10_000;
+#[path = "support/stream_fixture.rs"]
+mod stream_fixture;
+use stream_fixture::{Fixture, NOW, TOKENS};
+
 const LOCKSTEP_TOKENS: usize = 2_000;
 
 fn main() {
     let bin = env!("CARGO_BIN_EXE_keyward");
-    let key = SigningKey::generate(SigningAlg::RS256, "stream-bench").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let jwks_path = dir.path().join("jwks.json");
-    std::fs::write(&jwks_path, jwks([&key]).to_string()).unwrap();
-    let tokens: Vec<String> = (0..TOKENS)
-        .map(|i| {
-            key.sign_jwt(&json!({
-                "iss": "https://idp.example.com", "sub": format!("user-{i}"), "aud": "orders-api",
-                "iat": NOW - 60, "exp": NOW + 3600, "jti": format!("jti-{i:08}"), "scope": "orders:read"
-            }))
-            .unwrap()
-        })
-        .collect();
-
-    let jwk = key.public_jwk_bare();
-    let field = |name: &str| base64url::decode(jwk[name].as_str().unwrap()).unwrap();
-    let raw_key = RsaPublicKeyComponents { n: field("n"), e: field("e") }
-        .to_parsed_public_key(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256)
-        .unwrap();
-    let prepared: Vec<(&str, Vec<u8>)> = tokens
-        .iter()
-        .map(|t| {
-            let (input, sig) = t.rsplit_once('.').unwrap();
-            (input, base64url::decode(sig).unwrap())
-        })
-        .collect();
+    let fixture = Fixture::new(dir.path());
+    let (jwks_path, tokens) = (&fixture.jwks_path, &fixture.tokens);
+    let raw_key = fixture.raw_key();
+    let prepared = fixture.raw_inputs();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rounds: usize = std::env::var("KEYWARD_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
     // Rates per round: raw on every core, raw on one thread, batch, lockstep.
@@ -77,8 +55,8 @@ fn main() {
             let rate = match variant {
                 0 => raw(&raw_key, &prepared, cores),
                 1 => raw(&raw_key, &prepared, 1),
-                2 => batch(bin, &jwks_path, &tokens),
-                _ => lockstep(bin, &jwks_path, &tokens[..LOCKSTEP_TOKENS]),
+                2 => batch(bin, jwks_path, tokens),
+                _ => lockstep(bin, jwks_path, &tokens[..LOCKSTEP_TOKENS]),
             };
             samples[variant].push(rate);
         }

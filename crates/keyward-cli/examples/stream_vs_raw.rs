@@ -30,13 +30,12 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use aws_lc_rs::signature::{ParsedPublicKey, RsaPublicKeyComponents};
-use keyward::internal::base64url;
-use keyward_idp::{SigningAlg, SigningKey, jwks};
-use serde_json::json;
+use aws_lc_rs::signature::ParsedPublicKey;
 
-const NOW: i64 = 1_767_225_600;
-const TOKENS: usize = 10_000;
+#[path = "../benches/support/stream_fixture.rs"]
+mod stream_fixture;
+use stream_fixture::{Fixture, NOW, TOKENS};
+
 const LOCKSTEP_TOKENS: usize = 1_000;
 
 fn main() {
@@ -51,48 +50,28 @@ fn main() {
         args.next().unwrap_or_else(|| format!("{}/../../target/release/keyward", env!("CARGO_MANIFEST_DIR")));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
-    let key = SigningKey::generate(SigningAlg::RS256, "stream-bench").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let jwks_path = dir.path().join("jwks.json");
-    std::fs::write(&jwks_path, jwks([&key]).to_string()).unwrap();
-    let tokens: Vec<String> = (0..TOKENS)
-        .map(|i| {
-            key.sign_jwt(&json!({
-                "iss": "https://idp.example.com", "sub": format!("user-{i}"), "aud": "orders-api",
-                "iat": NOW - 60, "exp": NOW + 3600, "jti": format!("jti-{i:08}"), "scope": "orders:read"
-            }))
-            .unwrap()
-        })
-        .collect();
+    let fixture = Fixture::new(dir.path());
+    let (jwks_path, tokens) = (&fixture.jwks_path, &fixture.tokens);
     let input: Vec<u8> = tokens.iter().flat_map(|t| format!("{t}\n").into_bytes()).collect();
     if let Some(dir) = write_to {
-        std::fs::copy(&jwks_path, dir.join("jwks.json")).unwrap();
+        std::fs::copy(jwks_path, dir.join("jwks.json")).unwrap();
         std::fs::write(dir.join("tokens.txt"), &input).unwrap();
         return;
     }
     let tokens_path = dir.path().join("tokens.txt");
     std::fs::write(&tokens_path, &input).unwrap();
-    check(&bin, &jwks_path, &input);
+    check(&bin, jwks_path, &input);
 
-    let jwk = key.public_jwk_bare();
-    let field = |name: &str| base64url::decode(jwk[name].as_str().unwrap()).unwrap();
-    let raw_key = RsaPublicKeyComponents { n: field("n"), e: field("e") }
-        .to_parsed_public_key(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256)
-        .unwrap();
-    let prepared: Vec<(&str, Vec<u8>)> = tokens
-        .iter()
-        .map(|t| {
-            let (signed, sig) = t.rsplit_once('.').unwrap();
-            (signed, base64url::decode(sig).unwrap())
-        })
-        .collect();
+    let raw_key = fixture.raw_key();
+    let prepared = fixture.raw_inputs();
 
     println!("{TOKENS} distinct RS256-2048 tokens, {cores} cores, {rounds} rounds; binary {bin}");
     raw(&raw_key, &prepared, cores); // warm-up
     let (mut raws, mut clis, mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         let (raw_rate, raw_cpu) = raw(&raw_key, &prepared, cores);
-        let (cli_rate, cli_cpu) = cli(&bin, &jwks_path, &tokens_path);
+        let (cli_rate, cli_cpu) = cli(&bin, jwks_path, &tokens_path);
         let (raw_us, cli_us) = (raw_cpu * 1e6 / TOKENS as f64, cli_cpu * 1e6 / TOKENS as f64);
         println!(
             "round {round}: raw {raw_rate:>7.0} tokens/s ({raw_us:.1} us CPU each)   keyward {cli_rate:>7.0} tokens/s ({cli_us:.1} us CPU each)   wall {:.3}x   CPU {:.3}x",
@@ -114,7 +93,7 @@ fn main() {
         median(&mut cpu_ratios),
     );
     let mut trips: Vec<f64> =
-        (0..rounds).map(|_| lockstep(&bin, &jwks_path, &tokens[..LOCKSTEP_TOKENS])).collect();
+        (0..rounds).map(|_| lockstep(&bin, jwks_path, &tokens[..LOCKSTEP_TOKENS])).collect();
     println!(
         "lockstep (one line written, its answer read, {LOCKSTEP_TOKENS} times): median {:.1} us per round trip",
         median(&mut trips)
