@@ -127,17 +127,9 @@ fn kind_of(value: &Value) -> &'static str {
 }
 
 /// Refuses a plain-http URL to a host other than loopback up front, naming the flag that
-/// allows it (`verify`, `doctor`). Same rule as the library's (which refuses it too, in its own words): loopback
-/// IP addresses and `localhost`, as the `url` crate parses the host.
+/// allows it (`verify`, `doctor`); the rule is the library's own.
 pub(crate) fn check_scheme(what: &str, url: &str, allowed: bool) -> Result<()> {
-    let Ok(parsed) = url::Url::parse(url) else { return Ok(()) };
-    let loopback = match parsed.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    if parsed.scheme() == "http" && !allowed && !loopback {
+    if !allowed && keyward::source::needs_insecure_http_opt_in(url) {
         bail!(
             "{what} {url:?}: plain http is allowed only to loopback addresses; use https, or pass \
              --allow-insecure-http to allow it anyway"

@@ -304,6 +304,12 @@ impl HttpClient {
     }
 }
 
+/// True when `url` is plain `http://` to a host other than loopback: a fetch of it is refused
+/// unless `allow_insecure_http` is set. (Front ends use it to name their own opt-in flag.)
+pub fn needs_insecure_http_opt_in(url: &str) -> bool {
+    Url::parse(url).is_ok_and(|parsed| parsed.scheme() == "http" && !is_loopback(&parsed))
+}
+
 /// True for `localhost` and loopback IP literals.
 pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
@@ -440,4 +446,26 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 pub(crate) fn jitter(d: Duration, spread: f64) -> Duration {
     let factor = 1.0 + rand::rng().random_range(-spread..=spread);
     d.mul_f64(factor.max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_insecure_http_opt_in;
+
+    #[test]
+    fn plain_http_needs_the_opt_in_except_to_loopback() {
+        for url in ["http://idp.example.com/jwks", "http://10.0.0.1/jwks", "http://[2001:db8::1]/jwks"] {
+            assert!(needs_insecure_http_opt_in(url), "{url}");
+        }
+        for url in [
+            "https://idp.example.com/jwks",
+            "http://127.0.0.1:8600/jwks",
+            "http://127.8.9.10/jwks",
+            "http://[::1]:80/jwks",
+            "http://LOCALHOST/jwks",
+            "not a url",
+        ] {
+            assert!(!needs_insecure_http_opt_in(url), "{url}");
+        }
+    }
 }

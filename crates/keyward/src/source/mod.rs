@@ -41,7 +41,7 @@ use self::events::Events;
 pub use self::events::{KeyEvent, KeyEventKind};
 pub use self::evidence::{FetchDecision, GraceKind, KeyEvidence, NoFetchReason};
 pub use self::health::{Health, HealthState};
-pub use self::http::{FetchError, FetchStage, HttpFacts, HttpSettings};
+pub use self::http::{FetchError, FetchStage, HttpFacts, HttpSettings, needs_insecure_http_opt_in};
 use self::http::{Fetched, HttpClient, Validators, jitter};
 pub use self::report::{FetchReport, FetchTarget, fetch};
 pub use self::settings::{MAX_STALE_BOUND, MAX_TTL_BOUND, MAX_WINDOW_BOUND, SourceSettings};
