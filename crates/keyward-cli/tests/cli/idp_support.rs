@@ -39,21 +39,7 @@ impl RunningIdp {
             .spawn()
             .expect("spawn keyward idp");
         let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx): (_, Receiver<String>) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if tx.send(line).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
+        let rx = line_reader(stdout);
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut pipe = child.stderr.take().expect("stderr");
         let sink = Arc::clone(&stderr);
@@ -305,4 +291,25 @@ pub(crate) fn run_for(args: &[&str], limit: Duration) -> (i32, String, String) {
         std::thread::sleep(Duration::from_millis(20));
     };
     (status.code().expect("exited by a signal"), out.join().unwrap(), err.join().unwrap())
+}
+
+/// The lines a child writes to `stdout`, read on a thread of their own as they arrive (also
+/// used by the CLI tests' `Interactive`).
+pub(crate) fn line_reader(stdout: std::process::ChildStdout) -> Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    lines
 }

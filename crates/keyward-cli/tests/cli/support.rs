@@ -2,7 +2,7 @@
 //! temp dir, and an in-process IdP (JWKS + discovery) that counts its requests.
 #![allow(clippy::disallowed_methods)] // a child process is bounded by a real-time deadline
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -170,21 +170,7 @@ impl Interactive {
         let mut child = command(args).spawn().expect("spawn keyward");
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if tx.send(line).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
+        let lines = super::idp_support::line_reader(stdout);
         let mut err_pipe = child.stderr.take().expect("stderr");
         let (err_tx, stderr) = mpsc::channel();
         std::thread::spawn(move || {
