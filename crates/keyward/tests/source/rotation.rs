@@ -157,7 +157,7 @@ async fn opt_in_removal_grace_keeps_removed_key_for_the_grace() {
     assert_eq!(source.current().unwrap().len(), 1);
     assert_eq!(source.health().keys_in_grace, 1);
 
-    // K1 tokens still in flight keep verifying, without fetching, for the 15-minute grace,
+    // K1 tokens still in flight keep verifying, without fetching, for the opt-in 15-minute grace,
     // across TTL refreshes that keep omitting K1.
     for minute in 0..14 {
         let verified = ok(v.verify(&t1).await, &format!("K1 {minute} min into the grace"));
