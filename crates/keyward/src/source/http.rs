@@ -125,7 +125,7 @@ pub(crate) struct Validators {
 }
 
 /// HTTP settings; defaults in `docs/key-source.md`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HttpSettings {
     /// TCP (and TLS) connect timeout. Default 2 s.

@@ -7,7 +7,7 @@ use crate::error::ConfigError;
 use crate::source::http::HttpSettings;
 
 /// How a remote key set is cached, refreshed and kept through outages.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SourceSettings {
     /// Lower bound on the TTL taken from caching headers. Default 60 s.
