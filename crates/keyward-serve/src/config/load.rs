@@ -195,7 +195,7 @@ fn defaults(path: Option<PathBuf>) -> Config {
         tokens: TokenSources::default(),
         claim_headers: default_headers(),
         trusted_proxies: vec![
-            IpNet::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8).unwrap_or_default(),
+            IpNet::new(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)), 8).unwrap_or_default(),
             IpNet::from(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)),
         ],
         token_cache: TokenCacheConfig {
@@ -819,7 +819,7 @@ impl Reader<'_> {
         }
         let table = Table::of(self, field.to_owned(), value, REQUIRE_KEYS)?;
         let present: Vec<&str> = REQUIRE_KEYS.iter().copied().filter(|k| table.get(k).is_some()).collect();
-        let shape = "a requirement is one of {all = [...]}, {any = [...]}, {not = {...}}, {scope = \"...\"}, {role = \"...\"}, {group = \"...\"}, {claim = \"path\", equals | contains | matches = ...}";
+        let shape = "a requirement table holds one of `all`, `any`, `not`, `scope`, `role`, `group`, or `claim` with `equals`, `contains` or `matches`";
         if present.contains(&"claim") {
             let (path, path_span) = table.string("claim")?.unwrap_or_default();
             check_claim_path(&path).map_err(|m| self.error(&path_span, &table.field("claim"), m))?;
@@ -937,15 +937,15 @@ impl Reader<'_> {
             )?))),
             "scope" | "role" | "group" => {
                 let name = self.str_of(inner, &kind_field)?;
-                if name.is_empty() || name.contains(char::is_whitespace) && kind == "scope" {
+                if name.trim().is_empty() {
                     return Err(self.error(
                         &inner.span(),
                         &kind_field,
-                        "a scope is one non-empty word: list several with `all = [...]`",
+                        format!("a {kind} name cannot be empty"),
                     ));
                 }
-                if name.trim().is_empty() {
-                    return Err(self.error(&inner.span(), &kind_field, "cannot be empty"));
+                if kind == "scope" && name.contains(char::is_whitespace) {
+                    return Err(self.error(&inner.span(), &kind_field, "a scope is one word: require several with `all = [ { scope = \"a\" }, { scope = \"b\" } ]`"));
                 }
                 Ok(match kind {
                     "scope" => Requirement::Scope(name.to_owned()),
@@ -954,7 +954,7 @@ impl Reader<'_> {
                 })
             }
             _ => Err(self.error(
-                &inner.span(),
+                &table.key_span(kind),
                 &kind_field,
                 "a test (`equals`, `contains`, `matches`) needs `claim = \"<path>\"` beside it",
             )),
@@ -1347,7 +1347,7 @@ fn check_url(url: &str, allow_insecure_http: bool) -> Result<(), String> {
 
 /// A dot path: non-empty segments.
 fn check_claim_path(path: &str) -> Result<(), String> {
-    if path.is_empty() || path.split('.').any(str::is_empty) && !path.contains("://") {
+    if path.split('.').any(str::is_empty) {
         return Err(format!(
             "{path:?} is not a claim path: names separated by dots, such as realm_access.roles"
         ));
@@ -1371,7 +1371,15 @@ fn check_host(host: &str) -> Result<(), String> {
     if ip_literal || name {
         return Ok(());
     }
-    if host.contains(':') {
+    if host.contains("://") || host.contains('/') {
+        return Err(format!(
+            "{host:?} is not a host name: write the host alone (api.example.com), without scheme or path"
+        ));
+    }
+    if host
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(format!(
             "{host:?}: a rule's host has no port (the request's port is ignored when matching)"
         ));
