@@ -12,3 +12,4 @@
 
 pub mod metrics;
 pub mod ready;
+pub mod spike;
