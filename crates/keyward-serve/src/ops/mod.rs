@@ -12,4 +12,5 @@
 
 pub mod metrics;
 pub mod ready;
+pub mod reload;
 pub mod spike;
