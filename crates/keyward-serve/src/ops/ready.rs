@@ -134,3 +134,88 @@ impl Readiness {
         serde_json::to_string(self).unwrap_or_else(|_| format!("{{\"ready\":{}}}", self.ready))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use keyward::source::SourceSettings;
+
+    use super::*;
+    use crate::config::{
+        IssuerConfig, IssuerMatcher, PolicyConfig, ReloadConfig, SpikeConfig, TokenCacheConfig, TokenSources,
+    };
+
+    fn issuer(name: &str) -> IssuerConfig {
+        IssuerConfig {
+            name: name.to_owned(),
+            matcher: IssuerMatcher::Exact(format!("https://{name}.example")),
+            jwks_uri: None,
+            audiences: vec!["api".to_owned()],
+            algorithms: Vec::new(),
+            required_claims: Vec::new(),
+            leeway: Duration::from_secs(60),
+            source: SourceSettings::default(),
+        }
+    }
+
+    fn policy(name: &str, issuers: &[&str]) -> PolicyConfig {
+        PolicyConfig {
+            name: name.to_owned(),
+            issuers: issuers.iter().map(|s| (*s).to_owned()).collect(),
+            require: None,
+        }
+    }
+
+    fn config(policies: Vec<PolicyConfig>, default_policy: &str) -> Config {
+        Config {
+            path: None,
+            listen: ([127, 0, 0, 1], 4190).into(),
+            issuers: vec![issuer("a"), issuer("b"), issuer("c")],
+            policies,
+            default_policy: default_policy.to_owned(),
+            rules: Vec::new(),
+            tokens: TokenSources::default(),
+            claim_headers: Vec::new(),
+            trusted_proxies: Vec::new(),
+            token_cache: TokenCacheConfig {
+                enabled: true,
+                max_entries: 10_000,
+                max_ttl: Duration::from_secs(300),
+            },
+            decision_deadline: Duration::from_secs(1),
+            error_description: true,
+            cors_preflight_bypass: true,
+            failure_spike: SpikeConfig {
+                enabled: true,
+                window: Duration::from_secs(60),
+                ratio: 0.2,
+                min_requests: 20,
+            },
+            reload: ReloadConfig { watch: true, debounce: Duration::from_millis(500) },
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn readiness_waits_for_the_issuers_some_policy_accepts() {
+        let explicit = config(vec![policy("default", &["a"]), policy("admin", &["c"])], "default");
+        assert_eq!(needed_issuers(&explicit), ["a", "c"]);
+        // A policy that names no issuer accepts every one.
+        let open = config(vec![policy("default", &["a"]), policy("any", &[])], "default");
+        assert_eq!(needed_issuers(&open), ["a", "b", "c"]);
+        // The implicit default policy accepts every issuer.
+        let implicit = config(vec![policy("admin", &["c"])], "default");
+        assert_eq!(needed_issuers(&implicit), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn decision_metrics_cover_every_policy_including_the_implicit_default() {
+        let implicit = config(vec![policy("admin", &["c"])], "default");
+        let metrics = crate::ops::metrics::DecisionMetrics::from_config(&implicit);
+        assert!(metrics.policy("admin").is_some());
+        assert!(metrics.policy("default").is_some());
+        assert_ne!(metrics.policy("admin"), metrics.policy("default"));
+        assert_eq!(metrics.policy("other"), None);
+    }
+}
