@@ -187,6 +187,12 @@ pub enum DecisionReason {
     UnknownPolicy,
 }
 
+impl From<Reason> for DecisionReason {
+    fn from(reason: Reason) -> Self {
+        Self::Token(reason)
+    }
+}
+
 /// Reasons that are not a library [`Reason`], in slot order.
 const GATEWAY_REASONS: [DecisionReason; 8] = [
     DecisionReason::Allowed,
@@ -228,6 +234,13 @@ impl DecisionReason {
             Self::InsufficientScope | Self::NoRule | Self::IssuerNotAllowed => 403,
             Self::UnknownPolicy => 500,
         }
+    }
+
+    /// The reason whose label is `code` (`allowed`, `missing_token`, `unknown_kid`, …). For
+    /// wiring and tests: on the request path keep the enum, which records without comparing
+    /// strings.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::all().find(|r| r.as_str() == code)
     }
 
     /// Every reason, in slot order.
@@ -421,6 +434,11 @@ mod tests {
         labels.sort_unstable();
         labels.dedup();
         assert_eq!(labels.len(), SLOTS, "labels are unique");
+        for reason in all {
+            assert_eq!(DecisionReason::from_code(reason.as_str()), Some(reason));
+        }
+        assert_eq!(DecisionReason::from_code("valid"), None);
+        assert_eq!(DecisionReason::from(Reason::Expired), DecisionReason::Token(Reason::Expired));
     }
 
     #[test]

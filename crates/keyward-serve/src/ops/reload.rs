@@ -190,7 +190,7 @@ where
         _keep_open: mpsc::Sender<ReloadTrigger>,
         mut rx: mpsc::Receiver<ReloadTrigger>,
     ) {
-        let mut watch = options.watch.map(|path| FileWatch::new(path, options.debounce, Instant::now()));
+        let mut watch = options.watch.map(|path| FileWatch::new(path, options.debounce));
         let mut ticks = tokio::time::interval(options.poll.max(Duration::from_millis(10)));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -272,7 +272,7 @@ pub struct FileWatch {
 
 impl FileWatch {
     /// Watches `path` as it is now.
-    pub fn new(path: PathBuf, debounce: Duration, _now: Instant) -> Self {
+    pub fn new(path: PathBuf, debounce: Duration) -> Self {
         let seen = fingerprint(&path);
         Self { path, debounce, seen, pending_since: None, last_change: None, missing_logged: false }
     }
@@ -338,7 +338,7 @@ mod tests {
         let path = dir.path().join("keyward.toml");
         std::fs::write(&path, "a = 1\n").unwrap();
         let t0 = Instant::now();
-        let mut w = FileWatch::new(path.clone(), ms(500), t0);
+        let mut w = FileWatch::new(path.clone(), ms(500));
         assert!(!w.poll(t0 + ms(100)), "unchanged");
 
         std::fs::write(&path, "a = 2\n").unwrap();
@@ -357,7 +357,7 @@ mod tests {
         let path = dir.path().join("keyward.toml");
         std::fs::write(&path, "a = 1\n").unwrap();
         let t0 = Instant::now();
-        let mut w = FileWatch::new(path.clone(), ms(100), t0);
+        let mut w = FileWatch::new(path.clone(), ms(100));
         // Same size, possibly the same mtime tick: the content hash tells.
         std::fs::write(&path, "a = 9\n").unwrap();
         assert!(!w.poll(t0));
@@ -377,7 +377,7 @@ mod tests {
         let path = dir.path().join("keyward.toml");
         std::fs::write(&path, "a = 1\n").unwrap();
         let t0 = Instant::now();
-        let mut w = FileWatch::new(path.clone(), ms(100), t0);
+        let mut w = FileWatch::new(path.clone(), ms(100));
         std::fs::remove_file(&path).unwrap();
         assert!(!w.poll(t0));
         assert!(!w.poll(t0 + ms(1000)), "gone: the running config stays");
@@ -392,7 +392,7 @@ mod tests {
         let path = dir.path().join("keyward.toml");
         std::fs::write(&path, "n = 0\n").unwrap();
         let t0 = Instant::now();
-        let mut w = FileWatch::new(path.clone(), ms(100), t0);
+        let mut w = FileWatch::new(path.clone(), ms(100));
         let mut reloads = Vec::new();
         for step in 1..=10u64 {
             std::fs::write(&path, format!("n = {step}\n")).unwrap();

@@ -149,6 +149,17 @@ impl SpikeDetector {
         self.evaluate(window, epoch)
     }
 
+    /// [`SpikeDetector::record`] by configured issuer name (a few string comparisons; keep the
+    /// [`IssuerId`] where the request path allows). Unknown names are ignored.
+    pub fn record_by_name(
+        &self,
+        name: &str,
+        outcome: Result<(), Reason>,
+        now: Instant,
+    ) -> Option<Transition> {
+        self.issuer(name).and_then(|id| self.record(id, outcome, now))
+    }
+
     /// The dominant rejection reason while `issuer` is degraded at `now`, else `None`. Looks
     /// at the window as of `now`, so a spike ends once its failures slide out even if no token
     /// comes (logging the end).
