@@ -13,6 +13,7 @@ mod gateway;
 mod headers;
 mod hooks;
 mod interim;
+pub mod ops;
 mod request;
 mod respond;
 mod server;
