@@ -73,6 +73,7 @@ impl Serve {
         loop {
             let Ok(line) = stderr.recv_timeout(Duration::from_secs(30)) else {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("no startup line; stderr so far: {seen:#?}");
             };
             if let Some(rest) = line.split("listening on http://").nth(1) {
