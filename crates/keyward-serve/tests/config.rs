@@ -771,8 +771,12 @@ fn durations_take_units_sums_and_bare_seconds() {
 #[test]
 fn toml_syntax_errors_have_a_place() {
     let e = error("[[issuer]]\nissuer = https://idp.example.com\n");
-    assert_eq!((e.line(), e.column(), e.field()), (Some(2), Some(10), None));
-    assert!(e.to_string().starts_with("keyward.toml:2:10: invalid TOML: "), "{e}");
+    assert_eq!((e.line(), e.column(), e.field()), (Some(2), Some(10), Some("issuer[0].issuer")));
+    assert!(e.to_string().starts_with("keyward.toml:2:10: issuer[0].issuer: invalid TOML: "), "{e}");
+    let e = error(&with("[policy.p]\nrequire = { all = [ { scope = } ] }\n"));
+    assert_eq!((e.line(), e.field()), (Some(5), Some("policy.p.require.all[0].scope")));
+    let e = error("listen = \"127.0.0.1:1\"\n[[issuer]\n");
+    assert_eq!((e.line(), e.column(), e.field()), (Some(2), Some(10), None), "{e}");
     let e = error(&format!("{BASE}audiences = [\"again\"]\n"));
     assert_eq!((e.line(), e.column()), (Some(4), Some(1)));
     assert!(e.message().contains("duplicate key"), "{e}");
@@ -836,4 +840,12 @@ fn every_toml_example_in_the_documentation_loads() {
             panic!("{e}\n--- in ---\n{file}");
         }
     }
+}
+
+#[test]
+fn a_policy_defined_twice_is_a_toml_error_at_the_second() {
+    let e = error(&with("[policy.admin]\n[policy.ops]\n[policy.\"admin\"]\n"));
+    // The column of the repeated name.
+    assert_eq!((e.line(), e.column()), (Some(6), Some(9)));
+    assert!(e.message().starts_with("invalid TOML: "), "{e}");
 }
