@@ -396,6 +396,24 @@ mod tests {
         assert_eq!(d.issuer("nope"), None);
     }
 
+    #[test]
+    fn concurrent_recorders_start_an_episode_exactly_once() {
+        let t0 = Instant::now();
+        let d = SpikeDetector::starting_at(&config(60, 0.2, 20), ["idp"], t0);
+        let idp = d.issuer("idp").unwrap();
+        let transitions: Vec<Transition> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| feed(&d, idp, 2_000, Err(Reason::UnknownKid), t0 + Duration::from_secs(1)))
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        });
+        assert_eq!(transitions.len(), 1, "{transitions:?}");
+        assert!(matches!(transitions[0], Transition::Started { dominant: Reason::UnknownKid, .. }));
+        assert_eq!(d.degraded(idp, t0 + Duration::from_secs(1)), Some(Reason::UnknownKid));
+    }
+
     mod logs {
         //! What an operator reads during a spike: one WARN naming issuer, ratio and dominant reason;
         //! one INFO when it is over; nothing in between.
