@@ -57,7 +57,8 @@ impl ReloadTrigger {
     }
 }
 
-/// When to reload besides on request: the watched file and its timings.
+/// When to reload besides on request: the watched file and its timings. Fixed for the
+/// reloader's life: a reload that changes `[reload]` takes effect at the next start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReloadOptions {
@@ -173,7 +174,7 @@ where
 
     /// Starts reloading on the current tokio runtime (SIGHUP is listened to before this
     /// returns) and returns the handle to request reloads. Runs until the runtime shuts down
-    /// or the task is aborted.
+    /// or the task is aborted. Spawn one per process: every spawned reloader answers SIGHUP.
     pub fn spawn(self, options: ReloadOptions) -> (ReloadHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1);
         if options.sighup {
