@@ -31,8 +31,9 @@ pub const DEFAULT_POLL: Duration = Duration::from_millis(250);
 /// first change.
 pub const MAX_DEBOUNCE_PERIODS: u32 = 4;
 
-/// Bytes of the file hashed; a larger file is rejected by the loader anyway.
-pub const MAX_HASHED_BYTES: u64 = 4 * 1024 * 1024;
+/// Bytes of the file hashed: the loader's limit (1 MiB); a larger file is rejected by the
+/// loader anyway, and its size is part of the fingerprint.
+pub const MAX_HASHED_BYTES: u64 = 1024 * 1024;
 
 /// What asked for a reload (the `trigger` field of the log line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
