@@ -369,7 +369,11 @@ impl Gateway {
         // A token matching no configured issuer is nobody's outcome (its volume cannot make
         // a configured issuer look degraded).
         let index = rt.select_issuer(token).map_err(|e| Denial::Rejected(Rejection::from_error(e)))?;
-        let issuer = rt.issuers.get(index).ok_or(Denial::Deadline)?;
+        let Some(issuer) = rt.issuers.get(index) else {
+            // `select_issuer` answers indices of this runtime only.
+            let e = Error::new(Reason::IssuerMismatch, "iss is not a configured issuer");
+            return Err(Denial::Rejected(Rejection::from_error(e)));
+        };
         let outcome = match issuer.verifier.verify_now(token) {
             Ok(outcome) => outcome,
             // The fetch runs on its own task: dropping this wait at the deadline leaves it going.

@@ -73,7 +73,9 @@ pub(crate) fn original<'a>(
     let own_host = header(headers, HOST.as_str());
     let original = if trusted {
         let (m, uri, host) = if let Some(uri) = header(headers, "x-original-uri") {
-            (header(headers, "x-original-method"), uri, own_host)
+            // nginx's subrequest carries the upstream's Host unless told otherwise: an
+            // `X-Forwarded-Host` the proxy sets names the original one.
+            (header(headers, "x-original-method"), uri, header(headers, "x-forwarded-host").or(own_host))
         } else if let Some(uri) = header(headers, "x-forwarded-uri") {
             (header(headers, "x-forwarded-method"), uri, header(headers, "x-forwarded-host").or(own_host))
         } else {

@@ -542,3 +542,40 @@ async fn a_reload_swaps_policies_keeps_unchanged_key_sets_and_empties_the_cache(
     assert_eq!(gw.get("/auth", Some(&t)).await.status, 200);
     assert_eq!(idp.jwks_hits(), fetched, "the unchanged issuer kept its key set");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_waits_at_most_the_deadline_and_the_fetch_goes_on_behind_it() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    // The JWKS answers only after 1.5 s; decisions wait 200 ms at most.
+    idp.provider().fault(keyward_idp::FaultMode::Slow(Duration::from_millis(1500)), Duration::from_secs(60));
+    let config = toml(&format!(
+        "decision_deadline = \"200ms\"\n[[issuer]]\nname = \"a\"\nissuer = \"{}\"\naudiences = [\"{AUD}\"]\n",
+        idp.issuer()
+    ));
+    let gw = start(config).await;
+    let t = token(idp.issuer(), &k1, json!({}));
+    let answer = gw.get("/auth", Some(&t)).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.header("x-keyward-reason"), Some("keys_unavailable"));
+    assert_eq!(answer.header("retry-after"), Some("1"));
+    assert_eq!(answer.header("www-authenticate"), None);
+    // Nobody asks again, yet the fetch completes: it was never the request's to cancel.
+    eventually("the keys arrive without another request", || gw.gateway.readiness().ready).await;
+    assert_eq!(gw.get("/auth", Some(&t)).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_credentials_and_uris_are_refused_as_the_clients_fault() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    let gw = start(quick(idp.issuer(), SourceSettings::default())).await;
+    let huge = format!("{}.{}.{}", "a".repeat(10_000), "b".repeat(10_000), "c".repeat(100));
+    let answer = gw.get("/auth", Some(&huge)).await;
+    assert_eq!((answer.status, answer.header("x-keyward-reason")), (401, Some("token_too_large")));
+    assert!(!answer.body.contains(&huge[..100]));
+    let long_uri = format!("/{}", "x".repeat(20_000));
+    let answer = gw.ask("GET", "/auth", &[("x-original-uri", &long_uri)]).await;
+    assert_eq!((answer.status, answer.header("x-keyward-reason")), (401, Some("invalid_request")));
+    assert_eq!(gw.gateway.cache_stats().entries, 0);
+}
