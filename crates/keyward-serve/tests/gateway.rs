@@ -58,6 +58,7 @@ struct Running {
     base: String,
     gateway: Arc<keyward_serve::Gateway>,
     stop: Option<oneshot::Sender<()>>,
+    serving: Option<tokio::task::JoinHandle<Result<(), keyward_serve::ServeError>>>,
     client: reqwest::Client,
 }
 
@@ -74,11 +75,11 @@ async fn start(config: Config) -> Running {
     let base = format!("http://{}", server.local_addr());
     let gateway = Arc::clone(server.gateway());
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run_until(async move {
+    let serving = tokio::spawn(server.run_until(async move {
         let _ = stopped.await;
     }));
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    Running { base, gateway, stop: Some(stop), client }
+    Running { base, gateway, stop: Some(stop), serving: Some(serving), client }
 }
 
 /// What the proxy sees: status, headers, body.
@@ -578,4 +579,26 @@ async fn oversized_credentials_and_uris_are_refused_as_the_clients_fault() {
     let answer = gw.ask("GET", "/auth", &[("x-original-uri", &long_uri)]).await;
     assert_eq!((answer.status, answer.header("x-keyward-reason")), (401, Some("invalid_request")));
     assert_eq!(gw.gateway.cache_stats().entries, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_requests_in_flight_finish_then_stops_listening() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    idp.provider().fault(keyward_idp::FaultMode::Slow(Duration::from_millis(1000)), Duration::from_secs(60));
+    let config = toml(&format!(
+        "decision_deadline = \"10s\"\nshutdown_grace = \"10s\"\n[[issuer]]\nname = \"a\"\nissuer = \"{}\"\naudiences = [\"{AUD}\"]\n",
+        idp.issuer()
+    ));
+    let mut gw = start(config).await;
+    let t = token(idp.issuer(), &k1, json!({}));
+    let request = gw.client.get(format!("{}/auth", gw.base)).bearer_auth(&t).send();
+    let in_flight = tokio::spawn(request);
+    // The request is waiting for the slow key fetch when the shutdown begins.
+    eventually("the request is in flight", || gw.gateway.cache_stats().misses == 1).await;
+    let _ = gw.stop.take().unwrap().send(());
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status().as_u16(), 200, "the request in flight finished");
+    gw.serving.take().unwrap().await.unwrap().unwrap();
+    assert!(reqwest::get(format!("{}/healthz", gw.base)).await.is_err(), "still listening after shutdown");
 }
