@@ -357,7 +357,9 @@ async fn the_second_request_is_a_cache_hit_and_a_removed_key_empties_its_entries
     idp.publish(&[&k2]);
     let t2 = token(idp.issuer(), &k2, json!({}));
     assert_eq!(gw.get("/auth", Some(&t2)).await.status, 200);
-    eventually("the k1 entry is dropped", || gw.gateway.cache_stats().entries == 1).await;
+    // Two entries until the removal of k1 reaches the cache; then t1's is gone (and t2's too
+    // when its verification straddled the removal: it is not put back, only verified again).
+    eventually("the k1 entry is dropped", || gw.gateway.cache_stats().entries <= 1).await;
     // The cached k1 token is no longer let through.
     let answer = gw.get("/auth", Some(&t1)).await;
     assert_eq!(answer.status, 401, "{}", answer.body);
