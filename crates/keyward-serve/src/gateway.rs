@@ -285,14 +285,26 @@ impl Gateway {
         let config = &rt.config;
         let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
         let (named, own_uri) = split_auth_path(uri.path(), path_and_query);
-        let trusted = request::trusted(peer, &config.trusted_proxies);
-        let original = match request::original(method, headers, own_uri, trusted) {
-            Ok(original) => original,
-            Err(why) => {
-                let policy = named.and_then(|n| rt.policy_index(n)).unwrap_or(rt.default_policy);
-                let denial = Denial::InvalidRequest { code: "invalid_request", why };
-                return (Some(policy), respond::deny(rt.policy(policy), &denial, config.error_description));
+        // The original request is read only when something needs it: path rules, the query
+        // token, or a CORS preflight (whose headers are looked at first). A plain decision
+        // looks at no forwarding header at all.
+        let needs_rules = named.is_none() && !rt.rules.is_empty();
+        let maybe_preflight = config.cors_preflight_bypass && request::has_preflight_headers(headers);
+        let original = if needs_rules || maybe_preflight || config.tokens.query_parameter {
+            let trusted = request::trusted(peer, &config.trusted_proxies);
+            match request::original(method, headers, own_uri, trusted) {
+                Ok(original) => Some(original),
+                Err(why) => {
+                    let policy = named.and_then(|n| rt.policy_index(n)).unwrap_or(rt.default_policy);
+                    let denial = Denial::InvalidRequest { code: "invalid_request", why };
+                    return (
+                        Some(policy),
+                        respond::deny(rt.policy(policy), &denial, config.error_description),
+                    );
+                }
             }
+        } else {
+            None
         };
         let policy = match named {
             Some(name) => match rt.policy_index(name) {
@@ -300,14 +312,14 @@ impl Gateway {
                 None => return (None, respond::unknown_policy()),
             },
             None if rt.rules.is_empty() => rt.default_policy,
-            None => match rt.rule_for(&original) {
+            None => match original.as_ref().and_then(|o| rt.rule_for(o)) {
                 Some(index) => index,
                 // Counted under the default policy: the one `/auth` stands for.
                 None => return (Some(rt.default_policy), respond::no_rule()),
             },
         };
         let policy_rt = rt.policy(policy);
-        if config.cors_preflight_bypass && request::is_preflight(&original, headers) {
+        if maybe_preflight && original.as_ref().is_some_and(|o| o.method == Method::OPTIONS) {
             rt.decisions.cors_preflight_bypassed();
             return (Some(policy), respond::allow(&rt.claim_headers, None));
         }
@@ -316,7 +328,8 @@ impl Gateway {
             query: config.tokens.query_parameter,
             max_len: keyward::DEFAULT_MAX_TOKEN_LEN,
         };
-        let token = match request::token(headers, &original, &sources) {
+        let query = original.as_ref().and_then(Original::query);
+        let token = match request::token(headers, query, &sources) {
             Found::None => {
                 return (
                     Some(policy),
@@ -385,13 +398,16 @@ impl Gateway {
         let outcome = match issuer.verifier.verify_now(token) {
             Ok(outcome) => outcome,
             // The fetch runs on its own task: dropping this wait at the deadline leaves it going.
-            Err(pending) => match tokio::time::timeout(rt.config.decision_deadline, pending.wait()).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    rt.spike(issuer, Err(Reason::KeysUnavailable));
-                    return Err(Denial::Deadline);
+            // Boxed: the rare waiting path does not make every decision's future large.
+            Err(pending) => {
+                match Box::pin(tokio::time::timeout(rt.config.decision_deadline, pending.wait())).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        rt.spike(issuer, Err(Reason::KeysUnavailable));
+                        return Err(Denial::Deadline);
+                    }
                 }
-            },
+            }
         };
         let verified = outcome.map_err(|e| {
             rt.spike(issuer, Err(e.reason()));

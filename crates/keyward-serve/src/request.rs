@@ -105,11 +105,11 @@ pub(crate) fn original<'a>(
     Ok(Original { host: original.host.map(host_only), ..original })
 }
 
-/// True for a CORS preflight: OPTIONS with `Origin` and `Access-Control-Request-Method`.
-pub(crate) fn is_preflight(original: &Original<'_>, headers: &HeaderMap) -> bool {
-    original.method == Method::OPTIONS
+/// True when the request carries a CORS preflight's headers (`Origin` and
+/// `Access-Control-Request-Method`); it is a preflight when the original method is OPTIONS.
+pub(crate) fn has_preflight_headers(headers: &HeaderMap) -> bool {
+    headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
         && headers.contains_key(http::header::ORIGIN)
-        && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// What the request's credentials amount to.
@@ -186,7 +186,7 @@ fn query_token(query: &str) -> Option<std::borrow::Cow<'_, str>> {
 /// The one token of a request: `Authorization: Bearer`, then the cookies in order, then the
 /// `access_token` query parameter. The same token in several places is one token; two
 /// different ones are `ambiguous_token`.
-pub(crate) fn token<'a>(headers: &'a HeaderMap, original: &Original<'a>, sources: &Sources<'_>) -> Found<'a> {
+pub(crate) fn token<'a>(headers: &'a HeaderMap, query: Option<&'a str>, sources: &Sources<'_>) -> Found<'a> {
     let mut found: Option<std::borrow::Cow<'a, str>> = match bearer(headers) {
         Ok(t) => t.map(std::borrow::Cow::Borrowed),
         Err(why) => return Found::Invalid("invalid_request", why),
@@ -210,7 +210,7 @@ pub(crate) fn token<'a>(headers: &'a HeaderMap, original: &Original<'a>, sources
         }
     }
     if sources.query
-        && let Some(query) = original.query()
+        && let Some(query) = query
         && let Some(value) = query_token(query)
         && let Err(why) = consider(value)
     {
@@ -275,19 +275,19 @@ mod tests {
         let own = Original { method: Method::GET, host: None, uri: "/x?access_token=q.q.q" };
         let h = headers(&[("cookie", "a=b; at=c.c.c")]);
         assert_eq!(
-            token(&h, &own, &sources),
+            token(&h, own.query(), &sources),
             Found::Invalid("ambiguous_token", "two different tokens in one request")
         );
         let same = Original { uri: "/x?access_token=c.c.c", ..own };
-        assert_eq!(token(&h, &same, &sources), Found::Token("c.c.c".into()));
+        assert_eq!(token(&h, same.query(), &sources), Found::Token("c.c.c".into()));
         let h = headers(&[("authorization", "Basic abc")]);
-        assert_eq!(token(&h, &same, &sources), Found::Token("c.c.c".into()));
+        assert_eq!(token(&h, same.query(), &sources), Found::Token("c.c.c".into()));
         let h = headers(&[("authorization", "Bearer a.b.c"), ("authorization", "Bearer a.b.c")]);
         assert_eq!(
-            token(&h, &same, &sources),
+            token(&h, same.query(), &sources),
             Found::Invalid("invalid_request", "more than one Authorization header")
         );
         let none = Sources { cookies: &[], query: false, max_len: 100 };
-        assert_eq!(token(&headers(&[("cookie", "at=c.c.c")]), &same, &none), Found::None);
+        assert_eq!(token(&headers(&[("cookie", "at=c.c.c")]), same.query(), &none), Found::None);
     }
 }

@@ -572,7 +572,10 @@ async fn a_decision_waits_at_most_the_deadline_and_the_fetch_goes_on_behind_it()
 async fn oversized_credentials_and_uris_are_refused_as_the_clients_fault() {
     let k1 = key("k1");
     let idp = idp_with(&[&k1]).await;
-    let gw = start(quick(idp.issuer(), SourceSettings::default())).await;
+    let mut config = quick(idp.issuer(), SourceSettings::default());
+    // The original URI is read (for its `access_token`).
+    config.tokens.query_parameter = true;
+    let gw = start(config).await;
     let huge = format!("{}.{}.{}", "a".repeat(10_000), "b".repeat(10_000), "c".repeat(100));
     let answer = gw.get("/auth", Some(&huge)).await;
     assert_eq!((answer.status, answer.header("x-keyward-reason")), (401, Some("token_too_large")));
