@@ -23,8 +23,8 @@ const SHARDS: usize = 16;
 pub(crate) type TokenHash = [u8; 32];
 
 /// The SHA-256 of `token`'s exact bytes.
-pub(crate) fn token_hash(token: &str) -> TokenHash {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+pub(crate) fn token_hash(token: &[u8]) -> TokenHash {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
     out
@@ -41,6 +41,8 @@ pub(crate) struct Entry {
     pub(crate) verified: Verified,
     /// The claim headers' values, in configuration order, built once.
     pub(crate) headers: Vec<ClaimValue>,
+    /// The headers of the 200 for this token, built once from `headers`.
+    pub(crate) response: http::HeaderMap,
     /// Unix second after which the entry is not used: min(exp, inserted + max_ttl).
     pub(crate) until_unix: i64,
 }
@@ -175,7 +177,14 @@ mod tests {
         let token = key.sign_jwt(&json!({"sub": "a", "aud": "api", "exp": NOW + 600})).unwrap();
         let policy = Policy::builder().audience("api").build().unwrap();
         let verified = verify_with_keys(&set, &policy, &token, NOW).unwrap();
-        Arc::new(Entry { issuer, thumbprint: [thumbprint; 32], verified, headers: Vec::new(), until_unix })
+        Arc::new(Entry {
+            issuer,
+            thumbprint: [thumbprint; 32],
+            verified,
+            headers: Vec::new(),
+            response: http::HeaderMap::new(),
+            until_unix,
+        })
     }
 
     fn hash(n: u8) -> TokenHash {

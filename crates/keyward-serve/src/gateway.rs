@@ -113,6 +113,8 @@ pub(crate) struct Runtime {
     rules: Vec<(PathRule, usize)>,
     cache: Arc<TokenCache>,
     claim_headers: Vec<HeaderName>,
+    /// The headers of a bypassed CORS preflight's 200 (every claim header empty).
+    preflight_headers: HeaderMap,
     clock: SharedClock,
     tasks: Vec<JoinHandle<()>>,
     decisions: DecisionMetrics,
@@ -321,7 +323,7 @@ impl Gateway {
         let policy_rt = rt.policy(policy);
         if maybe_preflight && original.as_ref().is_some_and(|o| o.method == Method::OPTIONS) {
             rt.decisions.cors_preflight_bypassed();
-            return (Some(policy), respond::allow(&rt.claim_headers, None));
+            return (Some(policy), respond::allow(&rt.preflight_headers));
         }
         let sources = Sources {
             cookies: &config.tokens.cookies,
@@ -366,12 +368,12 @@ impl Gateway {
                 rt.decisions.claim_header_dropped(index);
             }
         }
-        (Some(policy), respond::allow(&rt.claim_headers, Some(&entry.headers)))
+        (Some(policy), respond::allow(&entry.response))
     }
 
     /// The verified token: from the cache, or verified now (waiting at most the decision
     /// deadline for a key fetch, which goes on in the background either way).
-    async fn verified(&self, rt: &Runtime, token: &str) -> Result<Arc<Entry>, Denial> {
+    async fn verified(&self, rt: &Runtime, token: &[u8]) -> Result<Arc<Entry>, Denial> {
         let now = rt.clock.now_unix();
         let epoch = rt.cache.epoch();
         let hash = if rt.cache.enabled() && token.len() <= keyward::DEFAULT_MAX_TOKEN_LEN {
@@ -387,6 +389,8 @@ impl Gateway {
         } else {
             None
         };
+        let token =
+            request::checked(token).map_err(|why| Denial::InvalidRequest { code: "invalid_request", why })?;
         // A token matching no configured issuer is nobody's outcome (its volume cannot make
         // a configured issuer look degraded).
         let index = rt.select_issuer(token).map_err(|e| Denial::Rejected(Rejection::from_error(e)))?;
@@ -415,7 +419,9 @@ impl Gateway {
         })?;
         rt.spike(issuer, Ok(()));
         let claims = verified.claims();
-        let headers = rt.claim_header_paths().map(|path| claim_value(claims, path)).collect();
+        let headers: Vec<ClaimValue> =
+            rt.claim_header_paths().map(|path| claim_value(claims, path)).collect();
+        let response = respond::allow_headers(&rt.claim_headers, Some(&headers));
         let max_ttl = i64::try_from(rt.config.token_cache.max_ttl.as_secs()).unwrap_or(i64::MAX);
         let until_unix = verified.registered().exp.unwrap_or(now).min(now.saturating_add(max_ttl));
         let entry = Arc::new(Entry {
@@ -423,6 +429,7 @@ impl Gateway {
             thumbprint: *verified.key().thumbprint(),
             verified,
             headers,
+            response,
             until_unix,
         });
         if let Some(hash) = hash {
@@ -514,7 +521,8 @@ impl Runtime {
             rules.push((rule.clone(), index));
         }
         let cache = Arc::new(TokenCache::new(config.token_cache.enabled, config.token_cache.max_entries));
-        let claim_headers = config.claim_headers.iter().map(|c| c.header.clone()).collect();
+        let claim_headers: Vec<HeaderName> = config.claim_headers.iter().map(|c| c.header.clone()).collect();
+        let preflight_headers = respond::allow_headers(&claim_headers, None);
         let decisions = DecisionMetrics::from_config(&config);
         for policy in &mut policies {
             policy.metrics = decisions.policy(&policy.name);
@@ -537,6 +545,7 @@ impl Runtime {
             rules,
             cache,
             claim_headers,
+            preflight_headers,
             clock: clock.clone(),
             tasks,
             decisions,
