@@ -45,13 +45,14 @@ const MAX_REPLY: u64 = 1 << 20;
 // The checks, by name. Each is one trial; the scenario records a result for each.
 
 const PROXIES: [&str; 2] = ["nginx", "caddy"];
-const PROXY_CHECKS: [&str; 6] = [
+const PROXY_CHECKS: [&str; 7] = [
     "valid_token_reaches_upstream_with_claim_headers",
     "forged_x_auth_subject_is_overwritten",
     "missing_token_gets_401",
     "invalid_token_gets_401",
     "never_fetched_issuer_gets_503_with_retry_after",
     "idp_down_valid_tokens_keep_flowing",
+    "keyward_unreachable_gets_503_with_retry_after",
 ];
 const ROTATION_CHECKS: [&str; 4] = [
     "rotation::new_key_accepted_at_once",
@@ -62,7 +63,8 @@ const ROTATION_CHECKS: [&str; 4] = [
 const PROMTOOL_CHECK: &str = "promtool::check_metrics_accepts_metrics";
 const REPLAY_CHECKS: [&str; 2] =
     ["traefik::forward_auth_request_replayed", "envoy::ext_authz_request_replayed"];
-const DATA_CHECKS: [&str; 2] = ["traefik::snippet_parses", "envoy::snippet_parses"];
+const DATA_CHECKS: [&str; 3] =
+    ["traefik::snippet_parses", "envoy::snippet_parses", "docs::proxies_md_shows_the_tested_snippets"];
 
 fn in_ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
@@ -834,9 +836,14 @@ fn scenario(results: &mut Results, missing: &Missing, work: &Path) -> Result<(),
     if missing.promtool.is_none() {
         record(results, PROMTOOL_CHECK, promtool_check(&kw, work));
     }
+    // keyward itself gone: the proxies' own error (502/504) must still reach the client as a
+    // 503 with Retry-After, never as a 401 or a bare 500/502.
+    dead.stop();
+    for (proxy, _, down_url, _, _) in &fronts {
+        record(results, &format!("{proxy}::{}", PROXY_CHECKS[6]), check_unavailable(down_url, &token_new));
+    }
     drop(fronts);
     serve.stop();
-    dead.stop();
     upstream.stop();
     Ok(())
 }
@@ -1066,6 +1073,19 @@ fn replay_envoy(kw: &str, token: &str, issuer: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// docs/proxies.md shows each snippet exactly as deploy/ has it (and so as tested).
+fn check_docs_embed_snippets() -> Result<(), String> {
+    let path = repo_root().join("docs/proxies.md");
+    let doc = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for rel in ["nginx/keyward.conf", "caddy/Caddyfile", "traefik/dynamic.toml", "envoy/envoy.yaml"] {
+        let snippet = read_deploy(rel)?;
+        ensure(doc.contains(snippet.trim_end()), || {
+            format!("docs/proxies.md does not show deploy/{rel} as it is")
+        })?;
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 
 fn main() {
@@ -1122,5 +1142,6 @@ fn main() {
     }
     trials.push(Trial::test(DATA_CHECKS[0], || check_traefik_parses().map_err(Failed::from)));
     trials.push(Trial::test(DATA_CHECKS[1], || check_envoy_parses().map_err(Failed::from)));
+    trials.push(Trial::test(DATA_CHECKS[2], || check_docs_embed_snippets().map_err(Failed::from)));
     libtest_mimic::run(&args, trials).exit();
 }
