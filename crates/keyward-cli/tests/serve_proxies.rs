@@ -743,8 +743,10 @@ fn scenario(results: &mut Results, missing: &Missing, work: &Path) -> Result<(),
     record(results, REPLAY_CHECKS[0], replay_traefik(&kw, &token_old, &idp.issuer));
     record(results, REPLAY_CHECKS[1], replay_envoy(&kw, &token_old, &idp.issuer));
 
-    // Rotation, through nginx when it runs (else keyward directly), counting every request.
-    let front = fronts.iter().find(|f| f.0 == "nginx").map_or_else(|| format!("{kw}/auth"), |f| f.1.clone());
+    // Rotation, through nginx when it runs (else Caddy, else keyward directly), counting every
+    // request.
+    // (Without a proxy: keyward's own `/auth/<policy>/<original path>` form, as Envoy sends.)
+    let front = fronts.first().map_or_else(|| format!("{kw}/auth/default"), |f| f.1.clone());
     let tally: Tally = Arc::default();
     let stop_old = Arc::new(AtomicBool::new(false));
     let load_old =
@@ -1102,7 +1104,7 @@ fn main() {
         }
     }
     for check in ROTATION_CHECKS {
-        plan.push((check.to_owned(), vec![missing.node.clone(), missing.nginx.clone()]));
+        plan.push((check.to_owned(), vec![missing.node.clone()]));
     }
     plan.push((PROMTOOL_CHECK.to_owned(), vec![missing.node.clone(), missing.promtool.clone()]));
     for check in REPLAY_CHECKS {
