@@ -9,7 +9,7 @@ use keyward::source::SourceSettings;
 use keyward::{Clock, SystemClock};
 use keyward_idp::{MockIdp, SigningAlg, SigningKey};
 use keyward_serve::Server;
-use keyward_serve::config::Config;
+use keyward_serve::config::{Config, QuickStart};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -35,7 +35,22 @@ fn token(iss: &str, signer: &SigningKey, extra: Value) -> String {
 }
 
 fn quick(issuer: &str, settings: SourceSettings) -> Config {
-    keyward_serve::quick_config(issuer, vec![AUD.to_owned()], settings, SocketAddr::from(([127, 0, 0, 1], 0)))
+    Config::quick_start(QuickStart {
+        issuer: issuer.to_owned(),
+        audiences: vec![AUD.to_owned()],
+        source: settings,
+        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+    })
+    .unwrap()
+}
+
+/// A configuration file's text, listening on a free port.
+fn toml(text: &str) -> Config {
+    let text = format!("listen = \"127.0.0.1:0\"\n{text}");
+    match Config::from_toml_str(&text, None) {
+        Ok(config) => config,
+        Err(e) => panic!("{e}\n--- in ---\n{text}"),
+    }
 }
 
 /// A running gateway; stops (gracefully) when dropped.
@@ -378,4 +393,152 @@ async fn keys_never_fetched_are_503_with_retry_after_never_401() {
     }
     assert_eq!(status, 200);
     assert_eq!(gw.get("/readyz", None).await.status, 200);
+}
+
+/// Two issuers, named policies with requirements, and path rules for `/auth`.
+fn policies_config(a: &str, b: &str) -> Config {
+    toml(&format!(
+        r#"
+[[issuer]]
+name = "a"
+issuer = "{a}"
+audiences = ["{AUD}"]
+
+[[issuer]]
+name = "b"
+issuer = "{b}"
+audiences = ["{AUD}"]
+
+[policy.default]
+
+[policy.reader]
+issuers = ["a"]
+require = {{ scope = "orders:read" }}
+
+[[rule]]
+host = "api.example.com"
+path_prefix = "/admin"
+methods = ["POST"]
+policy = "reader"
+
+[[rule]]
+path_prefix = "/public"
+policy = "default"
+
+[headers]
+"X-Auth-Subject" = "sub"
+"X-Auth-Roles" = "realm_access.roles"
+"#
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_check_issuers_and_requirements_on_every_request() {
+    let (ka, kb) = (key("ka"), key("kb"));
+    let (idp_a, idp_b) = (idp_with(&[&ka]).await, idp_with(&[&kb]).await);
+    let gw = start(policies_config(idp_a.issuer(), idp_b.issuer())).await;
+    let roles = json!({"realm_access": {"roles": ["admin", "ops"]}});
+    let reader = token(
+        idp_a.issuer(),
+        &ka,
+        json!({"scope": "openid orders:read", "realm_access": {"roles": ["admin", "ops"]}}),
+    );
+    let plain = token(idp_a.issuer(), &ka, roles);
+    let from_b = token(idp_b.issuer(), &kb, json!({"scope": "orders:read"}));
+
+    let answer = gw.get("/auth/reader", Some(&reader)).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("x-auth-roles"), Some("admin,ops"));
+    assert_eq!(answer.header("x-auth-issuer"), None, "[headers] replaces the default mapping");
+
+    // The token is cached now; the requirement still runs.
+    for _ in 0..2 {
+        let answer = gw.get("/auth/reader", Some(&plain)).await;
+        assert_eq!(answer.status, 403);
+        assert_eq!(
+            answer.header("www-authenticate"),
+            Some(r#"Bearer realm="reader", error="insufficient_scope", scope="orders:read""#)
+        );
+        assert_eq!(answer.header("x-keyward-reason"), Some("insufficient_scope"));
+        assert!(!answer.body.contains(plain.as_str()));
+    }
+    assert!(gw.gateway.cache_stats().hits >= 1);
+
+    // A genuine token of an issuer the policy does not accept: 403, not 401 (a new token from
+    // the same IdP would not help, so a client must not be sent to refresh).
+    let answer = gw.get("/auth/reader", Some(&from_b)).await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.header("x-keyward-reason"), Some("issuer_not_allowed"));
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(r#"Bearer realm="reader", error="insufficient_scope", error_description="issuer_not_allowed""#)
+    );
+    // The same token is fine where its issuer is accepted: the issuer is picked by `iss`.
+    assert_eq!(gw.get("/auth/default/public/x", Some(&from_b)).await.status, 200);
+
+    // An `iss` nobody configured: rejected before any key is fetched.
+    let stranger = token("https://stranger.example", &ka, json!({}));
+    let answer = gw.get("/auth/default/x", Some(&stranger)).await;
+    assert_eq!((answer.status, answer.header("x-keyward-reason")), (401, Some("issuer_mismatch")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_rules_pick_the_policy_of_auth_and_no_match_is_no_rule() {
+    let (ka, kb) = (key("ka"), key("kb"));
+    let (idp_a, idp_b) = (idp_with(&[&ka]).await, idp_with(&[&kb]).await);
+    let gw = start(policies_config(idp_a.issuer(), idp_b.issuer())).await;
+    let reader = token(idp_a.issuer(), &ka, json!({"scope": "orders:read"}));
+    let plain = token(idp_a.issuer(), &ka, json!({}));
+    let ask = |method: &'static str, host: &'static str, uri: &'static str, t: String| {
+        let gw = &gw;
+        async move {
+            let bearer = format!("Bearer {t}");
+            let headers = [
+                ("authorization", bearer.as_str()),
+                ("x-forwarded-method", method),
+                ("x-forwarded-host", host),
+                ("x-forwarded-uri", uri),
+            ];
+            let answer = gw.ask("GET", "/auth", &headers).await;
+            (answer.status, answer.header("x-keyward-reason").map(str::to_owned))
+        }
+    };
+    assert_eq!(ask("POST", "api.example.com", "/admin/users", reader.clone()).await, (200, None));
+    assert_eq!(
+        ask("POST", "API.example.com:443", "/admin", plain.clone()).await,
+        (403, Some("insufficient_scope".to_owned()))
+    );
+    // Another method, host or a prefix that only shares letters: no rule matches.
+    for (method, host, uri) in [
+        ("GET", "api.example.com", "/admin/users"),
+        ("POST", "www.example.com", "/admin"),
+        ("POST", "api.example.com", "/administrator"),
+    ] {
+        assert_eq!(
+            ask(method, host, uri, reader.clone()).await,
+            (403, Some("no_rule".to_owned())),
+            "{method} {host}{uri}"
+        );
+    }
+    assert_eq!(ask("GET", "www.example.com", "/public/index.html", plain).await, (200, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_swaps_policies_keeps_unchanged_key_sets_and_empties_the_cache() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    let base = format!("[[issuer]]\nname = \"a\"\nissuer = \"{}\"\naudiences = [\"{AUD}\"]\n", idp.issuer());
+    let gw = start(toml(&base)).await;
+    let t = token(idp.issuer(), &k1, json!({}));
+    assert_eq!(gw.get("/auth", Some(&t)).await.status, 200);
+    assert_eq!(gw.get("/auth/strict", Some(&t)).await.status, 500);
+    let fetched = idp.jwks_hits();
+    assert_eq!(gw.gateway.cache_stats().entries, 1);
+
+    gw.gateway.reload(toml(&format!("{base}\n[policy.strict]\nrequire = {{ scope = \"x\" }}\n"))).unwrap();
+    assert_eq!(gw.gateway.cache_stats().entries, 0, "a reload empties the token cache");
+    let answer = gw.get("/auth/strict", Some(&t)).await;
+    assert_eq!((answer.status, answer.header("x-keyward-reason")), (403, Some("insufficient_scope")));
+    assert_eq!(gw.get("/auth", Some(&t)).await.status, 200);
+    assert_eq!(idp.jwks_hits(), fetched, "the unchanged issuer kept its key set");
 }
