@@ -47,7 +47,7 @@ const MAX_REPLY: u64 = 1 << 20;
 // The checks, by name. Each is one trial; the scenario records a result for each.
 
 const PROXIES: [&str; 2] = ["nginx", "caddy"];
-const PROXY_CHECKS: [&str; 7] = [
+const PROXY_CHECKS: [&str; 8] = [
     "valid_token_reaches_upstream_with_claim_headers",
     "forged_x_auth_subject_is_overwritten",
     "missing_token_gets_401",
@@ -55,6 +55,7 @@ const PROXY_CHECKS: [&str; 7] = [
     "never_fetched_issuer_gets_503_with_retry_after",
     "idp_down_valid_tokens_keep_flowing",
     "keyward_unreachable_gets_503_with_retry_after",
+    "named_policy_refusal_gets_403",
 ];
 const ROTATION_CHECKS: [&str; 4] = [
     "rotation::new_key_accepted_at_once",
@@ -476,6 +477,48 @@ fn keyward_serve(name: &str, issuer: &str, port: u16, extra: &[&str]) -> Result<
     Ok(proc)
 }
 
+/// `keyward serve --config`: the live IdP's issuer as `live` (policy `default`) and one whose
+/// keys can never be fetched as `legacy` (policy `legacy`): a second issuer/policy pointing at
+/// a dead port.
+fn keyward_config(work: &Path, port: u16, live: &str, dead: &str) -> Result<Proc, String> {
+    let toml = format!(
+        "listen = \"127.0.0.1:{port}\"\ndefault_policy = \"default\"\n\n\
+         [[issuer]]\nname = \"live\"\nissuer = \"{live}\"\naudiences = [\"{AUDIENCE}\"]\n\n\
+         [[issuer]]\nname = \"legacy\"\nissuer = \"{dead}\"\naudiences = [\"{AUDIENCE}\"]\n\n\
+         [policy.default]\nissuers = [\"live\"]\n\n[policy.legacy]\nissuers = [\"legacy\"]\n"
+    );
+    let file = work.join("keyward.toml");
+    std::fs::write(&file, toml).map_err(|e| e.to_string())?;
+    let mut proc = Proc::spawn(
+        "keyward serve --config",
+        Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&file)
+            .env("RUST_LOG", "warn"),
+    )?;
+    proc.wait_http(&format!("http://127.0.0.1:{port}/healthz"), 200)?;
+    Ok(proc)
+}
+
+/// A token of `issuer` that parses and names a plausible key, with a signature nobody made:
+/// enough for keyward to need `issuer`'s keys (it never gets that far with this one).
+fn unverifiable_token(issuer: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let header = serde_json::json!({"alg": "RS256", "typ": "at+jwt", "kid": "legacy-1"});
+    let claims = serde_json::json!({
+        "iss": issuer, "aud": AUDIENCE, "sub": "someone", "iat": now, "exp": now + 600,
+    });
+    format!(
+        "{}.{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes()),
+        b64(&[7u8; 256])
+    )
+}
+
 /// The snippet at `deploy/<rel>` with its example addresses replaced.
 fn render(rel: &str, replace: &[(&str, String)]) -> Result<String, String> {
     let path = repo_root().join("deploy").join(rel);
@@ -490,17 +533,20 @@ fn render(rel: &str, replace: &[(&str, String)]) -> Result<String, String> {
 }
 
 /// nginx (foreground, as this user, its own prefix) running deploy/nginx/keyward.conf.
-fn start_nginx(dir: &Path, keyward: u16, upstream: u16) -> Result<(Proc, u16), String> {
+/// With `policy`, the snippet's `/auth` becomes `/auth/<policy>` as its README says.
+fn start_nginx(dir: &Path, keyward: u16, upstream: u16, policy: Option<&str>) -> Result<(Proc, u16), String> {
     let port = free_port()?;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let site = render(
-        "nginx/keyward.conf",
-        &[
-            ("127.0.0.1:4190", format!("127.0.0.1:{keyward}")),
-            ("127.0.0.1:9000", format!("127.0.0.1:{upstream}")),
-            ("127.0.0.1:8080", format!("127.0.0.1:{port}")),
-        ],
-    )?;
+    let mut changes = vec![
+        ("127.0.0.1:4190", format!("127.0.0.1:{keyward}")),
+        ("127.0.0.1:9000", format!("127.0.0.1:{upstream}")),
+        ("127.0.0.1:8080", format!("127.0.0.1:{port}")),
+    ];
+    if let Some(policy) = policy {
+        changes
+            .push(("proxy_pass http://keyward/auth;", format!("proxy_pass http://keyward/auth/{policy};")));
+    }
+    let site = render("nginx/keyward.conf", &changes)?;
     std::fs::write(dir.join("keyward.conf"), site).map_err(|e| e.to_string())?;
     let d = dir.display();
     let main = format!(
@@ -530,17 +576,19 @@ fn start_nginx(dir: &Path, keyward: u16, upstream: u16) -> Result<(Proc, u16), S
 }
 
 /// Caddy (foreground, as this user, its own data dirs) running deploy/caddy/Caddyfile.
-fn start_caddy(dir: &Path, keyward: u16, upstream: u16) -> Result<(Proc, u16), String> {
+/// With `policy`, the snippet's `uri /auth` becomes `uri /auth/<policy>` as its README says.
+fn start_caddy(dir: &Path, keyward: u16, upstream: u16, policy: Option<&str>) -> Result<(Proc, u16), String> {
     let port = free_port()?;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let text = render(
-        "caddy/Caddyfile",
-        &[
-            ("127.0.0.1:4190", format!("127.0.0.1:{keyward}")),
-            ("127.0.0.1:9000", format!("127.0.0.1:{upstream}")),
-            ("127.0.0.1:8081", format!("127.0.0.1:{port}")),
-        ],
-    )?;
+    let mut changes = vec![
+        ("127.0.0.1:4190", format!("127.0.0.1:{keyward}")),
+        ("127.0.0.1:9000", format!("127.0.0.1:{upstream}")),
+        ("127.0.0.1:8081", format!("127.0.0.1:{port}")),
+    ];
+    if let Some(policy) = policy {
+        changes.push(("uri /auth\n", format!("uri /auth/{policy}\n")));
+    }
+    let text = render("caddy/Caddyfile", &changes)?;
     let file = dir.join("Caddyfile");
     std::fs::write(&file, text).map_err(|e| e.to_string())?;
     let mut proc = Proc::spawn(
@@ -659,6 +707,14 @@ fn check_unavailable(url: &str, token: &str) -> Result<(), String> {
     ensure(retry.parse::<u64>().is_ok_and(|s| s >= 1), || format!("Retry-After {retry:?}: {}", reply.show()))
 }
 
+/// A valid token of an issuer the policy does not allow: 403, and the service never sees it.
+fn check_refused(url: &str, token: &str) -> Result<(), String> {
+    let reply = http("GET", &format!("{url}/orders/42"), &[("authorization", &bearer(token))])?;
+    ensure(reply.status == 403, || format!("policy legacy, issuer live: want 403: {}", reply.show()))?;
+    let echo = reply.json().ok().is_some_and(|j| j.get("headers").is_some());
+    ensure(!echo, || format!("the upstream answered: {}", reply.show()))
+}
+
 fn check_flowing(url: &str, tokens: &[&str]) -> Result<(), String> {
     for token in tokens {
         let reply = http("GET", &format!("{url}/orders/42"), &[("authorization", &bearer(token))])?;
@@ -737,7 +793,8 @@ fn scenario(results: &mut Results, missing: &Missing, work: &Path) -> Result<(),
     // An issuer that never answers: nothing listens on its port.
     let dead_issuer = format!("http://127.0.0.1:{}", free_port()?);
     let dead_port = free_port()?;
-    let dead = keyward_serve("keyward serve (dead issuer)", &dead_issuer, dead_port, &[])?;
+    let dead = keyward_config(work, dead_port, &idp.issuer, &dead_issuer)?;
+    let token_dead = unverifiable_token(&dead_issuer);
 
     let mut fronts: Vec<(&str, String, String, Proc, Proc)> = Vec::new();
     for proxy in PROXIES {
@@ -746,8 +803,9 @@ fn scenario(results: &mut Results, missing: &Missing, work: &Path) -> Result<(),
             continue;
         }
         let start = if proxy == "nginx" { start_nginx } else { start_caddy };
-        let (main, port) = start(&work.join(proxy), kw_port, upstream_port)?;
-        let (down, down_port) = start(&work.join(format!("{proxy}-dead")), dead_port, upstream_port)?;
+        let (main, port) = start(&work.join(proxy), kw_port, upstream_port, None)?;
+        let (down, down_port) =
+            start(&work.join(format!("{proxy}-legacy")), dead_port, upstream_port, Some("legacy"))?;
         fronts.push((
             proxy,
             format!("http://127.0.0.1:{port}"),
@@ -762,7 +820,8 @@ fn scenario(results: &mut Results, missing: &Missing, work: &Path) -> Result<(),
         record(results, &format!("{proxy}::{}", PROXY_CHECKS[1]), check_forged(url, &token_old));
         record(results, &format!("{proxy}::{}", PROXY_CHECKS[2]), check_missing(url));
         record(results, &format!("{proxy}::{}", PROXY_CHECKS[3]), check_invalid(url, &token_old));
-        record(results, &format!("{proxy}::{}", PROXY_CHECKS[4]), check_unavailable(down_url, &token_old));
+        record(results, &format!("{proxy}::{}", PROXY_CHECKS[4]), check_unavailable(down_url, &token_dead));
+        record(results, &format!("{proxy}::{}", PROXY_CHECKS[7]), check_refused(down_url, &token_old));
     }
 
     // Traefik and Envoy: the request each would send, replayed against keyward serve.
