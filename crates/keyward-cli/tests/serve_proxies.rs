@@ -40,6 +40,8 @@ const CLIENT_SECRET: &str = "interop-secret-not-for-production";
 const FORGED: &str = "forged-admin";
 /// keyward's --refresh-cooldown here: token-driven fetches are spaced an eighth of it apart.
 const REFRESH_COOLDOWN: Duration = Duration::from_secs(8);
+/// The whole scenario's budget: past it the watchdog kills every child and fails the run.
+const WHOLE: Duration = Duration::from_secs(90);
 /// The largest answer this test reads.
 const MAX_REPLY: u64 = 1 << 20;
 
@@ -119,6 +121,43 @@ fn detect() -> Missing {
     Missing { node, nginx, caddy, promtool }
 }
 
+/// The ids of the running children, for the watchdog.
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Sends `signal` to `pid` (the `kill` command: std has only SIGKILL, for its own `Child`).
+fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Bounds the whole run: if the scenario is not over within `WHOLE`, every child still
+/// running is stopped (SIGTERM, then SIGKILL) and the process exits with a failure.
+fn watchdog(done: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + WHOLE;
+        while Instant::now() < deadline {
+            if done.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let pids = RUNNING.lock().map(|p| p.clone()).unwrap_or_default();
+        eprintln!("serve_proxies: the scenario took over {} s; stopping {pids:?}", WHOLE.as_secs());
+        for pid in &pids {
+            signal(*pid, "-TERM");
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        for pid in &pids {
+            signal(*pid, "-KILL");
+        }
+        std::process::exit(1);
+    });
+}
+
 /// A child process killed (and reaped) when dropped, whatever path the test takes.
 struct Proc {
     name: String,
@@ -158,6 +197,9 @@ impl Proc {
                     append(&sink, &line);
                 }
             });
+        }
+        if let Ok(mut running) = RUNNING.lock() {
+            running.push(child.id());
         }
         Ok(Self { name: name.to_owned(), child, graceful: false, output, lines: Some(rx) })
     }
@@ -216,12 +258,7 @@ impl Proc {
     fn kill(&mut self) {
         if self.graceful && matches!(self.child.try_wait(), Ok(None)) {
             // SIGTERM: nginx's fast shutdown, the master stops its workers; bounded wait.
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            signal(self.child.id(), "-TERM");
             let deadline = Instant::now() + Duration::from_secs(5);
             while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
@@ -229,6 +266,10 @@ impl Proc {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let id = self.child.id();
+        if let Ok(mut running) = RUNNING.lock() {
+            running.retain(|p| *p != id);
+        }
     }
 }
 
@@ -1204,6 +1245,8 @@ fn main() {
     let mut results = Results::new();
     let runnable = plan.iter().any(|(_, needs)| needs.iter().all(Option::is_none));
     if runnable {
+        let done = Arc::new(AtomicBool::new(false));
+        watchdog(Arc::clone(&done));
         let outcome = tempfile::tempdir()
             .map_err(|e| format!("temp dir: {e}"))
             .and_then(|work| scenario(&mut results, &missing, work.path()));
@@ -1212,6 +1255,7 @@ fn main() {
                 results.entry(name.clone()).or_insert_with(|| Err(format!("not reached: {e}")));
             }
         }
+        done.store(true, Ordering::Relaxed);
         eprintln!("serve_proxies: scenario took {:.1} s", started.elapsed().as_secs_f64());
     }
 
