@@ -195,6 +195,13 @@ impl Gateway {
     /// old configuration keeps serving.
     pub fn reload(&self, config: Config) -> Result<(), BuildError> {
         let old = self.current.load_full();
+        if config.listen != old.config.listen {
+            tracing::warn!(
+                listen = %config.listen,
+                serving = %old.config.listen,
+                "the listen address is read at start only: restart to move it"
+            );
+        }
         let runtime = Runtime::build(config, &self.clock, Some(&old))?;
         self.current.store(Arc::new(runtime));
         Ok(())
@@ -353,6 +360,7 @@ impl Gateway {
     /// deadline for a key fetch, which goes on in the background either way).
     async fn verified(&self, rt: &Runtime, token: &str) -> Result<Arc<Entry>, Denial> {
         let now = rt.clock.now_unix();
+        let epoch = rt.cache.epoch();
         let hash = if rt.cache.enabled() && token.len() <= keyward::DEFAULT_MAX_TOKEN_LEN {
             let hash = token_hash(token);
             if let Some(entry) = rt.cache.get(&hash, now) {
@@ -369,7 +377,11 @@ impl Gateway {
         // A token matching no configured issuer is nobody's outcome (its volume cannot make
         // a configured issuer look degraded).
         let index = rt.select_issuer(token).map_err(|e| Denial::Rejected(Rejection::from_error(e)))?;
-        let issuer = rt.issuers.get(index).ok_or(Denial::Deadline)?;
+        let Some(issuer) = rt.issuers.get(index) else {
+            // `select_issuer` answers indices of this runtime only.
+            let e = Error::new(Reason::IssuerMismatch, "iss is not a configured issuer");
+            return Err(Denial::Rejected(Rejection::from_error(e)));
+        };
         let outcome = match issuer.verifier.verify_now(token) {
             Ok(outcome) => outcome,
             // The fetch runs on its own task: dropping this wait at the deadline leaves it going.
@@ -398,7 +410,7 @@ impl Gateway {
             until_unix,
         });
         if let Some(hash) = hash {
-            rt.cache.insert(hash, Arc::clone(&entry), now);
+            rt.cache.insert(hash, Arc::clone(&entry), now, epoch);
         }
         Ok(entry)
     }

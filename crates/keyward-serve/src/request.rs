@@ -8,13 +8,19 @@
 use std::net::IpAddr;
 
 use http::header::{AUTHORIZATION, COOKIE, HOST};
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderName, Method};
 use ipnet::IpNet;
 
 /// Longest original URI (path and query) considered; a longer one is `invalid_request`.
 pub(crate) const MAX_URI_LEN: usize = 16 * 1024;
 /// Longest `Cookie` header section read for tokens.
 const MAX_COOKIE_LEN: usize = 64 * 1024;
+
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// The request the proxy is deciding about.
 #[derive(Debug)]
@@ -47,7 +53,7 @@ pub(crate) fn trusted(peer: IpAddr, proxies: &[IpNet]) -> bool {
     proxies.iter().any(|net| net.contains(&peer))
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
@@ -70,17 +76,19 @@ pub(crate) fn original<'a>(
     own_uri: &'a str,
     trusted: bool,
 ) -> Result<Original<'a>, &'static str> {
-    let own_host = header(headers, HOST.as_str());
+    let own_host = header(headers, &HOST);
     let original = if trusted {
-        let (m, uri, host) = if let Some(uri) = header(headers, "x-original-uri") {
-            (header(headers, "x-original-method"), uri, own_host)
-        } else if let Some(uri) = header(headers, "x-forwarded-uri") {
-            (header(headers, "x-forwarded-method"), uri, header(headers, "x-forwarded-host").or(own_host))
+        let (m, uri, host) = if let Some(uri) = header(headers, &X_ORIGINAL_URI) {
+            // nginx's subrequest carries the upstream's Host unless told otherwise: an
+            // `X-Forwarded-Host` the proxy sets names the original one.
+            (header(headers, &X_ORIGINAL_METHOD), uri, header(headers, &X_FORWARDED_HOST).or(own_host))
+        } else if let Some(uri) = header(headers, &X_FORWARDED_URI) {
+            (header(headers, &X_FORWARDED_METHOD), uri, header(headers, &X_FORWARDED_HOST).or(own_host))
         } else {
             (
-                header(headers, "x-original-method").or_else(|| header(headers, "x-forwarded-method")),
+                header(headers, &X_ORIGINAL_METHOD).or_else(|| header(headers, &X_FORWARDED_METHOD)),
                 own_uri,
-                header(headers, "x-forwarded-host").or(own_host),
+                header(headers, &X_FORWARDED_HOST).or(own_host),
             )
         };
         let method = match m {
@@ -225,7 +233,7 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (k, v) in pairs {
-            map.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            map.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
         map
     }

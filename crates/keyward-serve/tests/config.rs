@@ -771,8 +771,12 @@ fn durations_take_units_sums_and_bare_seconds() {
 #[test]
 fn toml_syntax_errors_have_a_place() {
     let e = error("[[issuer]]\nissuer = https://idp.example.com\n");
-    assert_eq!((e.line(), e.column(), e.field()), (Some(2), Some(10), None));
-    assert!(e.to_string().starts_with("keyward.toml:2:10: invalid TOML: "), "{e}");
+    assert_eq!((e.line(), e.column(), e.field()), (Some(2), Some(10), Some("issuer[0].issuer")));
+    assert!(e.to_string().starts_with("keyward.toml:2:10: issuer[0].issuer: invalid TOML: "), "{e}");
+    let e = error(&with("[policy.p]\nrequire = { all = [ { scope = } ] }\n"));
+    assert_eq!((e.line(), e.field()), (Some(5), Some("policy.p.require.all[0].scope")));
+    let e = error("listen = \"127.0.0.1:1\"\n[[issuer]\n");
+    assert_eq!((e.line(), e.column(), e.field()), (Some(2), Some(10), None), "{e}");
     let e = error(&format!("{BASE}audiences = [\"again\"]\n"));
     assert_eq!((e.line(), e.column()), (Some(4), Some(1)));
     assert!(e.message().contains("duplicate key"), "{e}");
@@ -802,4 +806,46 @@ fn files_are_read_within_a_bound_and_named_in_errors() {
     );
     std::fs::write(&path, BASE).unwrap();
     assert_eq!(Config::load(&path).unwrap().path.as_deref(), Some(path.as_path()));
+}
+
+/// Issuers the documentation's fragments refer to (`corp` and the Entra template `entra`).
+const DOC_ISSUERS: &str = r#"[[issuer]]
+name = "corp"
+issuer = "https://idp.example.com/realms/corp"
+audiences = ["orders-api"]
+
+[[issuer]]
+name = "entra"
+template = "https://login.microsoftonline.com/{tenantid}/v2.0"
+tenants = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
+jwks_uri = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
+audiences = ["api://orders"]
+"#;
+
+#[test]
+fn every_toml_example_in_the_documentation_loads() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+    let text = std::fs::read_to_string(docs).unwrap();
+    let blocks: Vec<&str> =
+        text.split("```toml\n").skip(1).filter_map(|rest| rest.split("```").next()).collect();
+    assert!(blocks.len() >= 4, "found {} toml blocks", blocks.len());
+    for block in blocks {
+        // Fragments get the issuers (and, for rules, the policies) they name.
+        let mut file = if block.contains("[[issuer]]") { String::new() } else { DOC_ISSUERS.to_owned() };
+        file.push_str(block);
+        if block.contains("[[rule]]") {
+            file.push_str("\n[policy.orders-admin]\n[policy.orders-read]\n");
+        }
+        if let Err(e) = Config::from_toml_str(&file, None) {
+            panic!("{e}\n--- in ---\n{file}");
+        }
+    }
+}
+
+#[test]
+fn a_policy_defined_twice_is_a_toml_error_at_the_second() {
+    let e = error(&with("[policy.admin]\n[policy.ops]\n[policy.\"admin\"]\n"));
+    // The column of the repeated name.
+    assert_eq!((e.line(), e.column()), (Some(6), Some(9)));
+    assert!(e.message().starts_with("invalid TOML: "), "{e}");
 }

@@ -9,6 +9,9 @@ use std::time::Duration;
 use keyward::Reason;
 use keyward_serve::ops::metrics::{DecisionMetrics, DecisionReason, Metrics};
 
+/// `Metrics::refresh_issuers` reports the whole set of issuers: the tests calling it take turns.
+static REFRESHING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The value of the series `name{labels}` (labels in the exporter's order) in `text`.
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -103,6 +106,7 @@ mod readiness {
 
     #[tokio::test(start_paused = true)]
     async fn ready_through_an_outage_while_last_known_good_keys_last() {
+        let _turn = super::REFRESHING.lock().await;
         let metrics = Metrics::install().unwrap();
         let idp = MockIdp::start().await.unwrap();
         let k1 = Arc::new(SigningKey::generate(SigningAlg::ES256, "k1").unwrap());
@@ -184,6 +188,31 @@ mod readiness {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["issuers"]["idp"]["state"], "fresh");
         assert!(body["issuers"]["idp"].get("last_error").is_none(), "{body}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_issuer_removed_by_a_reload_stops_reporting_ready_or_not() {
+        let _turn = super::REFRESHING.lock().await;
+        let metrics = Metrics::install().unwrap();
+        let idp = MockIdp::start().await.unwrap();
+        let source = JwksSource::from_url(idp.jwks_uri())
+            .name("removed-idp")
+            .clock(FixedClock::at(NOW))
+            .configure(|s| s.background_refresh = false)
+            .build()
+            .unwrap();
+        let unready = source.health();
+        metrics.refresh_issuers([("kept", &unready), ("removed", &unready)], NOW);
+        let text = metrics.render();
+        assert_eq!(sample(&text, r#"keyward_issuer_ready{issuer="kept"}"#), Some(0.0), "{text}");
+        assert_eq!(sample(&text, r#"keyward_issuer_ready{issuer="removed"}"#), Some(0.0));
+        // Never fetched: no age to report.
+        assert_eq!(sample(&text, r#"keyward_jwks_age_seconds{issuer="removed-idp"}"#), None);
+
+        metrics.refresh_issuers([("kept", &unready)], NOW);
+        let text = metrics.render();
+        assert_eq!(sample(&text, r#"keyward_issuer_ready{issuer="kept"}"#), Some(0.0));
+        assert!(text.contains("keyward_issuer_ready{issuer=\"removed\"} NaN"), "{text}");
     }
 
     #[tokio::test(start_paused = true)]

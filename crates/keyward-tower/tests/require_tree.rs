@@ -74,10 +74,14 @@ fn dot_paths_walk_objects_and_a_missing_path_is_unmet() {
     assert!(!holds(&claim_contains("resource_access.web.roles", "reader"), nested.clone()));
     assert!(!holds(&claim_contains("resource_access.api.roles.x", "reader"), nested));
     assert!(!holds(&claim_equals("a.b", 1_i64), json!({"a": [{"b": 1}]})));
-    // A top-level claim named by the whole path (namespaced custom claims) wins.
+    // Namespaced custom claims (dots in the name) are found by their whole name…
     let namespaced = claims(json!({"https://example.com/tier": "gold"}));
     assert_eq!(claim_at(&namespaced, "https://example.com/tier"), Some(&json!("gold")));
     assert!(claim_equals("https://example.com/tier", "gold").holds(&namespaced));
+    // …but the nested walk comes first: a flat look-alike cannot mask a nested value.
+    let both = claims(json!({"acct.suspended": false, "acct": {"suspended": true}}));
+    assert_eq!(claim_at(&both, "acct.suspended"), Some(&json!(true)));
+    assert!(!not(claim_equals("acct.suspended", true)).holds(&both));
 }
 
 #[test]

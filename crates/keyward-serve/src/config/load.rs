@@ -180,6 +180,11 @@ fn source_flag(message: &str) -> String {
     }
 }
 
+/// The default trusted proxies: loopback. Built in const context, so a wrong prefix length
+/// would fail the build, never a start.
+const LOOPBACK_V4: ipnet::Ipv4Net = ipnet::Ipv4Net::new_assert(std::net::Ipv4Addr::new(127, 0, 0, 0), 8);
+const LOOPBACK_V6: ipnet::Ipv6Net = ipnet::Ipv6Net::new_assert(std::net::Ipv6Addr::LOCALHOST, 128);
+
 const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
 /// Every field at its default, no issuer, no policy.
@@ -194,10 +199,7 @@ fn defaults(path: Option<PathBuf>) -> Config {
         rules: Vec::new(),
         tokens: TokenSources::default(),
         claim_headers: default_headers(),
-        trusted_proxies: vec![
-            IpNet::new(IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)), 8).unwrap_or_default(),
-            IpNet::from(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)),
-        ],
+        trusted_proxies: vec![IpNet::V4(LOOPBACK_V4), IpNet::V6(LOOPBACK_V6)],
         token_cache: TokenCacheConfig {
             enabled: true,
             max_entries: 10_000,
@@ -308,7 +310,8 @@ impl Reader<'_> {
     fn syntax(&self, error: &toml::de::Error) -> ConfigError {
         let span = error.span().unwrap_or(0..0);
         let message = error.message().trim().trim_end_matches('.').to_owned();
-        self.error(&span, "", format!("invalid TOML: {message}"))
+        let field = syntax_field(self.text, span.start).unwrap_or_default();
+        self.error(&span, &field, format!("invalid TOML: {message}"))
     }
 
     fn config(&self, root: &Table<'_, '_>, path: Option<PathBuf>) -> Result<Config, ConfigError> {
@@ -1267,6 +1270,46 @@ impl<'r, 'i> Table<'r, 'i> {
         }
         Ok(Some(d))
     }
+}
+
+/// The field a syntax error sits in, from what the parser could recover: the key or value
+/// with the narrowest span around `offset` (a value cut short ends at the error).
+fn syntax_field(text: &str, offset: usize) -> Option<String> {
+    fn consider(span: Span, path: &str, offset: usize, best: &mut Option<(usize, String)>) {
+        if span.start <= offset && offset <= span.end {
+            let width = span.end.saturating_sub(span.start);
+            if best.as_ref().is_none_or(|(w, _)| width <= *w) {
+                *best = Some((width, path.to_owned()));
+            }
+        }
+    }
+    fn visit(value: &Value<'_>, path: &str, offset: usize, best: &mut Option<(usize, String)>) {
+        match value.get_ref() {
+            DeValue::Table(table) => {
+                for (key, item) in table.iter() {
+                    let name = key.get_ref();
+                    let child = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+                    consider(key.span(), &child, offset, best);
+                    consider(item.span(), &child, offset, best);
+                    visit(item, &child, offset, best);
+                }
+            }
+            DeValue::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    let child = format!("{path}[{index}]");
+                    consider(item.span(), &child, offset, best);
+                    visit(item, &child, offset, best);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (recovered, _) = DeTable::parse_recoverable(text);
+    let span = recovered.span();
+    let root = Spanned::new(span, DeValue::Table(recovered.into_inner()));
+    let mut best = None;
+    visit(&root, "", offset, &mut best);
+    best.map(|(_, path)| path).filter(|path| !path.is_empty())
 }
 
 fn type_name(value: &DeValue<'_>) -> &'static str {

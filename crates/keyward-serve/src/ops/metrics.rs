@@ -4,7 +4,8 @@
 //! Label values never come from a request: policy, issuer and header names come from the
 //! configuration, reasons and statuses from the closed set of [`DecisionReason`].
 
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use keyward::Reason;
@@ -43,6 +44,9 @@ pub const DURATION_BUCKETS: [f64; 15] = [
 /// configured policy.
 pub const UNKNOWN_POLICY_LABEL: &str = "";
 
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// Why the metrics recorder could not be installed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -56,9 +60,11 @@ pub enum MetricsError {
 #[derive(Clone, Debug)]
 pub struct Metrics {
     handle: PrometheusHandle,
+    /// Issuers whose readiness was last reported, to mark the ones a reload removed.
+    reported: Arc<Mutex<BTreeSet<String>>>,
 }
 
-static INSTALLED: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+static INSTALLED: OnceLock<Result<Metrics, String>> = OnceLock::new();
 
 impl Metrics {
     /// Installs the Prometheus recorder as the global `metrics` recorder (the first call does;
@@ -76,10 +82,10 @@ impl Metrics {
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
             describe();
-            Ok(handle)
+            Ok(Self { handle, reported: Arc::default() })
         });
         match installed {
-            Ok(handle) => Ok(Self { handle: handle.clone() }),
+            Ok(metrics) => Ok(metrics.clone()),
             Err(e) => Err(MetricsError::RecorderAlreadySet(e.clone())),
         }
     }
@@ -93,12 +99,16 @@ impl Metrics {
 
     /// Brings per-issuer gauges up to date for a scrape: `keyward_jwks_age_seconds` (the
     /// library sets it only at fetch attempts; labelled with the source name, as the library
-    /// does) and `keyward_issuer_ready` (labelled with the configured issuer name).
+    /// does) and `keyward_issuer_ready` (labelled with the configured issuer name). Pass every
+    /// configured issuer: one reported before and missing now (a reload removed it) gets
+    /// `keyward_issuer_ready` NaN, so an alert on `== 0` does not fire for it forever (a
+    /// series cannot be deleted).
     pub fn refresh_issuers<'a>(
         &self,
         issuers: impl IntoIterator<Item = (&'a str, &'a Health)>,
         now_unix: i64,
     ) {
+        let mut now_reported = BTreeSet::new();
         for (name, health) in issuers {
             if let Some(age) = age_seconds(health, now_unix) {
                 metrics::gauge!(keyward::telemetry::JWKS_AGE_SECONDS, "issuer" => health.name.clone())
@@ -106,7 +116,13 @@ impl Metrics {
             }
             let ready = if super::ready::usable(health) { 1.0 } else { 0.0 };
             metrics::gauge!(ISSUER_READY, "issuer" => name.to_owned()).set(ready);
+            now_reported.insert(name.to_owned());
         }
+        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        for gone in reported.difference(&now_reported) {
+            metrics::gauge!(ISSUER_READY, "issuer" => gone.clone()).set(f64::NAN);
+        }
+        *reported = now_reported;
     }
 
     /// Drains histogram samples into their buckets and forgets idle series. Rendering does the

@@ -31,8 +31,9 @@ pub const DEFAULT_POLL: Duration = Duration::from_millis(250);
 /// first change.
 pub const MAX_DEBOUNCE_PERIODS: u32 = 4;
 
-/// Bytes of the file hashed; a larger file is rejected by the loader anyway.
-pub const MAX_HASHED_BYTES: u64 = 4 * 1024 * 1024;
+/// Bytes of the file hashed: the loader's limit (1 MiB); a larger file is rejected by the
+/// loader anyway, and its size is part of the fingerprint.
+pub const MAX_HASHED_BYTES: u64 = 1024 * 1024;
 
 /// What asked for a reload (the `trigger` field of the log line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +58,8 @@ impl ReloadTrigger {
     }
 }
 
-/// When to reload besides on request: the watched file and its timings.
+/// When to reload besides on request: the watched file and its timings. Fixed for the
+/// reloader's life: a reload that changes `[reload]` takes effect at the next start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReloadOptions {
@@ -173,7 +175,7 @@ where
 
     /// Starts reloading on the current tokio runtime (SIGHUP is listened to before this
     /// returns) and returns the handle to request reloads. Runs until the runtime shuts down
-    /// or the task is aborted.
+    /// or the task is aborted. Spawn one per process: every spawned reloader answers SIGHUP.
     pub fn spawn(self, options: ReloadOptions) -> (ReloadHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1);
         if options.sighup {

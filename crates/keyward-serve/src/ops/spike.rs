@@ -5,8 +5,9 @@
 //! A spike is a symptom worth a page (a rotation that outran a cache, a client fleet with a
 //! wrong audience), not a reason to stop serving: a degraded issuer stays ready.
 //!
-//! The hot path takes no lock: each outcome is two or three relaxed atomic adds in the current
-//! bucket plus a read of the window's totals. A bucket is reset under a short per-issuer mutex
+//! The hot path takes no lock: each outcome is one to three relaxed atomic adds in the current
+//! bucket; the window's totals are read only when the state may change (a failure, a valid
+//! token while degraded, a new bucket). A bucket is reset under a short per-issuer mutex
 //! once per bucket period. Counts are approximate under races (an outcome recorded while its
 //! bucket is being reset may be lost), which a ratio over a minute does not notice.
 
@@ -132,7 +133,8 @@ impl SpikeDetector {
         let epoch = self.epoch(now);
         let bucket = &window.buckets[(epoch % BUCKETS as u64) as usize];
         let current = bucket.epoch.load(Ordering::Acquire);
-        if current != epoch {
+        let rotated = current != epoch;
+        if rotated {
             if current > epoch {
                 // Older than the bucket now in its slot: out of the window already.
                 return None;
@@ -146,7 +148,15 @@ impl SpikeDetector {
                 bucket.reasons[i].fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.evaluate(window, epoch)
+        // The window is summed only when the state may change: a failure can start a spike, a
+        // valid token end one, a slide do either. A healthy issuer's valid token costs one
+        // atomic add. (A valid token that lifts a failing window over `min_requests` is seen at
+        // the next failure or look.)
+        if outcome.is_err() || rotated || window.degraded.load(Ordering::Relaxed) {
+            self.evaluate(window, epoch)
+        } else {
+            None
+        }
     }
 
     /// [`SpikeDetector::record`] by configured issuer name (a few string comparisons; keep the
@@ -384,6 +394,24 @@ mod tests {
         assert!(feed(&d, idp, 100, Err(Reason::Expired), t0).is_empty());
         assert_eq!(d.degraded(idp, t0), None);
         assert_eq!(d.issuer("nope"), None);
+    }
+
+    #[test]
+    fn concurrent_recorders_start_an_episode_exactly_once() {
+        let t0 = Instant::now();
+        let d = SpikeDetector::starting_at(&config(60, 0.2, 20), ["idp"], t0);
+        let idp = d.issuer("idp").unwrap();
+        let transitions: Vec<Transition> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| feed(&d, idp, 2_000, Err(Reason::UnknownKid), t0 + Duration::from_secs(1)))
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        });
+        assert_eq!(transitions.len(), 1, "{transitions:?}");
+        assert!(matches!(transitions[0], Transition::Started { dominant: Reason::UnknownKid, .. }));
+        assert_eq!(d.degraded(idp, t0 + Duration::from_secs(1)), Some(Reason::UnknownKid));
     }
 
     mod logs {
