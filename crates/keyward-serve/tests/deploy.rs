@@ -1,6 +1,7 @@
 //! What `deploy/` ships is checked here: the Prometheus rules (`promtool check rules`,
 //! `promtool test rules`), the systemd unit (`systemd-analyze verify` and its exposure score)
-//! and the Kubernetes manifests, plus data checks that hold whatever is installed.
+//! and the Kubernetes manifests (`kubernetes-validate`, pip, pinned in
+//! `deploy/kubernetes/requirements.txt`), plus data checks that hold whatever is installed.
 //!
 //! A `harness = false` test (libtest-mimic), so the summary says which tools ran: on a machine
 //! without one, its trials are IGNORED with `SKIPPED: <tool> not installed` in their names;
@@ -612,6 +613,30 @@ fn configmap_config_fits_the_pod() -> Result<(), Failed> {
     Ok(())
 }
 
+/// The oldest Kubernetes the manifests support: the `preStop` sleep action is on by default
+/// from 1.30.
+const MIN_KUBERNETES: &str = "1.30.0";
+
+/// Every manifest against the Kubernetes OpenAPI schema of [`MIN_KUBERNETES`], strictly (an
+/// unknown or misspelt field is an error, where the cluster would drop it silently).
+fn schema_valid() -> Result<(), Failed> {
+    let dir = root().join(K8S);
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{K8S}: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+        .collect();
+    files.sort();
+    ensure(files.len() >= 4, || format!("only {files:?} in {K8S}"))?;
+    let out = run(Command::new("kubernetes-validate")
+        .args(["--strict", "--quiet", "--kubernetes-version", MIN_KUBERNETES])
+        .args(&files)
+        .current_dir(dir))?;
+    succeeded("kubernetes-validate", &out)?;
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    ensure(!said.contains("ERROR") && !said.contains("WARN"), || format!("kubernetes-validate:\n{said}"))
+}
+
 // ------------------------------------------------------------------------------------ main
 
 fn trial(name: &str, check: Check) -> Trial {
@@ -664,5 +689,7 @@ fn main() {
             ("systemd::systemd_analyze_security", systemd_analyze_security),
         ],
     ));
+    // pip install -r deploy/kubernetes/requirements.txt
+    trials.extend(tool_trials("kubernetes-validate", &[("kubernetes::schema_valid", schema_valid)]));
     libtest_mimic::run(&args, trials).exit();
 }
