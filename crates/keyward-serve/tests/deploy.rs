@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use keyward_serve::config::Config;
 use libtest_mimic::{Arguments, Failed, Trial};
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -580,35 +581,44 @@ fn container_is_locked_down() -> Result<(), Failed> {
     Ok(())
 }
 
-/// The ConfigMap's config listens on the container port on every interface (a loopback
-/// listener would fail every probe), and its warm-start cache is a mounted, writable volume
-/// (the root file system is read-only).
+/// The ConfigMap's config is one `keyward serve` accepts (loaded by the gateway's own
+/// loader), listens on the container port on every interface (a loopback listener would fail
+/// every probe), believes proxy headers from somewhere other than loopback (in a cluster the
+/// ingress controller is another pod), and keeps its warm-start cache on a mounted, writable
+/// volume (the root file system is read-only).
 fn configmap_config_fits_the_pod() -> Result<(), Failed> {
     let all = manifests()?;
-    let (flag, config) = mounted_config(&all)?;
-    let table: toml::Table = toml::from_str(&config).map_err(|e| format!("{flag}: {e}"))?;
-    let listen =
-        table.get("listen").and_then(toml::Value::as_str).ok_or("the config sets no listen address")?;
-    let addr: std::net::SocketAddr = listen.parse().map_err(|e| format!("listen {listen}: {e}"))?;
-    ensure(addr.ip().is_unspecified(), || {
+    let (flag, text) = mounted_config(&all)?;
+    let config =
+        Config::from_toml_str(&text, Some(Path::new(&flag))).map_err(|e| format!("ConfigMap: {e}"))?;
+    let listen = config.listen;
+    ensure(listen.ip().is_unspecified(), || {
         format!("listen {listen}: the pod's probes and Service cannot reach it")
     })?;
     let container = container(one(&all, "Deployment")?)?;
     let port = resolve_port(container, &Yaml::String("http".to_owned()))?;
-    ensure(i64::from(addr.port()) == port, || format!("listen {listen}, container port {port}"))?;
+    ensure(i64::from(listen.port()) == port, || format!("listen {listen}, container port {port}"))?;
+    ensure(config.trusted_proxies.iter().any(|net| !net.addr().is_loopback()), || {
+        "trusted_proxies is loopback only: the ingress controller's X-Original-* headers would be ignored"
+            .to_owned()
+    })?;
     let mounts: Vec<(&str, bool)> = items(container, "volumeMounts")?
         .iter()
         .filter_map(|m| Some((m["mountPath"].as_str()?, m["readOnly"].as_bool() == Some(true))))
         .collect();
-    let issuers =
-        table.get("issuer").and_then(toml::Value::as_array).ok_or("the config has no [[issuer]]")?;
-    for issuer in issuers {
-        let cache_dir = issuer.get("keys").and_then(|k| k.get("cache_dir")).and_then(toml::Value::as_str);
-        if let Some(dir) = cache_dir {
-            ensure(mounts.iter().any(|(m, ro)| *m == dir && !ro), || {
-                format!("cache_dir {dir} is not a writable volume (the root file system is read-only)")
-            })?;
-        }
+    for issuer in &config.issuers {
+        let dir = issuer.source.cache_dir.as_deref().ok_or_else(|| {
+            format!(
+                "issuer {}: no cache_dir: a container restarted during an IdP outage would have no keys",
+                issuer.name
+            )
+        })?;
+        ensure(mounts.iter().any(|(m, ro)| Path::new(m) == dir && !ro), || {
+            format!(
+                "cache_dir {} is not a writable volume (the root file system is read-only)",
+                dir.display()
+            )
+        })?;
     }
     Ok(())
 }
