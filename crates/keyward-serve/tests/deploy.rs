@@ -303,6 +303,58 @@ fn alerts_use_only_exposed_metrics() -> Result<(), Failed> {
     Ok(())
 }
 
+/// The label values an expression compares `label` with (`label="a"`, `label!="a"`,
+/// `label=~"a|b"`), alternatives split.
+fn matcher_values<'e>(expr: &'e str, label: &str) -> Vec<&'e str> {
+    let mut values = Vec::new();
+    for (start, _) in expr.match_indices(label) {
+        let before = expr[..start].chars().next_back();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue; // part of a longer name
+        }
+        let rest = expr[start + label.len()..].trim_start();
+        let Some(rest) = ["=~", "!~", "!=", "="].iter().find_map(|op| rest.strip_prefix(op)) else {
+            continue;
+        };
+        let Some(quoted) = rest.trim_start().strip_prefix('"') else { continue };
+        if let Some(end) = quoted.find('"') {
+            values.extend(quoted[..end].split('|'));
+        }
+    }
+    values
+}
+
+/// Every label value an alert matches on is one keyward records: a misspelt reason code or
+/// result would make the alert silently never fire.
+fn alerts_match_only_recorded_label_values() -> Result<(), Failed> {
+    let gateway_reasons = [
+        "allowed",
+        "missing_token",
+        "ambiguous_token",
+        "invalid_request",
+        "insufficient_scope",
+        "no_rule",
+        "issuer_not_allowed",
+        "unknown_policy",
+    ];
+    let reasons: BTreeSet<&str> =
+        gateway_reasons.into_iter().chain(keyward::Reason::ALL.iter().map(|r| r.as_str())).collect();
+    let statuses = BTreeSet::from(["200", "401", "403", "500", "503"]);
+    // keyward_jwks_fetches_total: the key source's results; keyward_config_reloads_total: ok|error.
+    let results = BTreeSet::from(["success", "not_modified", "error", "rate_limited", "ok"]);
+    for rule in alert_rules()? {
+        let name = text(&rule, "alert")?;
+        let expr = text(&rule, "expr")?;
+        for (label, known) in [("reason", &reasons), ("status", &statuses), ("result", &results)] {
+            for value in matcher_values(expr, label) {
+                let value = value.trim_start_matches('^').trim_end_matches('$');
+                ensure(known.contains(value), || format!("{name}: {label} \"{value}\" is never recorded"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 // --------------------------------------------------------------------------------- systemd
 
 const UNIT: &str = "deploy/systemd/keyward.service";
@@ -679,6 +731,7 @@ fn main() {
         trial("prometheus::alerts_are_documented", alerts_are_documented),
         trial("prometheus::every_alert_is_tested_firing_and_silent", every_alert_is_tested_firing_and_silent),
         trial("prometheus::alerts_use_only_exposed_metrics", alerts_use_only_exposed_metrics),
+        trial("prometheus::alerts_match_only_recorded_label_values", alerts_match_only_recorded_label_values),
         trial("systemd::unit_is_hardened", unit_is_hardened),
         trial("kubernetes::deployment_probes_and_port", deployment_probes_and_port),
         trial("kubernetes::selectors_match_the_pods", selectors_match_the_pods),
