@@ -115,23 +115,38 @@ fn tool_version(tool: &str) -> Option<String> {
     out.status.success().then(|| format!("{tool} {}", version.unwrap_or("(version unknown)")))
 }
 
-/// Runs a tool to completion within [`TOOL_DEADLINE`] (killed past it).
+/// Runs a tool to completion within [`TOOL_DEADLINE`] (killed past it). Its output goes to
+/// temporary files, not pipes, so a talkative tool cannot block on a full pipe while it is
+/// polled.
 fn run(cmd: &mut Command) -> Result<Output, Failed> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let io = |e: std::io::Error| Failed::from(format!("{program}: {e}"));
+    let (mut out, mut err) = (tempfile::tempfile().map_err(io)?, tempfile::tempfile().map_err(io)?);
     let mut child = cmd
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(out.try_clone().map_err(io)?)
+        .stderr(err.try_clone().map_err(io)?)
         .spawn()
-        .map_err(|e| format!("{cmd:?}: {e}"))?;
+        .map_err(io)?;
     let started = Instant::now();
-    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(io)? {
+            break status;
+        }
         if started.elapsed() > TOOL_DEADLINE {
             let _ = child.kill();
+            let _ = child.wait();
             return Err(format!("{cmd:?} still running after {TOOL_DEADLINE:?}").into());
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().map_err(|e| e.to_string().into())
+    };
+    let read_back = |file: &mut std::fs::File| -> Result<Vec<u8>, Failed> {
+        use std::io::{Read, Seek};
+        let mut bytes = Vec::new();
+        file.rewind().and_then(|()| file.read_to_end(&mut bytes)).map_err(io)?;
+        Ok(bytes)
+    };
+    Ok(Output { status, stdout: read_back(&mut out)?, stderr: read_back(&mut err)? })
 }
 
 fn succeeded(what: &str, out: &Output) -> Result<String, Failed> {
