@@ -15,6 +15,8 @@ command -v caddy >/dev/null 2>&1 || need+=(caddy)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# crates/keyward-serve/tests/deploy.rs: `systemd-analyze verify` of deploy/systemd/keyward.service.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 
 if [ "${#need[@]}" -gt 0 ]; then
     echo "ci-serve-deps: installing ${need[*]}"
