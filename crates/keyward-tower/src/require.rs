@@ -42,8 +42,8 @@ pub enum Requirement {
     /// A test on the claim at a dot path (`realm_access.roles`, `resource_access.api.roles`).
     /// A path that leads nowhere leaves the test unmet.
     Claim {
-        /// The claim: a top-level name, or a dot path walking nested objects. A top-level
-        /// claim whose name is the whole path (`https://example.com/roles`) is preferred.
+        /// The claim: a top-level name, or a dot path walking nested objects; when the walk
+        /// finds nothing, a top-level claim named by the whole path (`https://example.com/roles`).
         path: String,
         /// What its value must satisfy.
         test: ClaimTest,
@@ -400,18 +400,19 @@ impl fmt::Display for Requirement {
     }
 }
 
-/// The claim at a dot path: the top-level claim named by the whole path if there is one,
-/// otherwise each segment walks into an object. `None` when the path leads nowhere.
+/// The claim at a dot path: each segment walks into an object (`realm_access.roles`). When
+/// the walk leads nowhere, a top-level claim named by the whole path (a namespaced custom claim
+/// such as `https://example.com/tier`) is used. `None` when neither exists.
 pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    if let Some(value) = claims.get(path) {
-        return Some(value);
-    }
-    let mut segments = path.split('.');
-    let mut value = claims.get(segments.next()?)?;
-    for segment in segments {
-        value = value.as_object()?.get(segment)?;
-    }
-    Some(value)
+    let walked = || {
+        let mut segments = path.split('.');
+        let mut value = claims.get(segments.next()?)?;
+        for segment in segments {
+            value = value.as_object()?.get(segment)?;
+        }
+        Some(value)
+    };
+    walked().or_else(|| claims.get(path))
 }
 
 /// Strings of a claim that is a space-separated string or an array of strings.

@@ -180,6 +180,11 @@ fn source_flag(message: &str) -> String {
     }
 }
 
+/// The default trusted proxies: loopback. Built in const context, so a wrong prefix length
+/// would fail the build, never a start.
+const LOOPBACK_V4: ipnet::Ipv4Net = ipnet::Ipv4Net::new_assert(std::net::Ipv4Addr::new(127, 0, 0, 0), 8);
+const LOOPBACK_V6: ipnet::Ipv6Net = ipnet::Ipv6Net::new_assert(std::net::Ipv6Addr::LOCALHOST, 128);
+
 const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
 /// Every field at its default, no issuer, no policy.
@@ -194,10 +199,7 @@ fn defaults(path: Option<PathBuf>) -> Config {
         rules: Vec::new(),
         tokens: TokenSources::default(),
         claim_headers: default_headers(),
-        trusted_proxies: vec![
-            IpNet::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8).unwrap_or_default(),
-            IpNet::from(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)),
-        ],
+        trusted_proxies: vec![IpNet::V4(LOOPBACK_V4), IpNet::V6(LOOPBACK_V6)],
         token_cache: TokenCacheConfig {
             enabled: true,
             max_entries: 10_000,
@@ -308,7 +310,8 @@ impl Reader<'_> {
     fn syntax(&self, error: &toml::de::Error) -> ConfigError {
         let span = error.span().unwrap_or(0..0);
         let message = error.message().trim().trim_end_matches('.').to_owned();
-        self.error(&span, "", format!("invalid TOML: {message}"))
+        let field = syntax_field(self.text, span.start).unwrap_or_default();
+        self.error(&span, &field, format!("invalid TOML: {message}"))
     }
 
     fn config(&self, root: &Table<'_, '_>, path: Option<PathBuf>) -> Result<Config, ConfigError> {
@@ -819,7 +822,7 @@ impl Reader<'_> {
         }
         let table = Table::of(self, field.to_owned(), value, REQUIRE_KEYS)?;
         let present: Vec<&str> = REQUIRE_KEYS.iter().copied().filter(|k| table.get(k).is_some()).collect();
-        let shape = "a requirement is one of {all = [...]}, {any = [...]}, {not = {...}}, {scope = \"...\"}, {role = \"...\"}, {group = \"...\"}, {claim = \"path\", equals | contains | matches = ...}";
+        let shape = "a requirement table holds one of `all`, `any`, `not`, `scope`, `role`, `group`, or `claim` with `equals`, `contains` or `matches`";
         if present.contains(&"claim") {
             let (path, path_span) = table.string("claim")?.unwrap_or_default();
             check_claim_path(&path).map_err(|m| self.error(&path_span, &table.field("claim"), m))?;
@@ -937,15 +940,15 @@ impl Reader<'_> {
             )?))),
             "scope" | "role" | "group" => {
                 let name = self.str_of(inner, &kind_field)?;
-                if name.is_empty() || name.contains(char::is_whitespace) && kind == "scope" {
+                if name.trim().is_empty() {
                     return Err(self.error(
                         &inner.span(),
                         &kind_field,
-                        "a scope is one non-empty word: list several with `all = [...]`",
+                        format!("a {kind} name cannot be empty"),
                     ));
                 }
-                if name.trim().is_empty() {
-                    return Err(self.error(&inner.span(), &kind_field, "cannot be empty"));
+                if kind == "scope" && name.contains(char::is_whitespace) {
+                    return Err(self.error(&inner.span(), &kind_field, "a scope is one word: require several with `all = [ { scope = \"a\" }, { scope = \"b\" } ]`"));
                 }
                 Ok(match kind {
                     "scope" => Requirement::Scope(name.to_owned()),
@@ -954,7 +957,7 @@ impl Reader<'_> {
                 })
             }
             _ => Err(self.error(
-                &inner.span(),
+                &table.key_span(kind),
                 &kind_field,
                 "a test (`equals`, `contains`, `matches`) needs `claim = \"<path>\"` beside it",
             )),
@@ -1269,6 +1272,46 @@ impl<'r, 'i> Table<'r, 'i> {
     }
 }
 
+/// The field a syntax error sits in, from what the parser could recover: the key or value
+/// with the narrowest span around `offset` (a value cut short ends at the error).
+fn syntax_field(text: &str, offset: usize) -> Option<String> {
+    fn consider(span: Span, path: &str, offset: usize, best: &mut Option<(usize, String)>) {
+        if span.start <= offset && offset <= span.end {
+            let width = span.end.saturating_sub(span.start);
+            if best.as_ref().is_none_or(|(w, _)| width <= *w) {
+                *best = Some((width, path.to_owned()));
+            }
+        }
+    }
+    fn visit(value: &Value<'_>, path: &str, offset: usize, best: &mut Option<(usize, String)>) {
+        match value.get_ref() {
+            DeValue::Table(table) => {
+                for (key, item) in table.iter() {
+                    let name = key.get_ref();
+                    let child = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+                    consider(key.span(), &child, offset, best);
+                    consider(item.span(), &child, offset, best);
+                    visit(item, &child, offset, best);
+                }
+            }
+            DeValue::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    let child = format!("{path}[{index}]");
+                    consider(item.span(), &child, offset, best);
+                    visit(item, &child, offset, best);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (recovered, _) = DeTable::parse_recoverable(text);
+    let span = recovered.span();
+    let root = Spanned::new(span, DeValue::Table(recovered.into_inner()));
+    let mut best = None;
+    visit(&root, "", offset, &mut best);
+    best.map(|(_, path)| path).filter(|path| !path.is_empty())
+}
+
 fn type_name(value: &DeValue<'_>) -> &'static str {
     match value {
         DeValue::String(_) => "a string",
@@ -1347,7 +1390,7 @@ fn check_url(url: &str, allow_insecure_http: bool) -> Result<(), String> {
 
 /// A dot path: non-empty segments.
 fn check_claim_path(path: &str) -> Result<(), String> {
-    if path.is_empty() || path.split('.').any(str::is_empty) && !path.contains("://") {
+    if path.split('.').any(str::is_empty) {
         return Err(format!(
             "{path:?} is not a claim path: names separated by dots, such as realm_access.roles"
         ));
@@ -1371,7 +1414,15 @@ fn check_host(host: &str) -> Result<(), String> {
     if ip_literal || name {
         return Ok(());
     }
-    if host.contains(':') {
+    if host.contains("://") || host.contains('/') {
+        return Err(format!(
+            "{host:?} is not a host name: write the host alone (api.example.com), without scheme or path"
+        ));
+    }
+    if host
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(format!(
             "{host:?}: a rule's host has no port (the request's port is ignored when matching)"
         ));
