@@ -1115,15 +1115,15 @@ struct EnvoyAuthz {
 }
 
 fn envoy_authz() -> Result<EnvoyAuthz, String> {
-    let doc: serde_yaml::Value =
-        serde_yaml::from_str(&read_deploy("envoy/envoy.yaml")?).map_err(|e| format!("envoy.yaml: {e}"))?;
-    let listeners =
-        doc["static_resources"]["listeners"].as_sequence().ok_or("no static_resources.listeners")?;
+    let docs = yaml_rust2::YamlLoader::load_from_str(&read_deploy("envoy/envoy.yaml")?)
+        .map_err(|e| format!("envoy.yaml: {e}"))?;
+    let doc = docs.first().ok_or("envoy.yaml: no document")?;
+    let listeners = doc["static_resources"]["listeners"].as_vec().ok_or("no static_resources.listeners")?;
     let mut filter = None;
     for l in listeners {
-        for chain in l["filter_chains"].as_sequence().into_iter().flatten() {
-            for f in chain["filters"].as_sequence().into_iter().flatten() {
-                for hf in f["typed_config"]["http_filters"].as_sequence().into_iter().flatten() {
+        for chain in l["filter_chains"].as_vec().into_iter().flatten() {
+            for f in chain["filters"].as_vec().into_iter().flatten() {
+                for hf in f["typed_config"]["http_filters"].as_vec().into_iter().flatten() {
                     if hf["name"].as_str() == Some("envoy.filters.http.ext_authz") {
                         filter = Some(hf["typed_config"].clone());
                     }
@@ -1133,9 +1133,9 @@ fn envoy_authz() -> Result<EnvoyAuthz, String> {
     }
     let cfg = filter.ok_or("no envoy.filters.http.ext_authz filter")?;
     let svc = &cfg["http_service"];
-    let strings = |v: &serde_yaml::Value| -> Vec<String> {
+    let strings = |v: &yaml_rust2::Yaml| -> Vec<String> {
         v["patterns"]
-            .as_sequence()
+            .as_vec()
             .into_iter()
             .flatten()
             .filter_map(|p| p["exact"].as_str().or_else(|| p["prefix"].as_str()).map(str::to_owned))
@@ -1145,18 +1145,22 @@ fn envoy_authz() -> Result<EnvoyAuthz, String> {
     let timeout_secs =
         timeout.strip_suffix('s').and_then(|s| s.parse::<f64>().ok()).ok_or("timeout is not N s")?;
     let cluster = svc["server_uri"]["cluster"].as_str().ok_or("server_uri.cluster")?;
-    let clusters = doc["static_resources"]["clusters"].as_sequence().ok_or("no clusters")?;
+    let clusters = doc["static_resources"]["clusters"].as_vec().ok_or("no clusters")?;
     let c = clusters
         .iter()
         .find(|c| c["name"].as_str() == Some(cluster))
         .ok_or("the ext_authz cluster is not defined")?;
     let cluster_port = c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
         ["port_value"]
-        .as_u64()
+        .as_i64()
+        .and_then(|p| u64::try_from(p).ok())
         .ok_or("cluster port_value")?;
     Ok(EnvoyAuthz {
         path_prefix: svc["path_prefix"].as_str().ok_or("http_service.path_prefix")?.to_owned(),
-        status_on_error: cfg["status_on_error"]["code"].as_u64().ok_or("status_on_error.code")?,
+        status_on_error: cfg["status_on_error"]["code"]
+            .as_i64()
+            .and_then(|c| u64::try_from(c).ok())
+            .ok_or("status_on_error.code")?,
         timeout_secs,
         cluster_port,
         allowed_headers: strings(&svc["authorization_request"]["allowed_headers"]),
