@@ -1,0 +1,288 @@
+//! An IdP that rate-limits (issue 12, fleet): a `429` (or a `503` with `Retry-After`) is never
+//! retried inline, and no fetch but a manual one is made before the time it asked for
+//! (token-driven, follow-up, scheduled and background alike); after it, fetches resume with a
+//! jitter. `Retry-After` values are capped (5 min by default), saturate, and an unreadable one
+//! means the usual outage backoff. All on tokio's paused clock.
+
+use std::time::Duration;
+
+use keyward::Reason;
+use keyward::source::{FetchDecision, FetchStage, NoFetchReason, Trigger};
+use keyward::telemetry::JWKS_FETCHES_TOTAL;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use tokio::time::{Instant, advance};
+
+use super::support::*;
+
+/// The hold a rate-limited fetch started, as the next refused verification reports it.
+fn refused_rate_limited(err: &keyward::Error) -> Duration {
+    match err.keys().map(|k| k.fetch) {
+        Some(FetchDecision::Refused { reason: NoFetchReason::RateLimited, retry_after: Some(d) }) => d,
+        other => panic!("expected a rate_limited refusal, got {other:?}: {err}"),
+    }
+}
+
+/// A source (background off) whose startup fetch succeeded with K1, then an IdP answering
+/// `reply` to the next request, and a K2 token: the unknown kid makes one fetch, which gets
+/// `reply`. Returns the refusal's hold as the next verification reports it.
+async fn hold_after(reply: Reply) -> Duration {
+    let (k1, k2) = (key("k1"), key("k2"));
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
+    ready(&source).await;
+    let v = verifier(&source);
+    server.set(KEYS, reply);
+    rejected(v.verify(&token(&k2)).await, Reason::UnknownKid, "K2 while rate-limited");
+    assert_eq!(server.hits(KEYS), 2, "one request, no inline retry");
+    let err = rejected(v.verify(&token(&k2)).await, Reason::UnknownKid, "K2 during the hold");
+    assert_eq!(server.hits(KEYS), 2, "no request during the hold");
+    refused_rate_limited(&err)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_holds_every_token_driven_fetch_until_retry_after_then_resumes() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+
+    let (k1, k2) = (key("k1"), key("k2"));
+    let (t1, t2) = (token(&k1), token(&k2));
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
+    ready(&source).await;
+    let v = verifier(&source);
+
+    // The IdP rotates to K2 but throttles: one request, answered 429, never retried inline.
+    server.set(KEYS, Reply::status(429).header("retry-after", "10"));
+    let started = Instant::now();
+    let err = rejected(v.verify(&t2).await, Reason::UnknownKid, "K2, JWKS throttled");
+    assert!(
+        started.elapsed() <= Duration::from_millis(500),
+        "only the token jitter: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        err.keys().unwrap().fetch,
+        FetchDecision::Made { trigger: Trigger::UnknownKid, succeeded: false }
+    );
+    assert_eq!(err.fetch_error().map(|e| e.stage), Some(FetchStage::HttpStatus(429)), "{err}");
+    assert_eq!(server.hits(KEYS), 2, "startup and one attempt: a 429 is not retried inline");
+    let health = source.health();
+    let held = health.rate_limited_for.expect("health reports the hold");
+    // 10 s asked, plus a jitter of up to the first backoff (1 s).
+    assert!((Duration::from_secs(10)..=Duration::from_secs(11)).contains(&held), "held {held:?}");
+
+    // K2 is published now; until the hold ends no fetch is made, however many tokens arrive,
+    // and each says why and for how long. Known kids keep verifying without waiting.
+    server.set(KEYS, Reply::jwks(&[&k1, &k2]));
+    let hold_ends = Instant::now() + held;
+    let mut reported = Vec::new();
+    while Instant::now() + Duration::from_millis(250) < hold_ends {
+        let err = rejected(v.verify(&t2).await, Reason::UnknownKid, "K2 during the hold");
+        let wait = refused_rate_limited(&err);
+        assert_eq!(Instant::now() + wait, hold_ends, "the refusal names the end of the hold");
+        reported.push(wait);
+        let known = Instant::now();
+        ok(v.verify(&t1).await, "K1 during the hold");
+        assert_eq!(known.elapsed(), Duration::ZERO);
+        settle().await;
+        advance(Duration::from_millis(250)).await;
+    }
+    assert!(reported.len() >= 38, "{} refusals", reported.len());
+    assert_eq!(server.hits(KEYS), 2, "a fetch was made before the time the IdP asked for");
+
+    // After the hold, the next K2 token fetches (the refused ones spent no budget) and verifies.
+    advance(hold_ends - Instant::now() + Duration::from_millis(1)).await;
+    let verified = ok(v.verify(&t2).await, "K2 after the hold");
+    assert_eq!(
+        verified.keys().unwrap().fetch,
+        FetchDecision::Made { trigger: Trigger::UnknownKid, succeeded: true }
+    );
+    assert_eq!(server.hits(KEYS), 3);
+    assert_eq!(source.health().rate_limited_for, None);
+
+    // One snapshot: taking it resets the debugging recorder's counters.
+    let snapshot = snapshotter.snapshot().into_vec();
+    let counted = |trigger: &str, result: &str| {
+        snapshot
+            .iter()
+            .filter(|(key, _, _, _)| {
+                key.key().name() == JWKS_FETCHES_TOTAL
+                    && key.key().labels().any(|l| l.key() == "result" && l.value() == result)
+                    && key
+                        .key()
+                        .labels()
+                        .any(|l| l.key() == "trigger" && (trigger == "*" || l.value() == trigger))
+            })
+            .map(|(_, _, _, value)| match value {
+                DebugValue::Counter(n) => *n,
+                _ => 0,
+            })
+            .sum::<u64>()
+    };
+    let metric = "keyward_jwks_fetches_total{trigger=\"unknown_kid\",result=\"rate_limited\"}";
+    assert_eq!(counted("unknown_kid", "rate_limited"), 1, "{metric}");
+    // The startup fetch, and the one after the hold (the schedule was due at the hold's end, so
+    // it is labelled as the scheduled fetch the K2 token joined).
+    assert_eq!(counted("*", "success"), 2);
+    assert_eq!(counted("*", "error"), 0, "a 429 is counted as rate_limited, not error");
+}
+
+/// The background task (TTL refresh) honours the hold too: nothing before the time asked for,
+/// a fetch after it.
+#[tokio::test(start_paused = true)]
+async fn background_refresh_waits_out_retry_after() {
+    let k1 = key("k1");
+    let t1 = token(&k1);
+    let server = Server::start().await;
+    server.set(KEYS, Reply::jwks(&[&k1]).header("cache-control", "max-age=60"));
+    let source = keyward::source::JwksSource::from_url(server.url(KEYS)).build().unwrap();
+    ready(&source).await;
+    let v = verifier(&source);
+
+    // The refresh-ahead fetch (about 30 s before expiry) gets a 429 asking for 40 s.
+    server.set(KEYS, Reply::status(429).header("retry-after", "40"));
+    let mut waited = 0;
+    while server.hits(KEYS) < 2 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        waited += 1;
+        assert!(waited < 60, "no refresh-ahead fetch");
+    }
+    let throttled_at = Instant::now();
+    server.set(KEYS, Reply::jwks(&[&k1]).header("cache-control", "max-age=60"));
+    // 39 s of traffic (the set expires meanwhile and is served stale): no fetch of any kind.
+    while throttled_at.elapsed() < Duration::from_secs(39) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        ok(v.verify(&t1).await, "K1 while held");
+    }
+    assert_eq!(server.hits(KEYS), 2, "fetched before the time the IdP asked for");
+    // 40 s plus at most 1 s of jitter (and 1 s of sleep granularity): the background fetches.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(server.hits(KEYS), 3, "the background task resumed after the hold");
+    assert_eq!(source.health().consecutive_failures, 0);
+}
+
+/// Retry-After values a server may send: seconds, HTTP-dates (relative to its `Date`), huge
+/// numbers (capped at `max_retry_after`, saturating), and garbage (the usual 1 s backoff).
+#[tokio::test(start_paused = true)]
+async fn retry_after_values_are_capped_saturated_or_ignored() {
+    let secs = Duration::from_secs;
+    let date = "Sun, 06 Dec 2026 09:00:00 GMT";
+    let cases: [(&str, Reply, Duration, Duration); 9] = [
+        ("7 s", Reply::status(429).header("retry-after", "7"), secs(7), secs(8)),
+        ("0 s", Reply::status(429).header("retry-after", "0"), secs(0), secs(1)),
+        ("1 h: capped at 5 min", Reply::status(429).header("retry-after", "3600"), secs(300), secs(301)),
+        ("u64::MAX", Reply::status(429).header("retry-after", "18446744073709551615"), secs(300), secs(301)),
+        (
+            "40 digits: saturates",
+            Reply::status(429).header("retry-after", "9999999999999999999999999999999999999999"),
+            secs(300),
+            secs(301),
+        ),
+        (
+            "HTTP-date 2 min after Date",
+            Reply::status(429).header("date", date).header("retry-after", "Sun, 06 Dec 2026 09:02:00 GMT"),
+            secs(120),
+            secs(121),
+        ),
+        (
+            "HTTP-date before Date",
+            Reply::status(429).header("date", date).header("retry-after", "Sun, 06 Dec 2026 08:00:00 GMT"),
+            secs(0),
+            secs(1),
+        ),
+        ("garbage: the usual backoff", Reply::status(429).header("retry-after", "soon"), secs(1), secs(2)),
+        ("negative: the usual backoff", Reply::status(429).header("retry-after", "-5"), secs(1), secs(2)),
+    ];
+    for (case, reply, low, high) in cases {
+        let held = hold_after(reply).await;
+        assert!((low..=high).contains(&held), "{case}: held {held:?}, expected {low:?}..={high:?}");
+    }
+    // No Retry-After at all: the usual backoff.
+    let held = hold_after(Reply::status(429)).await;
+    assert!((secs(1)..=secs(2)).contains(&held), "no Retry-After: held {held:?}");
+    // A 503 with Retry-After is a rate limit too.
+    let held = hold_after(Reply::status(503).header("retry-after", "12")).await;
+    assert!((secs(12)..=secs(13)).contains(&held), "503: held {held:?}");
+}
+
+/// Refused again and again, the jitter after the asked time grows (it is a random part of the
+/// outage backoff, which doubles per failure), so a fleet refused together spreads out.
+#[tokio::test(start_paused = true)]
+async fn consecutive_429s_widen_the_hold() {
+    let (k1, k2) = (key("k1"), key("k2"));
+    let t2 = token(&k2);
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
+    ready(&source).await;
+    let v = verifier(&source);
+    server.set(KEYS, Reply::status(429).header("retry-after", "1"));
+    // Failure n holds 1 s plus up to min(2^(n-1), 60) s.
+    for n in 1..=8u32 {
+        rejected(v.verify(&t2).await, Reason::UnknownKid, "K2, throttled");
+        assert_eq!(server.hits(KEYS), 1 + n as usize, "attempt {n}: one request each");
+        assert_eq!(source.health().consecutive_failures, n);
+        let held = source.health().rate_limited_for.expect("held");
+        let spread = Duration::from_secs(1 << (n - 1)).min(Duration::from_secs(60));
+        assert!(
+            (Duration::from_secs(1)..=Duration::from_secs(1) + spread).contains(&held),
+            "attempt {n}: held {held:?}"
+        );
+        advance(held + Duration::from_millis(1)).await;
+    }
+}
+
+/// `refresh()` is the application asking: a hold does not refuse it, and its success ends it.
+#[tokio::test(start_paused = true)]
+async fn a_manual_refresh_is_not_held_and_ends_the_hold() {
+    let (k1, k2) = (key("k1"), key("k2"));
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
+    ready(&source).await;
+    let v = verifier(&source);
+    server.set(KEYS, Reply::status(429).header("retry-after", "120"));
+    rejected(v.verify(&token(&k2)).await, Reason::UnknownKid, "K2, throttled");
+    assert!(source.health().rate_limited_for.is_some());
+    server.set(KEYS, Reply::jwks(&[&k1, &k2]));
+    source.refresh().await.unwrap();
+    assert_eq!(server.hits(KEYS), 3);
+    assert_eq!(source.health().rate_limited_for, None);
+    ok(v.verify(&token(&k2)).await, "K2 after the manual refresh");
+}
+
+/// A source rate-limited at startup answers `keys_unavailable` at once, saying it is held.
+#[tokio::test(start_paused = true)]
+async fn a_rate_limited_startup_says_so() {
+    let k1 = key("k1");
+    let t1 = token(&k1);
+    let (server, source) = serving(Reply::status(429).header("retry-after", "30")).await;
+    let v = verifier(&source);
+    rejected(v.verify(&t1).await, Reason::KeysUnavailable, "startup throttled");
+    assert_eq!(server.hits(KEYS), 1, "not retried inline");
+    let started = Instant::now();
+    let err = rejected(v.verify(&t1).await, Reason::KeysUnavailable, "during the hold");
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    let held = refused_rate_limited(&err);
+    assert!((Duration::from_secs(29)..=Duration::from_secs(31)).contains(&held), "held {held:?}");
+    server.set(KEYS, Reply::jwks(&[&k1]));
+    advance(held + Duration::from_millis(1)).await;
+    let _ = v.verify(&t1).await; // due: starts the startup retry without waiting
+    until("the retried startup fetch", || source.current().is_some()).await;
+    assert_eq!(server.hits(KEYS), 2);
+    ok(v.verify(&t1).await, "after the hold");
+}
+
+/// A 503 without Retry-After is an outage, not a rate limit: retried inline as before, no hold.
+#[tokio::test(start_paused = true)]
+async fn a_503_without_retry_after_is_an_outage_not_a_hold() {
+    let (k1, k2) = (key("k1"), key("k2"));
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
+    ready(&source).await;
+    let v = verifier(&source);
+    server.set(KEYS, Reply::status(503));
+    rejected(v.verify(&token(&k2)).await, Reason::UnknownKid, "K2, JWKS 503");
+    assert_eq!(server.hits(KEYS), 4, "three attempts");
+    assert_eq!(source.health().rate_limited_for, None);
+    let err = rejected(v.verify(&token(&k2)).await, Reason::UnknownKid, "K2 again");
+    assert!(
+        matches!(err.keys().unwrap().fetch, FetchDecision::Refused { reason: NoFetchReason::Cooldown, .. }),
+        "{:?}",
+        err.keys()
+    );
+}
