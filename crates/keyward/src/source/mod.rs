@@ -55,6 +55,10 @@ use crate::jose::jwk::VerifyingKey;
 use crate::jose::jwks::JwkSet;
 use crate::telemetry;
 
+/// Rate-limited answers in a row after which the jitter past the IdP's `Retry-After` grows
+/// with the outage backoff instead of staying within a quarter of the time asked.
+const PROMPT_RETRIES: u32 = 4;
+
 /// Why a fetch happened (the `trigger` label of `keyward_jwks_fetches_total`).
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -698,11 +702,23 @@ impl Inner {
             .min(self.settings.outage_backoff_max);
         let (next_due, held_until) = match rate_limit {
             Some(asked) => {
-                // Wait what the IdP asked (capped; its absence means the usual backoff), then
-                // a random part of the backoff: it doubles with each refusal in a row, so a
-                // fleet that was refused together retries over a wider spread each time.
-                let asked = asked.map_or(backoff, |a| a.min(self.settings.max_retry_after));
-                let until = later(later(now, asked), random_up_to(backoff));
+                // Wait what the IdP asked (capped, at least the first backoff; its absence
+                // means the usual backoff), then a jitter: within a quarter of that for the
+                // first refusals in a row, so a small fleet uses every slot the IdP frees; from
+                // then on a random part of a backoff that doubles per refusal, so a large
+                // fleet that was refused together spreads its retries ever wider.
+                let asked = asked
+                    .map_or(backoff, |a| a.min(self.settings.max_retry_after))
+                    .max(self.settings.outage_backoff_min);
+                let spread = match failures.checked_sub(PROMPT_RETRIES) {
+                    None | Some(0) => asked / 4,
+                    Some(beyond) => self
+                        .settings
+                        .outage_backoff_min
+                        .saturating_mul(1u32 << beyond.min(16))
+                        .min(self.settings.outage_backoff_max),
+                };
+                let until = later(later(now, asked), random_up_to(spread));
                 tracing::warn!(issuer = %self.name, trigger = trigger.as_str(), status = err.facts.as_deref().map(|f| f.status), url = %err.url, hold_ms = u64::try_from((until - now).as_millis()).unwrap_or(u64::MAX), "the IdP rate-limited the key set fetch; no fetch until the time it asked for");
                 (until, Some(until))
             }
@@ -879,15 +895,30 @@ impl JwksSourceBuilder {
     }
 }
 
-/// Keeps an idle source fresh: wakes at each scheduled refresh, removal check or retry. Ends
-/// with the source.
+/// Keeps an idle source fresh: wakes at each scheduled refresh, removal check or retry, and
+/// after every completed fetch (a failed token-driven fetch may move the next one earlier: the
+/// end of a 429's hold is then retried without waiting for traffic). Ends with the source.
 async fn background_refresh(weak: Weak<Inner>) {
+    let mut completed = match weak.upgrade() {
+        Some(inner) => inner.attempts.subscribe(),
+        None => return,
+    };
     loop {
         let due = match weak.upgrade() {
             Some(inner) => inner.snapshot.load().next_due,
             None => return,
         };
-        tokio::time::sleep_until(due.max(later(Instant::now(), Duration::from_millis(10)))).await;
+        completed.borrow_and_update();
+        let wake = due.max(later(Instant::now(), Duration::from_millis(10)));
+        tokio::select! {
+            () = tokio::time::sleep_until(wake) => {}
+            changed = completed.changed() => {
+                if changed.is_err() {
+                    return; // the source is gone
+                }
+                continue;
+            }
+        }
         let Some(inner) = weak.upgrade() else { return };
         let snap = inner.snapshot.load_full();
         let now = Instant::now();
