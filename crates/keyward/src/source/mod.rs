@@ -55,6 +55,10 @@ use crate::jose::jwk::VerifyingKey;
 use crate::jose::jwks::JwkSet;
 use crate::telemetry;
 
+/// A token that would fetch while a rate-limit hold has at most this long to run waits for
+/// the fetch at its end instead of being refused.
+const HOLD_WAIT: Duration = Duration::from_secs(2);
+
 /// Rate-limited answers in a row after which the jitter past the IdP's `Retry-After` grows
 /// with the outage backoff instead of staying within a quarter of the time asked.
 const PROMPT_RETRIES: u32 = 4;
@@ -339,7 +343,16 @@ impl JwksSource {
         }
         let old_material: Vec<[u8; 32]> = keys.keys_with_kid(kid).map(|k| *k.thumbprint()).collect();
 
-        match inner.fetch_and_wait(trigger, snap.attempt, true).await {
+        // A rate-limit hold about to end is waited out: the token joins the first fetch after
+        // it (no extra request: the background task makes that fetch anyway). A longer hold is
+        // answered at once (`rate_limited`), as the budget's refusals are.
+        let waited = match snap.held_for(now) {
+            Some(hold) if hold <= HOLD_WAIT.min(inner.settings.fetch_wait) => {
+                inner.wait_out_hold(hold, snap.attempt).await
+            }
+            _ => inner.fetch_and_wait(trigger, snap.attempt, true).await,
+        };
+        match waited {
             Waited::Completed => {}
             Waited::Refused(reason, retry_after) => {
                 evidence.fetch = FetchDecision::Refused { reason, retry_after: Some(retry_after) };
@@ -537,6 +550,44 @@ impl Inner {
             None => wait.await,
         };
         if completed { Waited::Completed } else { Waited::TimedOut }
+    }
+
+    /// Waits until a rate-limit hold of `hold` ends, then for the fetch made at its end (by
+    /// the background task, or started here when there is none), at most `fetch_wait` in all.
+    async fn wait_out_hold(self: &Arc<Self>, hold: Duration, seen_attempt: u64) -> Waited {
+        let mut rx = self.attempts.subscribe();
+        let completed = |rx: &mut watch::Receiver<u64>| *rx.borrow_and_update() != seen_attempt;
+        if completed(&mut rx) {
+            return Waited::Completed;
+        }
+        let deadline = later(Instant::now(), self.settings.fetch_wait);
+        let ended = tokio::time::sleep(hold);
+        tokio::pin!(ended);
+        loop {
+            tokio::select! {
+                () = &mut ended => break,
+                changed = rx.changed() => {
+                    // A fetch completed meanwhile (a manual refresh): use its outcome.
+                    if changed.is_err() || completed(&mut rx) {
+                        return Waited::Completed;
+                    }
+                }
+            }
+        }
+        let trigger = due_trigger(&self.snapshot.load(), Instant::now());
+        self.start_scheduled(trigger, seen_attempt);
+        let wait = async {
+            while !completed(&mut rx) {
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        match tokio::time::timeout_at(deadline, wait).await {
+            Ok(true) => Waited::Completed,
+            _ => Waited::TimedOut,
+        }
     }
 
     async fn run_fetch(self: Arc<Self>, trigger: Trigger, delay: Duration) {
