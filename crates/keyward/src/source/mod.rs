@@ -955,11 +955,12 @@ async fn background_refresh(weak: Weak<Inner>) {
         None => return,
     };
     loop {
+        // Marked seen before `next_due` is read, so a fetch completing in between still wakes us.
+        completed.borrow_and_update();
         let due = match weak.upgrade() {
             Some(inner) => inner.snapshot.load().next_due,
             None => return,
         };
-        completed.borrow_and_update();
         let wake = due.max(later(Instant::now(), Duration::from_millis(10)));
         tokio::select! {
             () = tokio::time::sleep_until(wake) => {}
