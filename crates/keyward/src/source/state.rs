@@ -292,6 +292,16 @@ pub(crate) enum KidState {
     Negative { retry_after: Duration },
 }
 
+/// How long after its first miss a kid is followed up: the window, plus one spacing and one
+/// request jitter, so a key published at the window's very end is still fetched (the next
+/// request may come a spacing after the last one, and its jitter later still).
+fn follow_up_span(settings: &SourceSettings) -> Duration {
+    settings
+        .follow_up_window
+        .saturating_add(settings.fetch_spacing())
+        .saturating_add(settings.token_fetch_jitter)
+}
+
 #[derive(Clone, Copy)]
 struct Miss {
     first: Instant,
@@ -308,8 +318,7 @@ pub(crate) struct Unresolved {
 impl Unresolved {
     pub(crate) fn state(&self, kid: &str, now: Instant, settings: &SourceSettings) -> KidState {
         let Some(miss) = self.misses.get(kid) else { return KidState::New };
-        // One spacing past the window, so a key published at its very end is still fetched.
-        if now <= later(miss.first, settings.follow_up_window + settings.fetch_spacing()) {
+        if now <= later(miss.first, follow_up_span(settings)) {
             return KidState::FollowingUp;
         }
         let until = later(miss.last, settings.negative_cache_ttl);
@@ -327,7 +336,7 @@ impl Unresolved {
             return;
         }
         if self.misses.len() >= settings.negative_cache_capacity {
-            let follow_up = settings.follow_up_window + settings.fetch_spacing();
+            let follow_up = follow_up_span(settings);
             self.misses.retain(|_, m| {
                 now <= later(m.first, follow_up) || now < later(m.last, settings.negative_cache_ttl)
             });
