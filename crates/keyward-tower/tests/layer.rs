@@ -259,9 +259,14 @@ async fn a_stalled_jwks_fetch_does_not_slow_requests_with_a_known_kid() {
     jwks.publish(&[&k1, &k2]);
     jwks.stall();
     let waiting = tokio::spawn(app.clone().oneshot(req("/me", Some(&token(iss, &k2, json!({}))))));
-    while jwks.hits() < 2 {
-        tokio::task::yield_now().await;
+    // The token-driven request is sent after its random delay (at most 500 ms of paused time).
+    for _ in 0..100 {
+        if jwks.hits() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    assert_eq!(jwks.hits(), 2, "the k2 fetch reached the stalled endpoint");
     let stalled_at = tokio::time::Instant::now();
 
     // While the fetch hangs, known-kid requests complete, without any time passing.
