@@ -319,6 +319,8 @@ def main() -> int:
     ap.add_argument("--port-base", type=int, default=18600, help="first of 7 consecutive loopback ports")
     ap.add_argument("--only", default="", help="comma list of peers to run (keyward,apache,node); default all")
     ap.add_argument("--skip", default="", help="comma list of phases to skip: peak,half,rotation,soak")
+    ap.add_argument("--perf", action="store_true",
+                    help="after the peak runs, profile one cached and one unique run through nginx (perf record -a)")
     ap.add_argument("--dir", default="", help="run directory (default: a new one under /tmp)")
     args = ap.parse_args()
 
@@ -497,6 +499,26 @@ def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, r
             if (row["case"], row["path"], row["target"]) == (case, path, name):
                 return row["rps"]
         return None
+
+    # --- Where the CPU goes (optional): a system-wide perf profile of keyward through nginx --------
+    if args.perf and "keyward" in only:
+        url = f"{front}/keyward/ok.txt"
+        results["perf"] = {}
+        for case, tokens in (("cached", hot), ("unique", unique)):
+            data = run_dir / f"perf-{case}.data"
+            rec = subprocess.Popen(["perf", "record", "-a", "-F", "999", "-o", str(data), "--", "sleep",
+                                    f"{args.duration:g}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            r = run_wrk(url, tokens, args.duration, args.threads, args.connections)
+            rec.wait(timeout=60)
+            by_comm = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--sort", "comm",
+                                      "--percent-limit", "1"], capture_output=True, text=True, timeout=300).stdout
+            in_kw = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--pid", str(procs.pid("keyward")),
+                                    "--sort", "sym", "--percent-limit", "0.5"],
+                                   capture_output=True, text=True, timeout=300).stdout
+            (run_dir / f"perf-{case}-by-process.txt").write_text(by_comm)
+            (run_dir / f"perf-{case}-keyward-symbols.txt").write_text(in_kw)
+            results["perf"][case] = {"rps": r.rps, "by_process": by_comm, "keyward_symbols": in_kw}
+            log(f"perf {case}: {r.rps:.0f} req/s under perf; profiles in {run_dir}/perf-{case}-*.txt")
 
     # --- p99 at half of keyward's peak --------------------------------------------------------
     if "keyward" in only and "half" not in skip and results.get("peak"):
