@@ -30,6 +30,17 @@ pub(crate) enum Command {
     /// --stream mode it is a rejection like any other, exit 1).
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(Box<VerifyArgs>),
+    /// Run the forward-auth gateway: nginx `auth_request`, Traefik ForwardAuth, Caddy
+    /// `forward_auth` and Envoy ext_authz ask it about each request.
+    ///
+    /// `/auth` (default policy) and `/auth/<policy>` answer 200 with claim headers, 401 (no or
+    /// bad token), 403 (policy unmet), 503 with Retry-After (keys unavailable, never 401) or
+    /// 500 (unknown policy). Also `/healthz`, `/readyz`, `/metrics`. Runs until SIGTERM or
+    /// Ctrl-C. Exit status: 0 after a clean shutdown (or a valid config with --check); 2 usage
+    /// error, invalid configuration (printed as file:line:col: field: message), or the address
+    /// cannot be bound.
+    #[command(after_help = SERVE_HELP)]
+    Serve(Box<ServeArgs>),
     /// Rehearse an IdP key rotation end to end, with no outside service: an embedded mock IdP
     /// rotates and fails while a naive cached key set and keyward's key source verify tokens.
     ///
@@ -100,6 +111,31 @@ Example:
   curl -s -d mode=sign-before-publish -d delay=20 http://127.0.0.1:8600/admin/rotate
 
 See docs/idp.md.";
+
+const SERVE_HELP: &str = "\
+Quick start (one issuer, found by OIDC discovery; the `default` policy accepts its tokens):
+  keyward serve --issuer https://login.example.com --audience orders-api
+  keyward serve --config /etc/keyward/serve.toml --check   # validate, print a summary
+
+nginx (auth_request; keyward answers only 2xx/401/403 to client faults, as nginx needs):
+  location = /_auth {
+      internal;
+      proxy_pass http://127.0.0.1:4190/auth;          # or /auth/<policy>
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length \"\";
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Original-URI $request_uri;
+  }
+  location /api/ {
+      auth_request /_auth;
+      auth_request_set $sub $upstream_http_x_auth_subject;
+      proxy_set_header X-Auth-Subject $sub;           # always overwritten: never the client's
+      proxy_pass http://127.0.0.1:8080;
+  }
+
+Traefik/Caddy send X-Forwarded-Method/-Uri/-Host; Envoy ext_authz uses path_prefix
+`/auth/<policy>` (the original path follows it). Forwarding headers are believed only from
+trusted_proxies (default loopback). See docs/serve.md.";
 
 const DRILL_HELP: &str = "\
 Scenarios (default: all, in this order): steady, overlap, pre-publish, replace, kid-reuse,
@@ -298,6 +334,34 @@ pub(crate) struct VerifyArgs {
     /// when the token comes from elsewhere.
     #[arg(value_name = "TOKEN")]
     pub(crate) token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("setup").required(true).args(["issuer", "config"])))]
+pub(crate) struct ServeArgs {
+    /// The issuer to trust (quick start): its `iss`, and where OIDC discovery finds its keys.
+    #[arg(long, value_name = "ISS", conflicts_with = "config", requires = "audiences")]
+    pub(crate) issuer: Option<String>,
+
+    /// An accepted audience (repeatable; at least one with --issuer).
+    #[arg(long = "audience", value_name = "AUD", conflicts_with = "config")]
+    pub(crate) audiences: Vec<String>,
+
+    /// Where to listen (default 127.0.0.1:4190). A non-loopback address is logged as such.
+    #[arg(long, value_name = "ADDR", conflicts_with = "config")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+
+    /// The TOML configuration (issuers, policies, path rules, claim headers, …); see
+    /// docs/configuration.md.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<std::path::PathBuf>,
+
+    /// Validate the configuration, print a summary and exit (0 valid, 2 invalid).
+    #[arg(long)]
+    pub(crate) check: bool,
+
+    #[command(flatten)]
+    pub(crate) source: SourceArgs,
 }
 
 /// Key-source settings for a fetched key set (--jwks URL or --issuer). Durations take a

@@ -39,7 +39,9 @@ fn main() -> ExitCode {
     // and a drill provokes fetch failures on purpose and reports them in its table.
     let one_token = matches!(&cli.command, cli::Command::Verify(v) if !v.stream)
         || matches!(&cli.command, cli::Command::Demo | cli::Command::Drill(_));
-    init_tracing(cli.log.as_deref(), one_token);
+    // A server's operator wants its startup line and lifecycle events.
+    let serve = matches!(&cli.command, cli::Command::Serve(_));
+    init_tracing(cli.log.as_deref(), one_token, serve);
     match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -99,9 +101,15 @@ fn misplaced_help(args: &[OsString]) -> Option<String> {
     if rest.len() > 1 { rest.iter().find(is_help).map(|flag| (*flag).to_owned()) } else { None }
 }
 
-fn init_tracing(filter: Option<&str>, one_token: bool) {
+fn init_tracing(filter: Option<&str>, one_token: bool, serve: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if one_token { "warn,keyward::source=off" } else { "warn" };
+    let default = if one_token {
+        "warn,keyward::source=off"
+    } else if serve {
+        "warn,keyward_serve=info,keyward=info"
+    } else {
+        "warn"
+    };
     let filter = filter
         .map(EnvFilter::new)
         .or_else(|| EnvFilter::try_from_env("KEYWARD_LOG").ok())

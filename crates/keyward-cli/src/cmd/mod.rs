@@ -10,6 +10,7 @@ macro_rules! outln {
 mod demo;
 mod idp;
 mod inspect;
+mod serve;
 pub(crate) mod verify;
 
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Verify(args) => verify::run(*args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Doctor(args) => crate::doctor::run(&args),
         Command::Watch(args) => crate::doctor::run_watch(&args),
         Command::Demo => demo::run(),

@@ -154,7 +154,7 @@ fn build_checker(args: &VerifyArgs) -> Result<Checker> {
     Ok(Checker { base: build_from(keys, policy, args.now)?, any_kid })
 }
 
-fn source_settings(args: &SourceArgs) -> Result<SourceSettings> {
+pub(crate) fn source_settings(args: &SourceArgs) -> Result<SourceSettings> {
     let mut settings = SourceSettings::default();
     settings.min_ttl = args.min_ttl;
     settings.max_ttl = args.max_ttl;

@@ -1,0 +1,103 @@
+//! `keyward serve`: the forward-auth gateway (crate `keyward-serve`) behind a command line.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use keyward_serve::Server;
+use keyward_serve::config::Config;
+
+use crate::EXIT_USAGE;
+use crate::cli::ServeArgs;
+
+/// The default listen address of the quick start.
+const DEFAULT_LISTEN: &str = "127.0.0.1:4190";
+
+pub(crate) fn run(args: &ServeArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let config = match load(args) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("{message}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    if args.check {
+        outln!("{}", summary(&config));
+        return Ok(ExitCode::SUCCESS);
+    }
+    runtime.block_on(serve(config))
+}
+
+/// The configuration of the flags or of the file; the error is the line to print.
+fn load(args: &ServeArgs) -> Result<Config, String> {
+    if let Some(path) = &args.config {
+        // Until the configuration loader is merged.
+        return Err(format!(
+            "keyward: error: {}: --config is not supported by this build yet",
+            path.display()
+        ));
+    }
+    let settings =
+        super::verify::source_settings(&args.source).map_err(|e| format!("keyward: error: {e:#}"))?;
+    let issuer = args.issuer.clone().unwrap_or_default();
+    let listen = match args.listen {
+        Some(listen) => listen,
+        None => DEFAULT_LISTEN.parse().map_err(|e| format!("keyward: error: {e}"))?,
+    };
+    Ok(keyward_serve::quick_config(&issuer, args.audiences.clone(), settings, listen))
+}
+
+/// One paragraph: listen address, issuers, policies, rules.
+fn summary(config: &Config) -> String {
+    let issuers: Vec<String> =
+        config.issuers.iter().map(|i| format!("{} (audiences {})", i.name, i.audiences.join(", "))).collect();
+    let mut policies: Vec<&str> = config.policies.iter().map(|p| p.name.as_str()).collect();
+    if !policies.contains(&config.default_policy.as_str()) {
+        policies.push(&config.default_policy);
+    }
+    format!(
+        "configuration valid: listen {}; issuers: {}; policies: {} (default {}); path rules: {}",
+        config.listen,
+        issuers.join("; "),
+        policies.join(", "),
+        config.default_policy,
+        config.rules.len()
+    )
+}
+
+async fn serve(config: Config) -> Result<ExitCode> {
+    let listen = config.listen;
+    let server = match Server::bind(config).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("keyward: error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let config = server.gateway().config();
+    let addr = server.local_addr();
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            listen = %addr,
+            "listening on a non-loopback address: anyone who can reach it can ask for decisions; \
+             keep it on a private network next to the proxy"
+        );
+    }
+    let issuers: Vec<&str> = config.issuers.iter().map(|i| i.name.as_str()).collect();
+    let mut policies: Vec<&str> = config.policies.iter().map(|p| p.name.as_str()).collect();
+    if !policies.contains(&config.default_policy.as_str()) {
+        policies.push(&config.default_policy);
+    }
+    tracing::info!(
+        listen = %addr,
+        issuers = %issuers.join(","),
+        policies = %policies.join(","),
+        "keyward serve listening on http://{addr}/auth"
+    );
+    server
+        .run_until(keyward_serve::shutdown_signal())
+        .await
+        .with_context(|| format!("serving on {listen}"))?;
+    tracing::info!("keyward serve stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,3 @@
+//! Decision benchmark (filled in below).
+
+fn main() {}

@@ -1,0 +1,142 @@
+//! The verified-token cache: a token already verified skips the signature check.
+//!
+//! Keyed by the SHA-256 of the exact token bytes; an entry holds what verification established
+//! (the issuer, the key that verified it, the claims and the claim headers built from them),
+//! never a decision: policies run on every request. An entry lives min(exp − now, `max_ttl`)
+//! and is dropped when its key leaves the issuer's key set or changes material, when the
+//! issuer's keys become unavailable, and (the whole cache) on reload. There is no negative
+//! cache: a rejected token is verified again every time, so a key that appears later is found.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use keyward::Verified;
+
+use crate::headers::ClaimValue;
+
+/// Shards of the map: requests on different tokens rarely wait for each other.
+const SHARDS: usize = 16;
+
+/// SHA-256 of a token.
+pub(crate) type TokenHash = [u8; 32];
+
+/// The SHA-256 of `token`'s exact bytes.
+pub(crate) fn token_hash(token: &str) -> TokenHash {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// What a verification established about one token.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// Index of the issuer (in the running configuration) that verified it.
+    pub(crate) issuer: usize,
+    /// The RFC 7638 thumbprint of the key that verified it: what key events name.
+    pub(crate) thumbprint: [u8; 32],
+    /// The verified token (claims parsed once, on insertion).
+    pub(crate) verified: Verified,
+    /// The claim headers' values, in configuration order, built once.
+    pub(crate) headers: Vec<ClaimValue>,
+    /// Unix second after which the entry is not used: min(exp, inserted + max_ttl).
+    pub(crate) until_unix: i64,
+}
+
+/// A hasher for keys that already are uniformly random (SHA-256 outputs): the first 8 bytes.
+#[derive(Default)]
+pub(crate) struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 32]` hashes as its length then its bytes; keep the first 8 content bytes.
+        for &b in bytes.iter().take(8) {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+}
+
+type Shard = HashMap<TokenHash, Arc<Entry>, BuildHasherDefault<DigestHasher>>;
+
+/// A bounded map from token hash to [`Entry`].
+#[derive(Debug)]
+pub(crate) struct TokenCache {
+    shards: Vec<Mutex<Shard>>,
+    per_shard: usize,
+    enabled: bool,
+}
+
+impl TokenCache {
+    /// A cache of at most `max_entries` entries (0 or `enabled == false`: nothing is kept).
+    pub(crate) fn new(enabled: bool, max_entries: u64) -> Self {
+        let max = usize::try_from(max_entries).unwrap_or(usize::MAX);
+        let per_shard = max.div_ceil(SHARDS);
+        let enabled = enabled && max > 0;
+        let shards = (0..if enabled { SHARDS } else { 0 }).map(|_| Mutex::new(Shard::default())).collect();
+        Self { shards, per_shard, enabled }
+    }
+
+    /// True when entries are kept.
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn shard(&self, hash: &TokenHash) -> Option<MutexGuard<'_, Shard>> {
+        // The last byte picks the shard; the hasher reads the first eight.
+        let index = usize::from(hash[31]) % SHARDS;
+        self.shards.get(index).map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The entry for `hash` if it is still valid at `now_unix` (an expired one is removed).
+    pub(crate) fn get(&self, hash: &TokenHash, now_unix: i64) -> Option<Arc<Entry>> {
+        let mut shard = self.shard(hash)?;
+        let entry = shard.get(hash)?;
+        if entry.until_unix > now_unix {
+            return Some(Arc::clone(entry));
+        }
+        shard.remove(hash);
+        None
+    }
+
+    /// Keeps `entry` under `hash`; when the shard is full, expired entries go first, then an
+    /// arbitrary one (the bound matters more than which token is verified again).
+    pub(crate) fn insert(&self, hash: TokenHash, entry: Arc<Entry>, now_unix: i64) {
+        if entry.until_unix <= now_unix {
+            return;
+        }
+        let per_shard = self.per_shard;
+        let Some(mut shard) = self.shard(&hash) else { return };
+        if shard.len() >= per_shard && !shard.contains_key(&hash) {
+            shard.retain(|_, e| e.until_unix > now_unix);
+            if shard.len() >= per_shard {
+                let victim = shard.keys().next().copied();
+                if let Some(victim) = victim {
+                    shard.remove(&victim);
+                }
+            }
+        }
+        shard.insert(hash, entry);
+    }
+
+    /// Drops every entry `drop` selects; returns how many.
+    pub(crate) fn remove_where(&self, drop: impl Fn(&Entry) -> bool) -> usize {
+        let mut removed = 0;
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let before = shard.len();
+            shard.retain(|_, e| !drop(e));
+            removed += before - shard.len();
+        }
+        removed
+    }
+
+    /// Entries held (expired ones not yet swept included).
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len()).sum()
+    }
+}

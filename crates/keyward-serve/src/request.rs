@@ -1,0 +1,285 @@
+//! What the proxy asks about: the original request (method, host, URI) and its token.
+//!
+//! The original method and URI come from `X-Original-Method`/`X-Original-URI` (nginx),
+//! `X-Forwarded-Method`/`X-Forwarded-Uri`/`X-Forwarded-Host` (Traefik, Caddy), or the path after
+//! the policy (Envoy `path_prefix`). Headers are believed only from a trusted proxy; from
+//! anyone else the request's own method and URI are used.
+
+use std::net::IpAddr;
+
+use http::header::{AUTHORIZATION, COOKIE, HOST};
+use http::{HeaderMap, Method};
+use ipnet::IpNet;
+
+/// Longest original URI (path and query) considered; a longer one is `invalid_request`.
+pub(crate) const MAX_URI_LEN: usize = 16 * 1024;
+/// Longest `Cookie` header section read for tokens.
+const MAX_COOKIE_LEN: usize = 64 * 1024;
+
+/// The request the proxy is deciding about.
+#[derive(Debug)]
+pub(crate) struct Original<'a> {
+    pub(crate) method: Method,
+    /// Lower-case host without port, when known.
+    pub(crate) host: Option<&'a str>,
+    /// Path and query, as sent.
+    pub(crate) uri: &'a str,
+}
+
+impl<'a> Original<'a> {
+    /// The path, without the query.
+    pub(crate) fn path(&self) -> &'a str {
+        self.uri.split_once('?').map_or(self.uri, |(p, _)| p)
+    }
+
+    /// The query, without `?`.
+    pub(crate) fn query(&self) -> Option<&'a str> {
+        self.uri.split_once('?').map(|(_, q)| q)
+    }
+}
+
+/// True when `peer` may speak for the client through forwarding headers.
+pub(crate) fn trusted(peer: IpAddr, proxies: &[IpNet]) -> bool {
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    proxies.iter().any(|net| net.contains(&peer))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Host without port, for path rules (compared case-insensitively).
+fn host_only(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        return rest.split_once(']').map_or(host, |(h, _)| h);
+    }
+    host.rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
+}
+
+/// The original request. `own_uri` is the request's own path and query (for Envoy, the path
+/// after the policy, which is the original path).
+pub(crate) fn original<'a>(
+    method: &Method,
+    headers: &'a HeaderMap,
+    own_uri: &'a str,
+    trusted: bool,
+) -> Result<Original<'a>, &'static str> {
+    let own_host = header(headers, HOST.as_str());
+    let original = if trusted {
+        let (m, uri, host) = if let Some(uri) = header(headers, "x-original-uri") {
+            (header(headers, "x-original-method"), uri, own_host)
+        } else if let Some(uri) = header(headers, "x-forwarded-uri") {
+            (header(headers, "x-forwarded-method"), uri, header(headers, "x-forwarded-host").or(own_host))
+        } else {
+            (
+                header(headers, "x-original-method").or_else(|| header(headers, "x-forwarded-method")),
+                own_uri,
+                header(headers, "x-forwarded-host").or(own_host),
+            )
+        };
+        let method = match m {
+            Some(m) => Method::from_bytes(m.as_bytes()).map_err(|_| "the original method is not a method")?,
+            None => method.clone(),
+        };
+        Original { method, host, uri }
+    } else {
+        Original { method: method.clone(), host: own_host, uri: own_uri }
+    };
+    if original.uri.len() > MAX_URI_LEN {
+        return Err("the original URI is too long");
+    }
+    Ok(Original { host: original.host.map(host_only), ..original })
+}
+
+/// True for a CORS preflight: OPTIONS with `Origin` and `Access-Control-Request-Method`.
+pub(crate) fn is_preflight(original: &Original<'_>, headers: &HeaderMap) -> bool {
+    original.method == Method::OPTIONS
+        && headers.contains_key(http::header::ORIGIN)
+        && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// What the request's credentials amount to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Found<'a> {
+    /// No token anywhere.
+    None,
+    /// Credentials that cannot be a token, or several different tokens: the reason code
+    /// (`invalid_request` or `ambiguous_token`) and a detail for logs.
+    Invalid(&'static str, &'static str),
+    /// Exactly one token (possibly sent in several places).
+    Token(std::borrow::Cow<'a, str>),
+}
+
+/// Where tokens may come from besides `Authorization: Bearer`.
+#[derive(Debug)]
+pub(crate) struct Sources<'c> {
+    pub(crate) cookies: &'c [String],
+    pub(crate) query: bool,
+    pub(crate) max_len: usize,
+}
+
+/// The `Authorization` header, with keyward-tower's semantics: exactly one header, the
+/// `Bearer` scheme (case-insensitive), one token without inner spaces. Another scheme is no
+/// token at all.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err("more than one Authorization header");
+    }
+    let Ok(value) = value.to_str() else { return Err("the Authorization header is not ASCII") };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = rest.trim_matches(' ');
+    if token.is_empty() {
+        return Err("the Bearer credentials are empty");
+    }
+    if token.contains(' ') {
+        return Err("the Bearer credentials contain a space");
+    }
+    Ok(Some(token))
+}
+
+/// The value of cookie `name` (first occurrence across `Cookie` headers).
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut budget = MAX_COOKIE_LEN;
+    for value in headers.get_all(COOKIE) {
+        let bytes = value.as_bytes();
+        if bytes.len() > budget {
+            return None;
+        }
+        budget -= bytes.len();
+        let Ok(text) = value.to_str() else { continue };
+        for pair in text.split(';') {
+            if let Some((k, v)) = pair.trim().split_once('=')
+                && k.trim() == name
+            {
+                let v = v.trim().trim_matches('"');
+                return (!v.is_empty()).then_some(v);
+            }
+        }
+    }
+    None
+}
+
+/// The `access_token` query parameter (percent-decoded).
+fn query_token(query: &str) -> Option<std::borrow::Cow<'_, str>> {
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "access_token").map(|(_, v)| v)
+}
+
+/// The one token of a request: `Authorization: Bearer`, then the cookies in order, then the
+/// `access_token` query parameter. The same token in several places is one token; two
+/// different ones are `ambiguous_token`.
+pub(crate) fn token<'a>(headers: &'a HeaderMap, original: &Original<'a>, sources: &Sources<'_>) -> Found<'a> {
+    let mut found: Option<std::borrow::Cow<'a, str>> = match bearer(headers) {
+        Ok(t) => t.map(std::borrow::Cow::Borrowed),
+        Err(why) => return Found::Invalid("invalid_request", why),
+    };
+    let mut consider = |candidate: std::borrow::Cow<'a, str>| -> Result<(), &'static str> {
+        if candidate.len() > sources.max_len.saturating_mul(2) {
+            return Err("a token is far larger than any accepted");
+        }
+        match &found {
+            None => found = Some(candidate),
+            Some(existing) if *existing == candidate => {}
+            Some(_) => return Err("two different tokens in one request"),
+        }
+        Ok(())
+    };
+    for name in sources.cookies {
+        if let Some(value) = cookie(headers, name)
+            && let Err(why) = consider(std::borrow::Cow::Borrowed(value))
+        {
+            return Found::Invalid(code_of(why), why);
+        }
+    }
+    if sources.query
+        && let Some(query) = original.query()
+        && let Some(value) = query_token(query)
+        && let Err(why) = consider(value)
+    {
+        return Found::Invalid(code_of(why), why);
+    }
+    match found {
+        Some(token) => Found::Token(token),
+        None => Found::None,
+    }
+}
+
+fn code_of(why: &str) -> &'static str {
+    if why.starts_with("two different") { "ambiguous_token" } else { "invalid_request" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn forwarding_headers_count_only_from_trusted_peers() {
+        let h = headers(&[
+            ("host", "auth.internal:4190"),
+            ("x-original-method", "DELETE"),
+            ("x-original-uri", "/orders/7?x=1"),
+        ]);
+        let o = original(&Method::GET, &h, "/auth", true).unwrap();
+        assert_eq!(
+            (o.method.as_str(), o.uri, o.path(), o.host),
+            ("DELETE", "/orders/7?x=1", "/orders/7", Some("auth.internal"))
+        );
+        let o = original(&Method::GET, &h, "/auth", false).unwrap();
+        assert_eq!((o.method.as_str(), o.uri), ("GET", "/auth"));
+        let t = headers(&[
+            ("x-forwarded-method", "PUT"),
+            ("x-forwarded-uri", "/a"),
+            ("x-forwarded-host", "Shop.Example:443"),
+        ]);
+        let o = original(&Method::GET, &t, "/auth", true).unwrap();
+        assert_eq!((o.method.as_str(), o.uri, o.host), ("PUT", "/a", Some("Shop.Example")));
+    }
+
+    #[test]
+    fn trusted_proxies_match_v4_mapped_v6_peers() {
+        let loopback: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
+        assert!(trusted("::ffff:127.0.0.1".parse().unwrap(), &loopback));
+        assert!(!trusted("10.0.0.1".parse().unwrap(), &loopback));
+    }
+
+    #[test]
+    fn tokens_come_from_bearer_cookies_then_query_and_must_agree() {
+        let cookies = vec!["session".to_owned(), "at".to_owned()];
+        let sources = Sources { cookies: &cookies, query: true, max_len: 100 };
+        let own = Original { method: Method::GET, host: None, uri: "/x?access_token=q.q.q" };
+        let h = headers(&[("cookie", "a=b; at=c.c.c")]);
+        assert_eq!(
+            token(&h, &own, &sources),
+            Found::Invalid("ambiguous_token", "two different tokens in one request")
+        );
+        let same = Original { uri: "/x?access_token=c.c.c", ..own };
+        assert_eq!(token(&h, &same, &sources), Found::Token("c.c.c".into()));
+        let h = headers(&[("authorization", "Basic abc")]);
+        assert_eq!(token(&h, &same, &sources), Found::Token("c.c.c".into()));
+        let h = headers(&[("authorization", "Bearer a.b.c"), ("authorization", "Bearer a.b.c")]);
+        assert_eq!(
+            token(&h, &same, &sources),
+            Found::Invalid("invalid_request", "more than one Authorization header")
+        );
+        let none = Sources { cookies: &[], query: false, max_len: 100 };
+        assert_eq!(token(&headers(&[("cookie", "at=c.c.c")]), &same, &none), Found::None);
+    }
+}

@@ -1,0 +1,194 @@
+//! The HTTP server: `/auth`, `/auth/<policy>`, `/auth/<policy>/<original path>` (any method),
+//! `/healthz`, `/readyz` and `/metrics`, over HTTP/1.1 with keep-alive.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::Response;
+use axum::routing::{any, get};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, StatusCode};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::gateway::{BuildError, Gateway};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The configuration could not be put into service.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A bound, not yet running gateway server.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    local_addr: SocketAddr,
+}
+
+impl Server {
+    /// Puts `config` into service (each issuer's first key fetch starts at once, in the
+    /// background) and binds its listen address.
+    pub async fn bind(config: Config) -> Result<Self, ServeError> {
+        let gateway = Gateway::new(config)?;
+        Self::bind_gateway(gateway).await
+    }
+
+    /// Binds the listen address of an existing gateway's configuration.
+    pub async fn bind_gateway(gateway: Gateway) -> Result<Self, ServeError> {
+        let addr = gateway.config().listen;
+        let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self { listener, gateway: Arc::new(gateway), local_addr })
+    }
+
+    /// The bound address (the real port when the configuration said port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The gateway, for reloads and readiness.
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish for at most the
+    /// configuration's `shutdown_grace`.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let grace = self.gateway.config().shutdown_grace;
+        let app = router(Arc::clone(&self.gateway));
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let serving = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            });
+        let mut serving = tokio::spawn(serving.into_future());
+        tokio::select! {
+            result = &mut serving => return flatten(result),
+            () = shutdown => {}
+        }
+        tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down: finishing in-flight requests");
+        let _ = stop_tx.send(true);
+        match tokio::time::timeout(grace, &mut serving).await {
+            Ok(result) => flatten(result),
+            Err(_) => {
+                serving.abort();
+                tracing::warn!("shutdown grace over: requests still in flight were cut off");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), ServeError> {
+    match result {
+        Ok(inner) => inner.map_err(ServeError::Io),
+        Err(e) => Err(ServeError::Io(std::io::Error::other(e.to_string()))),
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The routes, on `gateway`.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/auth", any(auth))
+        .route("/auth/", any(auth))
+        .route("/auth/{*rest}", any(auth))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(gateway)
+}
+
+async fn auth(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let (parts, _body) = request.into_parts();
+    gateway.check(peer.ip(), &parts.method, &parts.uri, &parts.headers).await
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn healthz() -> Response {
+    text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_owned())
+}
+
+async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
+    let ready = gateway.ready();
+    let issuers: Vec<serde_json::Value> = gateway
+        .issuer_health()
+        .into_iter()
+        .map(|(name, health)| {
+            let mut detail = serde_json::json!({"issuer": name, "state": health.state.as_str()});
+            match health.state {
+                keyward::source::HealthState::Stale { since_unix } => {
+                    detail["stale_since"] = since_unix.into()
+                }
+                keyward::source::HealthState::Unavailable { since_unix } => {
+                    detail["unavailable_since"] = since_unix.into();
+                }
+                _ => {}
+            }
+            detail
+        })
+        .collect();
+    let body = serde_json::json!({"ready": ready, "issuers": issuers}).to_string();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    text(status, "application/json", body)
+}
+
+async fn metrics() -> Response {
+    text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", String::new())
+}
