@@ -223,7 +223,7 @@ class WrkResult:
 
 def wrk_argv(url: str, tokens: Path, seconds: float, threads: int, conns: int) -> list[str]:
     return [
-        "wrk", f"-t{min(threads, conns)}", f"-c{conns}", f"-d{seconds:g}s", "--latency", "--timeout", "5s",
+        "wrk", f"-t{min(threads, conns)}", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "5s",
         "-s", str(BENCH / "wrk" / "tokens.lua"), url, "--", str(tokens),
     ]
 
@@ -316,7 +316,7 @@ def main() -> int:
     ap.add_argument("--rotation-seconds", type=float, default=20, help="length of the rotation-under-load run")
     ap.add_argument("--soak", type=float, default=600, help="soak seconds at half load (0: skip)")
     ap.add_argument("--node-workers", type=int, default=os.cpu_count() or 1, help="node:cluster workers of the jose peer")
-    ap.add_argument("--port-base", type=int, default=18600, help="first of 7 consecutive loopback ports")
+    ap.add_argument("--port-base", type=int, default=27600, help="first of 7 consecutive loopback ports")
     ap.add_argument("--only", default="", help="comma list of peers to run (keyward,apache,node); default all")
     ap.add_argument("--skip", default="", help="comma list of phases to skip: peak,half,rotation,soak")
     ap.add_argument("--perf", action="store_true",
