@@ -17,7 +17,9 @@ use tokio::task::JoinHandle;
 use crate::cache::{Entry, TokenCache, token_hash};
 use crate::config::{Config, IssuerConfig, IssuerMatcher, PathRule};
 use crate::headers::{ClaimValue, claim_value};
-use crate::hooks;
+use crate::ops::metrics::{DecisionMetrics, DecisionReason, Metrics, PolicyId};
+use crate::ops::ready::{IssuerReadiness, Readiness, needed_issuers};
+use crate::ops::spike::{IssuerId, SpikeDetector};
 use crate::request::{self, Found, Original, Sources};
 use crate::respond::{self, Denial};
 
@@ -85,6 +87,7 @@ pub(crate) struct IssuerRt {
     pub(crate) source: JwksSource,
     pub(crate) verifier: Verifier,
     matcher: Match,
+    spike: Option<IssuerId>,
 }
 
 /// One policy in service, with its challenge prebuilt.
@@ -96,6 +99,7 @@ pub(crate) struct PolicyRt {
     require: Option<keyward_tower::Requirement>,
     /// `Bearer realm="<name>"`.
     pub(crate) challenge: HeaderValue,
+    metrics: Option<PolicyId>,
 }
 
 /// A configuration in service: verifiers, policies, the token cache and the tasks that keep
@@ -111,6 +115,8 @@ pub(crate) struct Runtime {
     claim_headers: Vec<HeaderName>,
     clock: SharedClock,
     tasks: Vec<JoinHandle<()>>,
+    decisions: DecisionMetrics,
+    spikes: SpikeDetector,
 }
 
 impl Drop for Runtime {
@@ -147,12 +153,14 @@ pub struct Gateway {
     current: ArcSwap<Runtime>,
     clock: SharedClock,
     stats: Stats,
+    /// The Prometheus recorder (`None` when another recorder was installed first).
+    metrics: Option<Metrics>,
 }
 
 /// The decision of one request, for metrics.
 pub(crate) struct Decided {
     pub(crate) response: Response<Body>,
-    pub(crate) reason: &'static str,
+    pub(crate) reason: DecisionReason,
 }
 
 #[derive(Deserialize)]
@@ -169,9 +177,17 @@ impl Gateway {
 
     /// As [`Gateway::new`], judging `exp`/`nbf` and cache lifetimes by `clock` (tests, replays).
     pub fn with_clock(config: Config, clock: impl Clock) -> Result<Self, BuildError> {
+        // Installed before any verifier exists: handles taken earlier would record nowhere.
+        let metrics = match Metrics::install() {
+            Ok(metrics) => Some(metrics),
+            Err(e) => {
+                tracing::warn!("metrics are not recorded: {e}");
+                None
+            }
+        };
         let clock = SharedClock(Arc::new(clock));
         let runtime = Runtime::build(config, &clock, None)?;
-        Ok(Self { current: ArcSwap::from_pointee(runtime), clock, stats: Stats::default() })
+        Ok(Self { current: ArcSwap::from_pointee(runtime), clock, stats: Stats::default(), metrics })
     }
 
     /// Replaces the configuration in service. Issuers whose configuration is unchanged keep
@@ -204,14 +220,31 @@ impl Gateway {
         rt.issuers.iter().map(|i| (i.config.name.clone(), i.source.health())).collect()
     }
 
-    /// True when every issuer some policy accepts has a usable key set (fresh, or stale within
-    /// its limit).
-    pub fn ready(&self) -> bool {
+    /// The `/readyz` report: ready when every issuer some policy accepts has a usable key set
+    /// (fresh, or stale within its limit); per issuer its state, marked degraded during a
+    /// failure spike.
+    pub fn readiness(&self) -> Readiness {
         let rt = self.current.load();
-        rt.issuers.iter().enumerate().all(|(index, issuer)| {
-            let needed = rt.policies.iter().any(|p| p.allowed.get(index).copied().unwrap_or(false));
-            !needed || matches!(issuer.source.health().state, HealthState::Fresh | HealthState::Stale { .. })
-        })
+        let needed = needed_issuers(&rt.config);
+        let (now_unix, now) = (rt.clock.now_unix(), tokio::time::Instant::now());
+        Readiness::new(rt.issuers.iter().map(|issuer| {
+            let name = &issuer.config.name;
+            let spike = issuer.spike.and_then(|id| rt.spikes.degraded(id, now));
+            let health = issuer.source.health();
+            let line = IssuerReadiness::new(&health, spike, needed.contains(&name.as_str()), now_unix);
+            (name.clone(), line)
+        }))
+    }
+
+    /// The Prometheus text exposition for `/metrics` (`None` when another metrics recorder
+    /// owns the process).
+    pub fn metrics_text(&self) -> Option<String> {
+        let metrics = self.metrics.as_ref()?;
+        let rt = self.current.load();
+        let health: Vec<(&str, keyward::source::Health)> =
+            rt.issuers.iter().map(|i| (i.config.name.as_str(), i.source.health())).collect();
+        metrics.refresh_issuers(health.iter().map(|(name, h)| (*name, h)), rt.clock.now_unix());
+        Some(metrics.render())
     }
 
     /// Decides one `/auth` request from `peer`: the response for the proxy.
@@ -225,8 +258,11 @@ impl Gateway {
         let started = tokio::time::Instant::now();
         let rt = self.current.load_full();
         let (policy, decided) = self.decide(&rt, peer, method, uri, headers).await;
-        let policy = policy.and_then(|p| rt.policies.get(p)).map_or("", |p| &*p.name);
-        hooks::decision(policy, decided.response.status().as_u16(), decided.reason, started.elapsed());
+        let status = decided.response.status().as_u16();
+        match policy.and_then(|p| rt.policies.get(p)).and_then(|p| p.metrics) {
+            Some(id) => rt.decisions.record(id, decided.reason, status, started.elapsed()),
+            None => rt.decisions.record_unknown_policy(started.elapsed()),
+        }
         decided.response
     }
 
@@ -259,13 +295,14 @@ impl Gateway {
             None if rt.rules.is_empty() => rt.default_policy,
             None => match rt.rule_for(&original) {
                 Some(index) => index,
-                None => return (None, respond::no_rule()),
+                // Counted under the default policy: the one `/auth` stands for.
+                None => return (Some(rt.default_policy), respond::no_rule()),
             },
         };
         let policy_rt = rt.policy(policy);
         if config.cors_preflight_bypass && request::is_preflight(&original, headers) {
-            hooks::cors_preflight(&policy_rt.name);
-            return (Some(policy), respond::allow(&rt.claim_headers, None, "cors_preflight"));
+            rt.decisions.cors_preflight_bypassed();
+            return (Some(policy), respond::allow(&rt.claim_headers, None));
         }
         let sources = Sources {
             cookies: &config.tokens.cookies,
@@ -304,12 +341,12 @@ impl Gateway {
                 Denial::Rejected(Rejection::InsufficientScope { scope: unmet.scope, detail: unmet.detail });
             return (Some(policy), respond::deny(policy_rt, &denial, config.error_description));
         }
-        for (name, value) in rt.claim_headers.iter().zip(&entry.headers) {
+        for (index, value) in entry.headers.iter().enumerate() {
             if *value == ClaimValue::Dropped {
-                hooks::claim_header_dropped(name);
+                rt.decisions.claim_header_dropped(index);
             }
         }
-        (Some(policy), respond::allow(&rt.claim_headers, Some(&entry.headers), "ok"))
+        (Some(policy), respond::allow(&rt.claim_headers, Some(&entry.headers)))
     }
 
     /// The verified token: from the cache, or verified now (waiting at most the decision
@@ -320,19 +357,18 @@ impl Gateway {
             let hash = token_hash(token);
             if let Some(entry) = rt.cache.get(&hash, now) {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                hooks::token_cache(true);
+                rt.decisions.cache_hit();
                 return Ok(entry);
             }
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
-            hooks::token_cache(false);
+            rt.decisions.cache_miss();
             Some(hash)
         } else {
             None
         };
-        let index = rt.select_issuer(token).map_err(|e| {
-            hooks::issuer_outcome(None, e.reason().as_str());
-            Denial::Rejected(Rejection::from_error(e))
-        })?;
+        // A token matching no configured issuer is nobody's outcome (its volume cannot make
+        // a configured issuer look degraded).
+        let index = rt.select_issuer(token).map_err(|e| Denial::Rejected(Rejection::from_error(e)))?;
         let issuer = rt.issuers.get(index).ok_or(Denial::Deadline)?;
         let outcome = match issuer.verifier.verify_now(token) {
             Ok(outcome) => outcome,
@@ -340,16 +376,16 @@ impl Gateway {
             Err(pending) => match tokio::time::timeout(rt.config.decision_deadline, pending.wait()).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
-                    hooks::issuer_outcome(Some(&issuer.config.name), "keys_unavailable");
+                    rt.spike(issuer, Err(Reason::KeysUnavailable));
                     return Err(Denial::Deadline);
                 }
             },
         };
         let verified = outcome.map_err(|e| {
-            hooks::issuer_outcome(Some(&issuer.config.name), e.reason().as_str());
+            rt.spike(issuer, Err(e.reason()));
             Denial::Rejected(Rejection::from_error(e))
         })?;
-        hooks::issuer_outcome(Some(&issuer.config.name), "valid");
+        rt.spike(issuer, Ok(()));
         let claims = verified.claims();
         let headers = rt.claim_header_paths().map(|path| claim_value(claims, path)).collect();
         let max_ttl = i64::try_from(rt.config.token_cache.max_ttl.as_secs()).unwrap_or(i64::MAX);
@@ -406,6 +442,7 @@ impl Runtime {
                 source,
                 verifier,
                 matcher: Match::of(&issuer.matcher),
+                spike: None,
             });
         }
         let issuer_index = |name: &str| issuers.iter().position(|i| i.config.name == name);
@@ -425,6 +462,7 @@ impl Runtime {
                 allowed,
                 require: policy.require.clone(),
                 challenge: respond::realm_challenge(&policy.name),
+                metrics: None,
             });
         }
         let default_policy = match policies.iter().position(|p| *p.name == *config.default_policy) {
@@ -435,6 +473,7 @@ impl Runtime {
                     allowed: vec![true; issuers.len()],
                     require: None,
                     challenge: respond::realm_challenge(&config.default_policy),
+                    metrics: None,
                 });
                 policies.len() - 1
             }
@@ -448,6 +487,15 @@ impl Runtime {
         }
         let cache = Arc::new(TokenCache::new(config.token_cache.enabled, config.token_cache.max_entries));
         let claim_headers = config.claim_headers.iter().map(|c| c.header.clone()).collect();
+        let decisions = DecisionMetrics::from_config(&config);
+        for policy in &mut policies {
+            policy.metrics = decisions.policy(&policy.name);
+        }
+        let spikes =
+            SpikeDetector::new(&config.failure_spike, issuers.iter().map(|i| i.config.name.as_str()));
+        for issuer in &mut issuers {
+            issuer.spike = spikes.issuer(&issuer.config.name);
+        }
         let tasks = issuers
             .iter()
             .enumerate()
@@ -463,7 +511,17 @@ impl Runtime {
             claim_headers,
             clock: clock.clone(),
             tasks,
+            decisions,
+            spikes,
         })
+    }
+
+    /// Feeds the failure-spike detector one token outcome of `issuer` (it logs a spike's start
+    /// and end itself).
+    fn spike(&self, issuer: &IssuerRt, outcome: Result<(), Reason>) {
+        if let Some(id) = issuer.spike {
+            self.spikes.record(id, outcome, tokio::time::Instant::now());
+        }
     }
 
     fn policy_index(&self, name: &str) -> Option<usize> {
@@ -479,6 +537,7 @@ impl Runtime {
                 allowed: Vec::new(),
                 require: None,
                 challenge: HeaderValue::from_static("Bearer"),
+                metrics: None,
             })
         })
     }

@@ -20,17 +20,20 @@ pub(crate) enum ClaimValue {
     Dropped,
 }
 
-/// The claim at `path` (dot-separated) in `claims`.
+/// The claim at `path`, as policies read it: each dot segment walks into an object; when the
+/// walk leads nowhere, a top-level claim named by the whole path (a namespaced custom claim such
+/// as `https://example.com/tier`). The nested value comes first, so a flat look-alike cannot
+/// mask it.
 fn lookup<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    if let Some(value) = claims.get(path) {
-        return Some(value);
-    }
-    let mut parts = path.split('.');
-    let mut current = claims.get(parts.next()?)?;
-    for part in parts {
-        current = current.as_object()?.get(part)?;
-    }
-    Some(current)
+    let walked = || {
+        let mut parts = path.split('.');
+        let mut current = claims.get(parts.next()?)?;
+        for part in parts {
+            current = current.as_object()?.get(part)?;
+        }
+        Some(current)
+    };
+    walked().or_else(|| claims.get(path))
 }
 
 fn scalar(value: &Value, out: &mut String) -> bool {
@@ -93,8 +96,10 @@ mod tests {
         let claims = json!({
             "sub": "alice", "n": 42, "ok": true, "roles": ["a", "b", 3, {"x": 1}],
             "realm_access": {"roles": ["admin", "ops"]}, "obj": {"a": 1}, "nul": null,
-            "name": "Jos\u{e9}", "dotted.key": "direct"
+            "name": "Jos\u{e9}", "dotted.key": "direct",
+            "acct.suspended": "flat", "acct": {"suspended": "nested"}
         });
+        assert_eq!(value(claims.clone(), "acct.suspended"), sent("nested"));
         assert_eq!(value(claims.clone(), "sub"), sent("alice"));
         assert_eq!(value(claims.clone(), "n"), sent("42"));
         assert_eq!(value(claims.clone(), "ok"), sent("true"));

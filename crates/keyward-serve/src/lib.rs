@@ -11,14 +11,11 @@ mod cache;
 pub mod config;
 mod gateway;
 mod headers;
-mod hooks;
-mod interim;
+pub mod ops;
 mod request;
 mod respond;
 mod server;
 
 pub use crate::gateway::{BuildError, CacheStats, Gateway};
-#[doc(hidden)]
-pub use crate::interim::quick_config;
 pub use crate::respond::REASON_HEADER;
 pub use crate::server::{ServeError, Server, router, shutdown_signal};

@@ -10,6 +10,7 @@ use keyward_tower::Rejection;
 
 use crate::gateway::{Decided, PolicyRt};
 use crate::headers::ClaimValue;
+use crate::ops::metrics::DecisionReason;
 
 /// The header naming the reason of every refusal, for the proxy's logs.
 pub const REASON_HEADER: &str = "x-keyward-reason";
@@ -56,7 +57,7 @@ fn response(status: StatusCode, reason: &'static str, body: &'static str) -> Res
 
 /// 200: the claim headers (every one; empty when absent or dropped), `Cache-Control: no-store`,
 /// no body. `values` is `None` for a bypassed CORS preflight (all empty).
-pub(crate) fn allow(names: &[HeaderName], values: Option<&[ClaimValue]>, reason: &'static str) -> Decided {
+pub(crate) fn allow(names: &[HeaderName], values: Option<&[ClaimValue]>) -> Decided {
     let mut response = Response::new(Body::empty());
     let headers = response.headers_mut();
     headers.reserve(names.len() + 1);
@@ -69,7 +70,7 @@ pub(crate) fn allow(names: &[HeaderName], values: Option<&[ClaimValue]>, reason:
         // `insert`, not `append`: one value per header, whatever the client sent.
         headers.insert(name.clone(), value);
     }
-    Decided { response, reason }
+    Decided { response, reason: DecisionReason::Allowed }
 }
 
 /// 500 `unknown_policy`: the proxy names a policy the configuration lacks (a deployment error,
@@ -81,7 +82,7 @@ pub(crate) fn unknown_policy() -> Decided {
             "unknown_policy",
             r#"{"error":"server_error","reason":"unknown_policy"}"#,
         ),
-        reason: "unknown_policy",
+        reason: DecisionReason::UnknownPolicy,
     }
 }
 
@@ -93,7 +94,7 @@ pub(crate) fn no_rule() -> Decided {
             "no_rule",
             r#"{"error":"access_denied","reason":"no_rule"}"#,
         ),
-        reason: "no_rule",
+        reason: DecisionReason::NoRule,
     }
 }
 
@@ -179,7 +180,23 @@ pub(crate) fn deny(policy: &PolicyRt, denial: &Denial, describe: bool) -> Decide
     if let Some(wait) = retry_after {
         headers.insert(RETRY_AFTER, HeaderValue::from(wait.clamp(1, 3600)));
     }
-    Decided { response, reason }
+    Decided { response, reason: metric_reason(denial) }
+}
+
+/// The `reason` label of a refusal.
+fn metric_reason(denial: &Denial) -> DecisionReason {
+    match denial {
+        Denial::MissingToken => DecisionReason::MissingToken,
+        Denial::InvalidRequest { code: "ambiguous_token", .. } => DecisionReason::AmbiguousToken,
+        Denial::InvalidRequest { .. } => DecisionReason::InvalidRequest,
+        Denial::Rejected(Rejection::InsufficientScope { .. }) => DecisionReason::InsufficientScope,
+        Denial::Rejected(rejection) => match rejection.error() {
+            Some(e) => DecisionReason::Token(e.reason()),
+            None => DecisionReason::InvalidRequest,
+        },
+        Denial::Deadline => DecisionReason::Token(keyward::Reason::KeysUnavailable),
+        Denial::IssuerNotAllowed => DecisionReason::IssuerNotAllowed,
+    }
 }
 
 fn challenge(

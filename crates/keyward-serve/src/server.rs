@@ -16,6 +16,8 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::gateway::{BuildError, Gateway};
+use crate::ops::ready;
+use crate::ops::reload::{ReloadHandle, ReloadOptions, Reloader};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +79,9 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let grace = self.gateway.config().shutdown_grace;
+        let config = self.gateway.config();
+        let grace = config.shutdown_grace;
+        let reloading = config.path.is_some().then(|| spawn_reloader(&self.gateway, &config));
         let app = router(Arc::clone(&self.gateway));
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let serving = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -85,9 +89,17 @@ impl Server {
                 let _ = stop_rx.wait_for(|stop| *stop).await;
             });
         let mut serving = tokio::spawn(serving.into_future());
+        let stop_reloading = || {
+            if let Some((_, task)) = &reloading {
+                task.abort();
+            }
+        };
         tokio::select! {
-            result = &mut serving => return flatten(result),
-            () = shutdown => {}
+            result = &mut serving => {
+                stop_reloading();
+                return flatten(result);
+            }
+            () = shutdown => stop_reloading(),
         }
         tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down: finishing in-flight requests");
         let _ = stop_tx.send(true);
@@ -100,6 +112,26 @@ impl Server {
             }
         }
     }
+}
+
+/// Reloads the configuration file on SIGHUP and (when `reload.watch`) when it changes: a bad
+/// file is logged and the configuration in service keeps serving.
+fn spawn_reloader(gateway: &Arc<Gateway>, config: &Config) -> (ReloadHandle, tokio::task::JoinHandle<()>) {
+    let path = config.path.clone();
+    let target = Arc::clone(gateway);
+    let reloader = Reloader::new(move || {
+        let Some(path) = &path else { return Err("no configuration file to reload".to_owned()) };
+        let config = Config::load(path).map_err(|e| e.to_string())?;
+        let summary = format!(
+            "{} issuer(s), {} policy(ies), {} path rule(s)",
+            config.issuers.len(),
+            config.policies.len(),
+            config.rules.len()
+        );
+        target.reload(config).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(summary)
+    });
+    reloader.spawn(ReloadOptions::from_config(config))
 }
 
 fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), ServeError> {
@@ -162,33 +194,22 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
 }
 
 async fn healthz() -> Response {
-    text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_owned())
+    text(StatusCode::OK, "text/plain; charset=utf-8", format!("{}\n", ready::HEALTHZ_BODY))
 }
 
 async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
-    let ready = gateway.ready();
-    let issuers: Vec<serde_json::Value> = gateway
-        .issuer_health()
-        .into_iter()
-        .map(|(name, health)| {
-            let mut detail = serde_json::json!({"issuer": name, "state": health.state.as_str()});
-            match health.state {
-                keyward::source::HealthState::Stale { since_unix } => {
-                    detail["stale_since"] = since_unix.into()
-                }
-                keyward::source::HealthState::Unavailable { since_unix } => {
-                    detail["unavailable_since"] = since_unix.into();
-                }
-                _ => {}
-            }
-            detail
-        })
-        .collect();
-    let body = serde_json::json!({"ready": ready, "issuers": issuers}).to_string();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    text(status, "application/json", body)
+    let readiness = gateway.readiness();
+    let status = StatusCode::from_u16(readiness.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    text(status, ready::READYZ_CONTENT_TYPE, readiness.to_json())
 }
 
-async fn metrics() -> Response {
-    text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", String::new())
+async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
+    match gateway.metrics_text() {
+        Some(body) => text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body),
+        None => text(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "metrics are recorded by another recorder in this process\n".to_owned(),
+        ),
+    }
 }

@@ -64,7 +64,10 @@ pub use crate::body::RejectionBody;
 pub use crate::extract::{Claims, StandardClaims};
 pub use crate::outcome::{AuthOutcome, Authenticated};
 pub use crate::reject::{DefaultReject, Reject, Rejection, grpc, grpc_response, http_response};
-pub use crate::require::{Require, RequireFuture, RequireLayer, Requirement, Unmet, require, role, scope};
+pub use crate::require::{
+    ClaimTest, ClaimValue, Pattern, PatternError, Require, RequireFuture, RequireLayer, Requirement, Unmet,
+    claim_at, claim_contains, claim_equals, claim_matches, group, not, require, role, scope,
+};
 pub use crate::service::{Keyward, KeywardLayer, Mode, ResponseFuture};
 #[cfg(feature = "tonic")]
 pub use crate::tonic::TonicAuth;

@@ -1,5 +1,6 @@
-//! Route-level requirements (scopes, roles) checked after the verifying layer, without
-//! verifying again. [`Requirement`] is plain data over a claims map, so a gateway can reuse it.
+//! Route-level requirements (scopes, roles, groups, claim tests) checked after the verifying
+//! layer, without verifying again. [`Requirement`] is plain data over a claims map, so a gateway
+//! (`keyward serve`) reuses it and the layer and the gateway never disagree.
 
 use std::fmt;
 use std::future::Future;
@@ -9,7 +10,7 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -32,7 +33,212 @@ pub enum Requirement {
     All(Vec<Requirement>),
     /// At least one of these.
     Any(Vec<Requirement>),
+    /// The inner requirement does not hold (a missing claim makes a claim test unmet, so
+    /// `not` of it holds).
+    Not(Box<Requirement>),
+    /// This group, from the `groups` claim: a string (one group, compared whole) or an array
+    /// of strings (Okta, Entra, Keycloak's group mapper).
+    Group(String),
+    /// A test on the claim at a dot path (`realm_access.roles`, `resource_access.api.roles`).
+    /// A path that leads nowhere leaves the test unmet.
+    Claim {
+        /// The claim: a top-level name, or a dot path walking nested objects; when the walk
+        /// finds nothing, a top-level claim named by the whole path (`https://example.com/roles`).
+        path: String,
+        /// What its value must satisfy.
+        test: ClaimTest,
+    },
 }
+
+/// What a claim's value must satisfy in [`Requirement::Claim`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClaimTest {
+    /// The value equals this string, number or boolean (JSON equality; numbers compare by
+    /// value, so `1` equals `1.0`). An array never equals a scalar: use `Contains`.
+    Equals(ClaimValue),
+    /// An array with an element equal to this value, or a string containing this string as a
+    /// substring. Substring tests are loose (`"admin"` is in `"not-admin"`): prefer `Matches`
+    /// for strings.
+    Contains(ClaimValue),
+    /// A string matching this pattern as a whole, or an array with such a string element.
+    Matches(Pattern),
+}
+
+/// A scalar a claim is compared with: a string, a number or a boolean.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClaimValue {
+    /// A JSON string.
+    String(String),
+    /// A JSON number.
+    Number(Number),
+    /// A JSON boolean.
+    Bool(bool),
+}
+
+impl ClaimValue {
+    /// The scalar of a JSON value; `None` for null, arrays and objects.
+    pub fn from_json(value: &Value) -> Option<Self> {
+        match value {
+            Value::String(s) => Some(Self::String(s.clone())),
+            Value::Number(n) => Some(Self::Number(n.clone())),
+            Value::Bool(b) => Some(Self::Bool(*b)),
+            _ => None,
+        }
+    }
+
+    /// A finite float; `None` for NaN and infinities, which JSON cannot carry.
+    pub fn from_f64(value: f64) -> Option<Self> {
+        Number::from_f64(value).map(Self::Number)
+    }
+
+    /// Whether a claim's value is this scalar (numbers by value).
+    fn equals(&self, value: &Value) -> bool {
+        match (self, value) {
+            (Self::String(want), Value::String(have)) => want == have,
+            (Self::Bool(want), Value::Bool(have)) => want == have,
+            (Self::Number(want), Value::Number(have)) => numbers_equal(want, have),
+            _ => false,
+        }
+    }
+}
+
+/// JSON number equality by value: integers exactly, otherwise as floats.
+fn numbers_equal(a: &Number, b: &Number) -> bool {
+    if let (Some(a), Some(b)) = (a.as_i64(), b.as_i64()) {
+        return a == b;
+    }
+    if let (Some(a), Some(b)) = (a.as_u64(), b.as_u64()) {
+        return a == b;
+    }
+    if a.is_f64() || b.is_f64() {
+        return matches!((a.as_f64(), b.as_f64()), (Some(a), Some(b)) if a == b);
+    }
+    // One is a negative integer and the other an integer above i64::MAX.
+    false
+}
+
+impl From<&str> for ClaimValue {
+    fn from(value: &str) -> Self {
+        Self::String(value.to_owned())
+    }
+}
+
+impl From<String> for ClaimValue {
+    fn from(value: String) -> Self {
+        Self::String(value)
+    }
+}
+
+impl From<bool> for ClaimValue {
+    fn from(value: bool) -> Self {
+        Self::Bool(value)
+    }
+}
+
+impl From<i64> for ClaimValue {
+    fn from(value: i64) -> Self {
+        Self::Number(value.into())
+    }
+}
+
+impl From<u64> for ClaimValue {
+    fn from(value: u64) -> Self {
+        Self::Number(value.into())
+    }
+}
+
+impl fmt::Display for ClaimValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::String(s) => write!(f, "{s:?}"),
+            Self::Number(n) => write!(f, "{n}"),
+            Self::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// A regular expression that must match a WHOLE value (it is anchored at both ends), compiled
+/// with a size limit. Two patterns are equal when their texts are.
+///
+/// The engine (the `regex` crate) runs in time linear in the input: no pattern can make a
+/// check slow (no backtracking, no look-around, no backreferences).
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    source: String,
+    regex: regex::Regex,
+}
+
+impl Pattern {
+    /// The longest pattern text accepted, in bytes.
+    pub const MAX_LEN: usize = 1024;
+    /// The bound on the compiled program, in bytes (the `regex` crate's `size_limit`).
+    pub const COMPILED_SIZE_LIMIT: usize = 1 << 20;
+
+    /// Compiles `source`, anchored (`\A(?:source)\z`), within [`Self::MAX_LEN`] and
+    /// [`Self::COMPILED_SIZE_LIMIT`].
+    pub fn new(source: &str) -> Result<Self, PatternError> {
+        if source.len() > Self::MAX_LEN {
+            return Err(PatternError(format!(
+                "the pattern is {} bytes long, above the limit of {} bytes",
+                source.len(),
+                Self::MAX_LEN
+            )));
+        }
+        let regex = regex::RegexBuilder::new(&format!(r"\A(?:{source})\z"))
+            .size_limit(Self::COMPILED_SIZE_LIMIT)
+            .dfa_size_limit(Self::COMPILED_SIZE_LIMIT)
+            .nest_limit(64)
+            .build()
+            .map_err(|e| {
+                PatternError(match e {
+                    regex::Error::CompiledTooBig(limit) => {
+                        format!("the pattern compiles to more than {limit} bytes: simplify it")
+                    }
+                    // The syntax error's own text is a multi-line diagram: keep its last line.
+                    other => {
+                        let text = other.to_string();
+                        let last =
+                            text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("invalid pattern");
+                        format!("invalid regular expression: {}", last.trim().trim_start_matches("error: "))
+                    }
+                })
+            })?;
+        Ok(Self { source: source.to_owned(), regex })
+    }
+
+    /// The pattern as written (without the added anchors).
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether `text` matches as a whole.
+    pub fn is_match(&self, text: &str) -> bool {
+        self.regex.is_match(text)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Pattern {}
+
+/// Why a [`Pattern`] was refused: too long, too large once compiled, or not a valid regular
+/// expression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatternError(String);
+
+impl fmt::Display for PatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PatternError {}
 
 /// Requires a scope.
 pub fn scope(name: impl Into<String>) -> Requirement {
@@ -42,6 +248,32 @@ pub fn scope(name: impl Into<String>) -> Requirement {
 /// Requires a role.
 pub fn role(name: impl Into<String>) -> Requirement {
     Requirement::Role(name.into())
+}
+
+/// Requires a group (from the `groups` claim).
+pub fn group(name: impl Into<String>) -> Requirement {
+    Requirement::Group(name.into())
+}
+
+/// Requires that `requirement` does not hold.
+pub fn not(requirement: Requirement) -> Requirement {
+    Requirement::Not(Box::new(requirement))
+}
+
+/// Requires the claim at `path` to equal `value`.
+pub fn claim_equals(path: impl Into<String>, value: impl Into<ClaimValue>) -> Requirement {
+    Requirement::Claim { path: path.into(), test: ClaimTest::Equals(value.into()) }
+}
+
+/// Requires the claim at `path` to contain `value` (array element, or substring of a string).
+pub fn claim_contains(path: impl Into<String>, value: impl Into<ClaimValue>) -> Requirement {
+    Requirement::Claim { path: path.into(), test: ClaimTest::Contains(value.into()) }
+}
+
+/// Requires the claim at `path` (a string, or an array's string element) to match `pattern`
+/// as a whole.
+pub fn claim_matches(path: impl Into<String>, pattern: &str) -> Result<Requirement, PatternError> {
+    Ok(Requirement::Claim { path: path.into(), test: ClaimTest::Matches(Pattern::new(pattern)?) })
 }
 
 /// What a token lacked: the scopes to name in `scope=` and a sentence for people.
@@ -84,16 +316,22 @@ impl Requirement {
         Err(Unmet { scope: self.scopes().join(" "), detail: format!("requires {self}") })
     }
 
-    fn holds(&self, claims: &Map<String, Value>) -> bool {
+    /// Whether the claims satisfy this requirement. Recursion follows the tree, whose depth
+    /// is the caller's (the gateway's configuration bounds it).
+    pub fn holds(&self, claims: &Map<String, Value>) -> bool {
         match self {
             Self::Scope(wanted) => scopes_of(claims).any(|s| s == wanted),
             Self::Role(wanted) => roles_of(claims).any(|r| r == wanted),
+            Self::Group(wanted) => groups_of(claims).any(|g| g == wanted),
             Self::All(all) => all.iter().all(|r| r.holds(claims)),
             Self::Any(any) => any.iter().any(|r| r.holds(claims)),
+            Self::Not(inner) => !inner.holds(claims),
+            Self::Claim { path, test } => claim_at(claims, path).is_some_and(|value| test.holds(value)),
         }
     }
 
-    /// Every scope this requirement names, in order, once each.
+    /// Every scope this requirement needs, in order, once each: the scopes a token could be
+    /// granted to satisfy it. Scopes under `not` are left out (they are forbidden, not required).
     pub fn scopes(&self) -> Vec<&str> {
         let mut out = Vec::new();
         self.collect_scopes(&mut out);
@@ -103,8 +341,37 @@ impl Requirement {
     fn collect_scopes<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
             Self::Scope(s) if !out.contains(&s.as_str()) => out.push(s),
-            Self::Scope(_) | Self::Role(_) => {}
+            Self::Scope(_) | Self::Role(_) | Self::Group(_) | Self::Claim { .. } | Self::Not(_) => {}
             Self::All(list) | Self::Any(list) => list.iter().for_each(|r| r.collect_scopes(out)),
+        }
+    }
+}
+
+impl ClaimTest {
+    /// Whether a claim's value passes this test.
+    pub fn holds(&self, value: &Value) -> bool {
+        match self {
+            Self::Equals(want) => want.equals(value),
+            Self::Contains(want) => match (want, value) {
+                (_, Value::Array(items)) => items.iter().any(|item| want.equals(item)),
+                (ClaimValue::String(needle), Value::String(hay)) => hay.contains(needle.as_str()),
+                _ => false,
+            },
+            Self::Matches(pattern) => match value {
+                Value::String(s) => pattern.is_match(s),
+                Value::Array(items) => items.iter().filter_map(Value::as_str).any(|s| pattern.is_match(s)),
+                _ => false,
+            },
+        }
+    }
+}
+
+impl fmt::Display for ClaimTest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Equals(v) => write!(f, "equals {v}"),
+            Self::Contains(v) => write!(f, "contains {v}"),
+            Self::Matches(p) => write!(f, "matches {:?}", p.as_str()),
         }
     }
 }
@@ -124,10 +391,28 @@ impl fmt::Display for Requirement {
         match self {
             Self::Scope(s) => write!(f, "scope {s}"),
             Self::Role(r) => write!(f, "role {r}"),
+            Self::Group(g) => write!(f, "group {g}"),
             Self::All(list) => join(f, list, "and"),
             Self::Any(list) => join(f, list, "or"),
+            Self::Not(inner) => write!(f, "not {inner}"),
+            Self::Claim { path, test } => write!(f, "claim {path} {test}"),
         }
     }
+}
+
+/// The claim at a dot path: each segment walks into an object (`realm_access.roles`). When
+/// the walk leads nowhere, a top-level claim named by the whole path (a namespaced custom claim
+/// such as `https://example.com/tier`) is used. `None` when neither exists.
+pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let walked = || {
+        let mut segments = path.split('.');
+        let mut value = claims.get(segments.next()?)?;
+        for segment in segments {
+            value = value.as_object()?.get(segment)?;
+        }
+        Some(value)
+    };
+    walked().or_else(|| claims.get(path))
 }
 
 /// Strings of a claim that is a space-separated string or an array of strings.
@@ -153,6 +438,17 @@ fn roles_of(claims: &Map<String, Value>) -> impl Iterator<Item = &str> {
     let client_roles =
         audiences.flat_map(move |aud| strings(resource.and_then(|r| r.get(aud)?.get("roles"))));
     strings(claims.get("roles")).chain(strings(realm)).chain(client_roles)
+}
+
+/// Groups from the `groups` claim: a string is one group (names may hold spaces), an array
+/// lists them.
+fn groups_of(claims: &Map<String, Value>) -> impl Iterator<Item = &str> {
+    let (one, list) = match claims.get("groups") {
+        Some(Value::String(s)) => (Some(s.as_str()), None),
+        Some(Value::Array(items)) => (None, Some(items)),
+        _ => (None, None),
+    };
+    one.into_iter().chain(list.into_iter().flatten().filter_map(Value::as_str))
 }
 
 /// A layer that checks a [`Requirement`] against the claims the verifying layer recorded.

@@ -4,13 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use keyward_serve::Server;
-use keyward_serve::config::Config;
+use keyward_serve::config::{Config, QuickStart};
 
 use crate::EXIT_USAGE;
 use crate::cli::ServeArgs;
-
-/// The default listen address of the quick start.
-const DEFAULT_LISTEN: &str = "127.0.0.1:4190";
 
 pub(crate) fn run(args: &ServeArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -31,20 +28,17 @@ pub(crate) fn run(args: &ServeArgs) -> Result<ExitCode> {
 /// The configuration of the flags or of the file; the error is the line to print.
 fn load(args: &ServeArgs) -> Result<Config, String> {
     if let Some(path) = &args.config {
-        // Until the configuration loader is merged.
-        return Err(format!(
-            "keyward: error: {}: --config is not supported by this build yet",
-            path.display()
-        ));
+        return Config::load(path).map_err(|e| format!("keyward: error: {e}"));
     }
     let settings =
         super::verify::source_settings(&args.source).map_err(|e| format!("keyward: error: {e:#}"))?;
-    let issuer = args.issuer.clone().unwrap_or_default();
-    let listen = match args.listen {
-        Some(listen) => listen,
-        None => DEFAULT_LISTEN.parse().map_err(|e| format!("keyward: error: {e}"))?,
+    let quick = QuickStart {
+        issuer: args.issuer.clone().unwrap_or_default(),
+        audiences: args.audiences.clone(),
+        source: settings,
+        listen: args.listen,
     };
-    Ok(keyward_serve::quick_config(&issuer, args.audiences.clone(), settings, listen))
+    Config::quick_start(quick).map_err(|e| format!("keyward: error: {e}"))
 }
 
 /// One paragraph: listen address, issuers, policies, rules.

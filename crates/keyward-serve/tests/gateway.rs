@@ -1,0 +1,544 @@
+//! The gateway on 127.0.0.1:0 against the mock IdP, asked over HTTP as a proxy would: every
+//! status, header and reason code of the endpoint contract (docs/serve.md).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyward::source::SourceSettings;
+use keyward::{Clock, SystemClock};
+use keyward_idp::{MockIdp, SigningAlg, SigningKey};
+use keyward_serve::Server;
+use keyward_serve::config::{Config, QuickStart};
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+const AUD: &str = "orders-api";
+
+fn key(kid: &str) -> Arc<SigningKey> {
+    Arc::new(SigningKey::generate(SigningAlg::ES256, kid).unwrap())
+}
+
+fn now() -> i64 {
+    SystemClock.now_unix()
+}
+
+fn token(iss: &str, signer: &SigningKey, extra: Value) -> String {
+    let now = now();
+    let mut claims =
+        json!({"iss": iss, "sub": "alice", "aud": AUD, "iat": now, "nbf": now, "exp": now + 600});
+    if let (Some(map), Value::Object(more)) = (claims.as_object_mut(), extra) {
+        map.extend(more);
+    }
+    signer.sign_jwt(&claims).unwrap()
+}
+
+fn quick(issuer: &str, settings: SourceSettings) -> Config {
+    Config::quick_start(QuickStart {
+        issuer: issuer.to_owned(),
+        audiences: vec![AUD.to_owned()],
+        source: settings,
+        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+    })
+    .unwrap()
+}
+
+/// A configuration file's text, listening on a free port.
+fn toml(text: &str) -> Config {
+    let text = format!("listen = \"127.0.0.1:0\"\n{text}");
+    match Config::from_toml_str(&text, None) {
+        Ok(config) => config,
+        Err(e) => panic!("{e}\n--- in ---\n{text}"),
+    }
+}
+
+/// A running gateway; stops (gracefully) when dropped.
+struct Running {
+    base: String,
+    gateway: Arc<keyward_serve::Gateway>,
+    stop: Option<oneshot::Sender<()>>,
+    client: reqwest::Client,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn start(config: Config) -> Running {
+    let server = Server::bind(config).await.unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let gateway = Arc::clone(server.gateway());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    Running { base, gateway, stop: Some(stop), client }
+}
+
+/// What the proxy sees: status, headers, body.
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+impl Running {
+    async fn ask(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.unwrap();
+        Answer { status, headers, body }
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        match token {
+            Some(t) => self.ask("GET", path, &[("authorization", &format!("Bearer {t}"))]).await,
+            None => self.ask("GET", path, &[]).await,
+        }
+    }
+}
+
+/// Waits (bounded) until `done` holds: for effects of background tasks, never for timing.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+async fn idp_with(keys: &[&Arc<SigningKey>]) -> MockIdp {
+    let idp = MockIdp::start().await.unwrap();
+    idp.publish(keys);
+    idp
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_token_is_200_with_claim_headers_that_overwrite_forged_ones() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    let gw = start(quick(idp.issuer(), SourceSettings::default())).await;
+    let t = token(idp.issuer(), &k1, json!({}));
+    let bearer = format!("Bearer {t}");
+    let answer = gw
+        .ask(
+            "GET",
+            "/auth",
+            &[("authorization", &bearer), ("x-auth-subject", "mallory"), ("x-auth-issuer", "evil")],
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, "");
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    assert_eq!(answer.header("x-auth-subject"), Some("alice"));
+    assert_eq!(answer.header("x-auth-issuer"), Some(idp.issuer()));
+    assert_eq!(answer.headers.get_all("x-auth-subject").iter().count(), 1);
+    assert_eq!(answer.header("x-keyward-reason"), None);
+
+    // A token without `sub`: the header is still sent, empty, so a client's value never passes.
+    let now = now();
+    let no_sub =
+        k1.sign_jwt(&json!({"iss": idp.issuer(), "aud": AUD, "iat": now, "exp": now + 600})).unwrap();
+    let answer = gw
+        .ask("GET", "/auth", &[("authorization", &format!("Bearer {no_sub}")), ("x-auth-subject", "mallory")])
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("x-auth-subject"), Some(""));
+
+    // A `sub` with CR/LF (a header-injection attempt) is dropped: sent empty.
+    let crlf = token(idp.issuer(), &k1, json!({"sub": "alice\r\nX-Admin: true"}));
+    let answer = gw.get("/auth", Some(&crlf)).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("x-auth-subject"), Some(""));
+    assert_eq!(answer.header("x-admin"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_their_status_challenge_and_reason_and_never_the_token() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    let gw = start(quick(idp.issuer(), SourceSettings::default())).await;
+    let iss = idp.issuer().to_owned();
+    let now = now();
+
+    let answer = gw.get("/auth", None).await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.header("www-authenticate"), Some(r#"Bearer realm="default""#));
+    assert_eq!(answer.header("x-keyward-reason"), Some("missing_token"));
+
+    let expired = token(&iss, &k1, json!({"exp": now - 3600, "iat": now - 7200, "nbf": now - 7200}));
+    let forged = token(&iss, &key("k1"), json!({}));
+    let wrong_aud = token(&iss, &k1, json!({"aud": "another-api"}));
+    for (t, reason) in
+        [(&expired, "expired"), (&forged, "invalid_signature"), (&wrong_aud, "audience_mismatch")]
+    {
+        let answer = gw.get("/auth", Some(t)).await;
+        assert_eq!(answer.status, 401, "{reason}");
+        assert_eq!(
+            answer.header("www-authenticate"),
+            Some(
+                format!(r#"Bearer realm="default", error="invalid_token", error_description="{reason}""#)
+                    .as_str()
+            )
+        );
+        assert_eq!(answer.header("x-keyward-reason"), Some(reason));
+        assert!(!answer.body.contains(t.as_str()), "the body echoes the token");
+        assert!(!answer.body.contains(t.split('.').nth(1).unwrap()), "the body echoes the token's payload");
+        assert_eq!(answer.body, format!(r#"{{"error":"invalid_token","reason":"{reason}"}}"#));
+    }
+
+    // Two Authorization headers: not exactly one bearer token; 401 (auth_request knows no 400).
+    let bearer = format!("Bearer {expired}");
+    let answer = gw.ask("GET", "/auth", &[("authorization", &bearer), ("authorization", &bearer)]).await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.header("x-keyward-reason"), Some("invalid_request"));
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(r#"Bearer realm="default", error="invalid_request", error_description="invalid_request""#)
+    );
+    assert!(!answer.body.contains(expired.as_str()));
+
+    // Unknown policy: the deployment's fault, 500, never 401/403.
+    let good = token(&iss, &k1, json!({}));
+    let answer = gw.get("/auth/no-such-policy", Some(&good)).await;
+    assert_eq!(answer.status, 500);
+    assert_eq!(answer.header("x-keyward-reason"), Some("unknown_policy"));
+    assert!(!answer.body.contains(good.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_description_can_be_turned_off_but_the_reason_header_stays() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    let mut config = quick(idp.issuer(), SourceSettings::default());
+    config.error_description = false;
+    let gw = start(config).await;
+    let forged = token(idp.issuer(), &key("k1"), json!({}));
+    let answer = gw.get("/auth", Some(&forged)).await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.header("www-authenticate"), Some(r#"Bearer realm="default", error="invalid_token""#));
+    assert_eq!(answer.header("x-keyward-reason"), Some("invalid_signature"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_from_cookies_and_the_original_query_and_two_different_ones_are_ambiguous() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    let mut config = quick(idp.issuer(), SourceSettings::default());
+    config.tokens.cookies = vec!["session".to_owned()];
+    config.tokens.query_parameter = true;
+    let gw = start(config).await;
+    let (a, b) =
+        (token(idp.issuer(), &k1, json!({"sub": "a"})), token(idp.issuer(), &k1, json!({"sub": "b"})));
+
+    let answer = gw.ask("GET", "/auth", &[("cookie", &format!("theme=dark; session={a}"))]).await;
+    assert_eq!((answer.status, answer.header("x-auth-subject")), (200, Some("a")));
+
+    // nginx passes the original URI; its access_token is the token.
+    let uri = format!("/orders?access_token={b}");
+    let answer = gw.ask("GET", "/auth", &[("x-original-method", "GET"), ("x-original-uri", &uri)]).await;
+    assert_eq!((answer.status, answer.header("x-auth-subject")), (200, Some("b")));
+
+    // The same token twice is one token; two different ones are refused.
+    let both_same = [("authorization", format!("Bearer {a}")), ("cookie", format!("session={a}"))];
+    let headers: Vec<(&str, &str)> = both_same.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(gw.ask("GET", "/auth", &headers).await.status, 200);
+    let answer = gw
+        .ask(
+            "GET",
+            "/auth",
+            &[("authorization", &format!("Bearer {a}")), ("cookie", &format!("session={b}"))],
+        )
+        .await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.header("x-keyward-reason"), Some("ambiguous_token"));
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(r#"Bearer realm="default", error="invalid_request", error_description="ambiguous_token""#)
+    );
+    assert!(!answer.body.contains(a.as_str()) && !answer.body.contains(b.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_are_believed_only_from_trusted_proxies() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    let t = token(idp.issuer(), &k1, json!({}));
+    let uri = format!("/orders?access_token={t}");
+    let forwarded =
+        [("x-forwarded-method", "GET"), ("x-forwarded-uri", uri.as_str()), ("x-forwarded-host", "shop")];
+    let preflight = [
+        ("x-original-method", "OPTIONS"),
+        ("x-original-uri", "/orders"),
+        ("origin", "https://shop.example"),
+        ("access-control-request-method", "POST"),
+    ];
+
+    let mut config = quick(idp.issuer(), SourceSettings::default());
+    config.tokens.query_parameter = true;
+    let trusted = start(config.clone()).await;
+    assert_eq!(trusted.ask("GET", "/auth", &forwarded).await.status, 200);
+    // A CORS preflight, judged on the original method, passes unauthenticated ...
+    let answer = trusted.ask("GET", "/auth", &preflight).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("x-auth-subject"), Some(""));
+    // ... but a plain OPTIONS is authenticated.
+    let answer =
+        trusted.ask("GET", "/auth", &[("x-original-method", "OPTIONS"), ("x-original-uri", "/orders")]).await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.header("x-keyward-reason"), Some("missing_token"));
+
+    // The same requests from a peer outside trusted_proxies: the headers are ignored.
+    config.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    let untrusted = start(config).await;
+    let answer = untrusted.ask("GET", "/auth", &forwarded).await;
+    assert_eq!((answer.status, answer.header("x-keyward-reason")), (401, Some("missing_token")));
+    let answer = untrusted.ask("GET", "/auth", &preflight).await;
+    assert_eq!((answer.status, answer.header("x-keyward-reason")), (401, Some("missing_token")));
+    // Its own query still counts (it is the request itself).
+    assert_eq!(untrusted.get(&format!("/auth?access_token={t}"), None).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_path_prefix_puts_the_original_path_after_the_policy() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    let mut config = quick(idp.issuer(), SourceSettings::default());
+    config.tokens.query_parameter = true;
+    config.trusted_proxies = Vec::new();
+    let gw = start(config).await;
+    let t = token(idp.issuer(), &k1, json!({}));
+    let answer = gw.ask("POST", &format!("/auth/default/orders/7?access_token={t}"), &[]).await;
+    assert_eq!((answer.status, answer.header("x-auth-subject")), (200, Some("alice")));
+    assert_eq!(gw.ask("PUT", "/auth/default/orders/7", &[]).await.status, 401);
+    assert_eq!(gw.ask("DELETE", "/auth/missing/orders/7", &[]).await.status, 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_second_request_is_a_cache_hit_and_a_removed_key_empties_its_entries() {
+    let (k1, k2) = (key("k1"), key("k2"));
+    let idp = idp_with(&[&k1]).await;
+    let mut settings = SourceSettings::default();
+    settings.removal_grace = Some(Duration::ZERO);
+    let gw = start(quick(idp.issuer(), settings)).await;
+    let t1 = token(idp.issuer(), &k1, json!({}));
+
+    assert_eq!(gw.get("/auth", Some(&t1)).await.status, 200);
+    let first = gw.gateway.cache_stats();
+    assert_eq!((first.misses, first.hits, first.entries), (1, 0, 1));
+    assert_eq!(gw.get("/auth", Some(&t1)).await.status, 200);
+    let second = gw.gateway.cache_stats();
+    assert_eq!((second.misses, second.hits), (1, 1));
+    // Policies run on every request, cached or not: an unknown policy is still 500.
+    assert_eq!(gw.get("/auth/nope", Some(&t1)).await.status, 500);
+
+    // The IdP rotates k1 out; a token signed by k2 makes the gateway fetch the new set.
+    idp.publish(&[&k2]);
+    let t2 = token(idp.issuer(), &k2, json!({}));
+    assert_eq!(gw.get("/auth", Some(&t2)).await.status, 200);
+    eventually("the k1 entry is dropped", || gw.gateway.cache_stats().entries == 1).await;
+    // The cached k1 token is no longer let through.
+    let answer = gw.get("/auth", Some(&t1)).await;
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert_eq!(answer.header("x-keyward-reason"), Some("unknown_kid"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_never_fetched_are_503_with_retry_after_never_401() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    idp.provider().go_down();
+    let gw = start(quick(idp.issuer(), SourceSettings::default())).await;
+    let t = token(idp.issuer(), &k1, json!({}));
+    let answer = gw.get("/auth", Some(&t)).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.header("x-keyward-reason"), Some("keys_unavailable"));
+    let secs: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&secs));
+    assert!(!answer.body.contains(t.as_str()));
+    // Not ready while no issuer a policy needs has keys.
+    assert_eq!(gw.get("/readyz", None).await.status, 503);
+    assert_eq!(gw.get("/healthz", None).await.status, 200);
+
+    // The IdP comes back: the fetch that went on in the background (or the next) lets it through.
+    idp.provider().come_up();
+    let mut status = 0;
+    for _ in 0..400 {
+        status = gw.get("/auth", Some(&t)).await.status;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "while keys are unavailable the answer is 503, never 401");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, 200);
+    assert_eq!(gw.get("/readyz", None).await.status, 200);
+}
+
+/// Two issuers, named policies with requirements, and path rules for `/auth`.
+fn policies_config(a: &str, b: &str) -> Config {
+    toml(&format!(
+        r#"
+[[issuer]]
+name = "a"
+issuer = "{a}"
+audiences = ["{AUD}"]
+
+[[issuer]]
+name = "b"
+issuer = "{b}"
+audiences = ["{AUD}"]
+
+[policy.default]
+
+[policy.reader]
+issuers = ["a"]
+require = {{ scope = "orders:read" }}
+
+[[rule]]
+host = "api.example.com"
+path_prefix = "/admin"
+methods = ["POST"]
+policy = "reader"
+
+[[rule]]
+path_prefix = "/public"
+policy = "default"
+
+[headers]
+"X-Auth-Subject" = "sub"
+"X-Auth-Roles" = "realm_access.roles"
+"#
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_check_issuers_and_requirements_on_every_request() {
+    let (ka, kb) = (key("ka"), key("kb"));
+    let (idp_a, idp_b) = (idp_with(&[&ka]).await, idp_with(&[&kb]).await);
+    let gw = start(policies_config(idp_a.issuer(), idp_b.issuer())).await;
+    let roles = json!({"realm_access": {"roles": ["admin", "ops"]}});
+    let reader = token(
+        idp_a.issuer(),
+        &ka,
+        json!({"scope": "openid orders:read", "realm_access": {"roles": ["admin", "ops"]}}),
+    );
+    let plain = token(idp_a.issuer(), &ka, roles);
+    let from_b = token(idp_b.issuer(), &kb, json!({"scope": "orders:read"}));
+
+    let answer = gw.get("/auth/reader", Some(&reader)).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("x-auth-roles"), Some("admin,ops"));
+    assert_eq!(answer.header("x-auth-issuer"), None, "[headers] replaces the default mapping");
+
+    // The token is cached now; the requirement still runs.
+    for _ in 0..2 {
+        let answer = gw.get("/auth/reader", Some(&plain)).await;
+        assert_eq!(answer.status, 403);
+        assert_eq!(
+            answer.header("www-authenticate"),
+            Some(r#"Bearer realm="reader", error="insufficient_scope", scope="orders:read""#)
+        );
+        assert_eq!(answer.header("x-keyward-reason"), Some("insufficient_scope"));
+        assert!(!answer.body.contains(plain.as_str()));
+    }
+    assert!(gw.gateway.cache_stats().hits >= 1);
+
+    // A genuine token of an issuer the policy does not accept: 403, not 401 (a new token from
+    // the same IdP would not help, so a client must not be sent to refresh).
+    let answer = gw.get("/auth/reader", Some(&from_b)).await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.header("x-keyward-reason"), Some("issuer_not_allowed"));
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(r#"Bearer realm="reader", error="insufficient_scope", error_description="issuer_not_allowed""#)
+    );
+    // The same token is fine where its issuer is accepted: the issuer is picked by `iss`.
+    assert_eq!(gw.get("/auth/default/public/x", Some(&from_b)).await.status, 200);
+
+    // An `iss` nobody configured: rejected before any key is fetched.
+    let stranger = token("https://stranger.example", &ka, json!({}));
+    let answer = gw.get("/auth/default/x", Some(&stranger)).await;
+    assert_eq!((answer.status, answer.header("x-keyward-reason")), (401, Some("issuer_mismatch")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_rules_pick_the_policy_of_auth_and_no_match_is_no_rule() {
+    let (ka, kb) = (key("ka"), key("kb"));
+    let (idp_a, idp_b) = (idp_with(&[&ka]).await, idp_with(&[&kb]).await);
+    let gw = start(policies_config(idp_a.issuer(), idp_b.issuer())).await;
+    let reader = token(idp_a.issuer(), &ka, json!({"scope": "orders:read"}));
+    let plain = token(idp_a.issuer(), &ka, json!({}));
+    let ask = |method: &'static str, host: &'static str, uri: &'static str, t: String| {
+        let gw = &gw;
+        async move {
+            let bearer = format!("Bearer {t}");
+            let headers = [
+                ("authorization", bearer.as_str()),
+                ("x-forwarded-method", method),
+                ("x-forwarded-host", host),
+                ("x-forwarded-uri", uri),
+            ];
+            let answer = gw.ask("GET", "/auth", &headers).await;
+            (answer.status, answer.header("x-keyward-reason").map(str::to_owned))
+        }
+    };
+    assert_eq!(ask("POST", "api.example.com", "/admin/users", reader.clone()).await, (200, None));
+    assert_eq!(
+        ask("POST", "API.example.com:443", "/admin", plain.clone()).await,
+        (403, Some("insufficient_scope".to_owned()))
+    );
+    // Another method, host or a prefix that only shares letters: no rule matches.
+    for (method, host, uri) in [
+        ("GET", "api.example.com", "/admin/users"),
+        ("POST", "www.example.com", "/admin"),
+        ("POST", "api.example.com", "/administrator"),
+    ] {
+        assert_eq!(
+            ask(method, host, uri, reader.clone()).await,
+            (403, Some("no_rule".to_owned())),
+            "{method} {host}{uri}"
+        );
+    }
+    assert_eq!(ask("GET", "www.example.com", "/public/index.html", plain).await, (200, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_swaps_policies_keeps_unchanged_key_sets_and_empties_the_cache() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    let base = format!("[[issuer]]\nname = \"a\"\nissuer = \"{}\"\naudiences = [\"{AUD}\"]\n", idp.issuer());
+    let gw = start(toml(&base)).await;
+    let t = token(idp.issuer(), &k1, json!({}));
+    assert_eq!(gw.get("/auth", Some(&t)).await.status, 200);
+    assert_eq!(gw.get("/auth/strict", Some(&t)).await.status, 500);
+    let fetched = idp.jwks_hits();
+    assert_eq!(gw.gateway.cache_stats().entries, 1);
+
+    gw.gateway.reload(toml(&format!("{base}\n[policy.strict]\nrequire = {{ scope = \"x\" }}\n"))).unwrap();
+    assert_eq!(gw.gateway.cache_stats().entries, 0, "a reload empties the token cache");
+    let answer = gw.get("/auth/strict", Some(&t)).await;
+    assert_eq!((answer.status, answer.header("x-keyward-reason")), (403, Some("insufficient_scope")));
+    assert_eq!(gw.get("/auth", Some(&t)).await.status, 200);
+    assert_eq!(idp.jwks_hits(), fetched, "the unchanged issuer kept its key set");
+}
