@@ -318,7 +318,7 @@ def main() -> int:
     ap.add_argument("--node-workers", type=int, default=os.cpu_count() or 1, help="node:cluster workers of the jose peer")
     ap.add_argument("--port-base", type=int, default=27600, help="first of 7 consecutive loopback ports")
     ap.add_argument("--only", default="", help="comma list of peers to run (keyward,apache,node); default all")
-    ap.add_argument("--skip", default="", help="comma list of phases to skip: peak,half,rotation,soak")
+    ap.add_argument("--skip", default="", help="comma list of phases to skip: micro,peak,half,rotation,soak")
     ap.add_argument("--perf", action="store_true",
                     help="after the peak runs, profile one cached and one unique run through nginx (perf record -a)")
     ap.add_argument("--dir", default="", help="run directory (default: a new one under /tmp)")
@@ -372,6 +372,19 @@ def main() -> int:
 def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, results: dict) -> int:
     root = os.geteuid() == 0
     idp_url = f"http://127.0.0.1:{ports.idp}"
+
+    # --- The decision micro-benchmark (before any server runs, so nothing competes with it) -----
+    if "micro" not in skip:
+        log("micro-benchmark: cargo bench -p keyward-serve --bench decision")
+        p = subprocess.run(["cargo", "bench", "-q", "-p", "keyward-serve", "--bench", "decision"], cwd=REPO,
+                           capture_output=True, text=True, timeout=1800)
+        (run_dir / "micro.txt").write_text(p.stdout + p.stderr)
+        if p.returncode != 0:
+            raise RuntimeError(f"the decision micro-benchmark failed ({p.returncode}); see {run_dir}/micro.txt")
+        text = p.stdout
+        results["micro"] = text[text.find("decision cost"):] if "decision cost" in text else text
+        for line in results["micro"].splitlines():
+            log(f"micro: {line}")
 
     # --- The IdP and the tokens -------------------------------------------------------------
     procs.start("idp", [str(kw), "idp", "--listen", f"127.0.0.1:{ports.idp}", "--state", str(run_dir / "idp-state.json")],
@@ -546,6 +559,7 @@ def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, r
         old = subprocess.Popen(wrk_argv(url, unique, args.rotation_seconds, args.threads, conns), env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(3)
+        jwks_before = json.loads(http("GET", f"{idp_url}/admin/state")[2]).get("jwks_requests")
         status, _, body = http("POST", f"{idp_url}/admin/rotate", data={"mode": "overlap"})
         if status != 200:
             raise RuntimeError(f"rotate answered {status}: {body!r}")
@@ -559,7 +573,9 @@ def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, r
                              env={**os.environ, "BENCH_DELAY_MS": "2"}, capture_output=True, text=True, timeout=left + 60)
         old_out, _ = old.communicate(timeout=args.rotation_seconds + 60)
         ro, rn = parse_wrk(old_out), parse_wrk(new.stdout)
+        jwks_after = json.loads(http("GET", f"{idp_url}/admin/state")[2]).get("jwks_requests")
         results["rotation"] = {
+            "jwks_requests_during": (jwks_after - jwks_before) if None not in (jwks_before, jwks_after) else None,
             "rotated_at_s": rotated_at, "old_key_tokens": ro.as_dict(), "new_key_tokens": rn.as_dict(),
             "failed_valid_requests": ro.non2xx + ro.socket_errors + rn.non2xx + rn.socket_errors,
         }
@@ -656,6 +672,9 @@ def report(res: dict) -> str:
                          f"{r['connections']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['non2xx']} | "
                          f"{'met' if r['p99_ms'] <= 1.0 else 'MISSED'} |")
         lines.append("")
+    if res.get("micro"):
+        lines += ["Decision micro-benchmark (`cargo bench -p keyward-serve --bench decision`, same run, before the "
+                  "servers start):", "", "```", res["micro"].rstrip(), "```", ""]
     for key, title in (("rss_idle_kib", "RSS idle (after start and one request)"),
                        ("rss_full_cache_kib", "RSS after the peak runs (keyward's token cache full)")):
         if res.get(key):
@@ -665,7 +684,8 @@ def report(res: dict) -> str:
         r = res["rotation"]
         lines.append(f"- Rotation under load (via nginx; overlap rotation at +{r['rotated_at_s']:.1f} s, then tokens of "
                      f"the new key): {r['old_key_tokens']['requests']:,} old-key + {r['new_key_tokens']['requests']:,} "
-                     f"new-key requests, failed valid requests: {r['failed_valid_requests']}")
+                     f"new-key requests, failed valid requests: {r['failed_valid_requests']}; JWKS requests the idp "
+                     f"received meanwhile (every verifier): {r.get('jwks_requests_during')}")
     if res.get("soak"):
         r = res["soak"]
         rss = [x["rss_kib"] for x in r["rss_samples"]]
