@@ -261,15 +261,17 @@ def run_wrk(url: str, tokens: Path, seconds: float, threads: int, conns: int, de
 
 def paced(url: str, tokens: Path, rate: float, seconds: float, threads: int) -> tuple[WrkResult, int, int]:
     """wrk at about `rate` req/s: each connection waits `delay` ms between requests (closed loop with
-    think time, since wrk2 is not in Debian). A 3 s calibration run corrects the connection count
-    for the latency the delay does not include. Returns (result, connections, delay_ms)."""
+    think time, since wrk2 is not in Debian). Up to two 3 s calibration runs correct the connection
+    count for the latency the delay does not include. Returns (result, connections, delay_ms)."""
     delay = 2
     conns = max(threads, round(rate * delay / 1000))
     while conns > 400 and delay > 1:
         delay -= 1
         conns = max(threads, round(rate * delay / 1000))
-    cal = run_wrk(url, tokens, 3, threads, conns, delay)
-    if cal.rps > 0:
+    for _ in range(2):
+        cal = run_wrk(url, tokens, 3, threads, conns, delay)
+        if cal.rps <= 0 or abs(cal.rps - rate) <= 0.05 * rate:
+            break
         conns = max(threads, min(1000, round(conns * rate / cal.rps)))
     return run_wrk(url, tokens, seconds, threads, conns, delay), conns, delay
 
@@ -588,8 +590,10 @@ def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, r
         delay = 2
         conns = max(args.threads, round(half_rate * delay / 1000))
         # The same calibration as the half-load runs, so the soak runs at about half the peak.
-        cal = run_wrk(url, unique, 3, args.threads, conns, delay)
-        if cal.rps > 0:
+        for _ in range(2):
+            cal = run_wrk(url, unique, 3, args.threads, conns, delay)
+            if cal.rps <= 0 or abs(cal.rps - half_rate) <= 0.05 * half_rate:
+                break
             conns = max(args.threads, min(1000, round(conns * half_rate / cal.rps)))
         p = subprocess.Popen(wrk_argv(url, unique, args.soak, args.threads, conns),
                              env={**os.environ, "BENCH_DELAY_MS": str(delay)},
