@@ -293,6 +293,34 @@ def fill(template: Path, dest: Path, values: dict[str, str]) -> None:
     dest.write_text(text)
 
 
+def versions(kw: Path) -> dict[str, str]:
+    """What was measured: every component's version (best effort; '?' when a probe fails)."""
+
+    def out(argv: list[str]) -> str:
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            return (p.stdout + p.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+
+    try:
+        lock = json.loads((BENCH / "node" / "package-lock.json").read_text())
+        jose = lock["packages"]["node_modules/jose"]["version"]
+    except (OSError, KeyError, ValueError):
+        jose = "?"
+    return {
+        "keyward": out([str(kw), "--version"]) + " @ " + out(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
+        "nginx": out(["nginx", "-v"]),
+        "apache": out(["apache2", "-v"]),
+        "mod_auth_openidc": out(["dpkg-query", "-W", "-f=${Version}", "libapache2-mod-auth-openidc"]),
+        "node": out(["node", "--version"]),
+        "jose": jose,
+        "wrk": out(["wrk", "--version"]).split(" Copyright")[0],
+        "cpu": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name")), "?"),
+    }
+
+
 def first_line(path: Path) -> str:
     with open(path) as f:
         return f.readline().strip()
@@ -360,6 +388,7 @@ def main() -> int:
         "uptime_before": Path("/proc/loadavg").read_text().strip(),
         "cpus": os.cpu_count(),
         "settings": {k: v for k, v in vars(args).items()},
+        "versions": versions(kw),
     }
     procs = Procs()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -633,6 +662,8 @@ def report(res: dict) -> str:
     lines.append(f"wrk -t{s['threads']} -c{s['connections']} -d{s['duration']:g}s (warm-up {s['warmup']:g} s), "
                  f"{s['rounds']} round(s), hot set {s['hot']} tokens, unique set {s['unique']} tokens, "
                  f"jose peer on {s['node_workers']} node:cluster worker(s)")
+    lines.append("")
+    lines.append("Versions: " + "; ".join(f"{k} {v}" for k, v in res.get("versions", {}).items()))
     lines.append("")
     if res.get("peak"):
         lines += ["| case | path | target | req/s | p50 ms | p99 ms | non-2xx | socket errors | keyward cache hits "
