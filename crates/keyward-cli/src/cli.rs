@@ -352,7 +352,8 @@ pub(crate) struct ServeArgs {
     pub(crate) listen: Option<std::net::SocketAddr>,
 
     /// The TOML configuration (issuers, policies, path rules, claim headers, …); see
-    /// docs/configuration.md.
+    /// docs/configuration.md. The key-source flags below apply to --issuer only: a file sets
+    /// them per issuer, in `[issuer.keys]`.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<std::path::PathBuf>,
 

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use keyward::Verified;
@@ -22,8 +23,8 @@ const SHARDS: usize = 16;
 pub(crate) type TokenHash = [u8; 32];
 
 /// The SHA-256 of `token`'s exact bytes.
-pub(crate) fn token_hash(token: &str) -> TokenHash {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+pub(crate) fn token_hash(token: &[u8]) -> TokenHash {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
     out
@@ -40,6 +41,8 @@ pub(crate) struct Entry {
     pub(crate) verified: Verified,
     /// The claim headers' values, in configuration order, built once.
     pub(crate) headers: Vec<ClaimValue>,
+    /// The headers of the 200 for this token, built once from `headers`.
+    pub(crate) response: http::HeaderMap,
     /// Unix second after which the entry is not used: min(exp, inserted + max_ttl).
     pub(crate) until_unix: i64,
 }
@@ -69,6 +72,9 @@ pub(crate) struct TokenCache {
     shards: Vec<Mutex<Shard>>,
     per_shard: usize,
     enabled: bool,
+    /// Bumped by every removal: a verification that began before a key was dropped does not
+    /// put its outcome back afterwards.
+    epoch: AtomicU64,
 }
 
 impl TokenCache {
@@ -78,7 +84,12 @@ impl TokenCache {
         let per_shard = max.div_ceil(SHARDS);
         let enabled = enabled && max > 0;
         let shards = (0..if enabled { SHARDS } else { 0 }).map(|_| Mutex::new(Shard::default())).collect();
-        Self { shards, per_shard, enabled }
+        Self { shards, per_shard, enabled, epoch: AtomicU64::new(0) }
+    }
+
+    /// The removal epoch, read before verifying; [`TokenCache::insert`] takes it back.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// True when entries are kept.
@@ -103,14 +114,20 @@ impl TokenCache {
         None
     }
 
-    /// Keeps `entry` under `hash`; when the shard is full, expired entries go first, then an
-    /// arbitrary one (the bound matters more than which token is verified again).
-    pub(crate) fn insert(&self, hash: TokenHash, entry: Arc<Entry>, now_unix: i64) {
+    /// Keeps `entry` under `hash`, unless entries were removed since `epoch` (the key that
+    /// verified it may be one of those removed). When the shard is full, expired entries go
+    /// first, then an arbitrary one (the bound matters more than which token is verified again).
+    pub(crate) fn insert(&self, hash: TokenHash, entry: Arc<Entry>, now_unix: i64, epoch: u64) {
         if entry.until_unix <= now_unix {
             return;
         }
         let per_shard = self.per_shard;
         let Some(mut shard) = self.shard(&hash) else { return };
+        // Checked under the shard lock: a removal bumps the epoch before it sweeps the shards,
+        // so either this sees the bump or the sweep sees this entry.
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
         if shard.len() >= per_shard && !shard.contains_key(&hash) {
             shard.retain(|_, e| e.until_unix > now_unix);
             if shard.len() >= per_shard {
@@ -125,6 +142,7 @@ impl TokenCache {
 
     /// Drops every entry `drop` selects; returns how many.
     pub(crate) fn remove_where(&self, drop: impl Fn(&Entry) -> bool) -> usize {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         let mut removed = 0;
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
@@ -138,5 +156,82 @@ impl TokenCache {
     /// Entries held (expired ones not yet swept included).
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keyward::jwk::JwkSet;
+    use keyward::{Policy, verify_with_keys};
+    use keyward_idp::{SigningAlg, SigningKey, jwks};
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: i64 = 1_767_225_600;
+
+    /// A genuinely verified token (the cache never looks inside it).
+    fn entry(issuer: usize, thumbprint: u8, until_unix: i64) -> Arc<Entry> {
+        let key = SigningKey::generate(SigningAlg::ES256, "k").unwrap();
+        let set = JwkSet::from_json(jwks([&key]).to_string().as_bytes()).unwrap();
+        let token = key.sign_jwt(&json!({"sub": "a", "aud": "api", "exp": NOW + 600})).unwrap();
+        let policy = Policy::builder().audience("api").build().unwrap();
+        let verified = verify_with_keys(&set, &policy, &token, NOW).unwrap();
+        Arc::new(Entry {
+            issuer,
+            thumbprint: [thumbprint; 32],
+            verified,
+            headers: Vec::new(),
+            response: http::HeaderMap::new(),
+            until_unix,
+        })
+    }
+
+    fn hash(n: u8) -> TokenHash {
+        let mut h = [0u8; 32];
+        h[0] = n;
+        h[31] = n;
+        h
+    }
+
+    #[test]
+    fn entries_live_until_their_deadline_and_the_bound_holds() {
+        let cache = TokenCache::new(true, 32);
+        let e = entry(0, 1, NOW + 10);
+        for n in 0..200u8 {
+            cache.insert(hash(n), Arc::clone(&e), NOW, cache.epoch());
+        }
+        assert!(cache.len() <= 32, "{}", cache.len());
+        cache.insert(hash(250), entry(0, 1, NOW + 10), NOW, cache.epoch());
+        assert!(cache.get(&hash(250), NOW + 9).is_some());
+        assert!(cache.get(&hash(250), NOW + 10).is_none(), "expired at its deadline");
+        assert!(cache.get(&hash(250), NOW).is_none(), "an expired entry is removed");
+        // Already expired: never kept.
+        cache.insert(hash(251), entry(0, 1, NOW), NOW, cache.epoch());
+        assert!(cache.get(&hash(251), NOW - 1).is_none());
+    }
+
+    #[test]
+    fn removal_drops_matching_entries_and_stale_inserts() {
+        let cache = TokenCache::new(true, 100);
+        cache.insert(hash(1), entry(0, 1, NOW + 60), NOW, cache.epoch());
+        cache.insert(hash(2), entry(0, 2, NOW + 60), NOW, cache.epoch());
+        cache.insert(hash(3), entry(1, 1, NOW + 60), NOW, cache.epoch());
+        let before = cache.epoch();
+        assert_eq!(cache.remove_where(|e| e.issuer == 0 && e.thumbprint == [1; 32]), 1);
+        assert!(cache.get(&hash(1), NOW).is_none());
+        assert!(cache.get(&hash(2), NOW).is_some() && cache.get(&hash(3), NOW).is_some());
+        // A verification that started before the removal does not put its outcome back.
+        cache.insert(hash(4), entry(0, 1, NOW + 60), NOW, before);
+        assert!(cache.get(&hash(4), NOW).is_none());
+    }
+
+    #[test]
+    fn a_disabled_cache_keeps_nothing() {
+        let cache = TokenCache::new(false, 100);
+        cache.insert(hash(1), entry(0, 1, NOW + 60), NOW, cache.epoch());
+        assert!(!cache.enabled());
+        assert_eq!(cache.len(), 0);
+        assert!(cache.get(&hash(1), NOW).is_none());
     }
 }

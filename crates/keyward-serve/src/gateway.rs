@@ -113,6 +113,8 @@ pub(crate) struct Runtime {
     rules: Vec<(PathRule, usize)>,
     cache: Arc<TokenCache>,
     claim_headers: Vec<HeaderName>,
+    /// The headers of a bypassed CORS preflight's 200 (every claim header empty).
+    preflight_headers: HeaderMap,
     clock: SharedClock,
     tasks: Vec<JoinHandle<()>>,
     decisions: DecisionMetrics,
@@ -195,6 +197,13 @@ impl Gateway {
     /// old configuration keeps serving.
     pub fn reload(&self, config: Config) -> Result<(), BuildError> {
         let old = self.current.load_full();
+        if config.listen != old.config.listen {
+            tracing::warn!(
+                listen = %config.listen,
+                serving = %old.config.listen,
+                "the listen address is read at start only: restart to move it"
+            );
+        }
         let runtime = Runtime::build(config, &self.clock, Some(&old))?;
         self.current.store(Arc::new(runtime));
         Ok(())
@@ -278,14 +287,26 @@ impl Gateway {
         let config = &rt.config;
         let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
         let (named, own_uri) = split_auth_path(uri.path(), path_and_query);
-        let trusted = request::trusted(peer, &config.trusted_proxies);
-        let original = match request::original(method, headers, own_uri, trusted) {
-            Ok(original) => original,
-            Err(why) => {
-                let policy = named.and_then(|n| rt.policy_index(n)).unwrap_or(rt.default_policy);
-                let denial = Denial::InvalidRequest { code: "invalid_request", why };
-                return (Some(policy), respond::deny(rt.policy(policy), &denial, config.error_description));
+        // The original request is read only when something needs it: path rules, the query
+        // token, or a CORS preflight (whose headers are looked at first). A plain decision
+        // looks at no forwarding header at all.
+        let needs_rules = named.is_none() && !rt.rules.is_empty();
+        let maybe_preflight = config.cors_preflight_bypass && request::has_preflight_headers(headers);
+        let original = if needs_rules || maybe_preflight || config.tokens.query_parameter {
+            let trusted = request::trusted(peer, &config.trusted_proxies);
+            match request::original(method, headers, own_uri, trusted) {
+                Ok(original) => Some(original),
+                Err(why) => {
+                    let policy = named.and_then(|n| rt.policy_index(n)).unwrap_or(rt.default_policy);
+                    let denial = Denial::InvalidRequest { code: "invalid_request", why };
+                    return (
+                        Some(policy),
+                        respond::deny(rt.policy(policy), &denial, config.error_description),
+                    );
+                }
             }
+        } else {
+            None
         };
         let policy = match named {
             Some(name) => match rt.policy_index(name) {
@@ -293,23 +314,24 @@ impl Gateway {
                 None => return (None, respond::unknown_policy()),
             },
             None if rt.rules.is_empty() => rt.default_policy,
-            None => match rt.rule_for(&original) {
+            None => match original.as_ref().and_then(|o| rt.rule_for(o)) {
                 Some(index) => index,
                 // Counted under the default policy: the one `/auth` stands for.
                 None => return (Some(rt.default_policy), respond::no_rule()),
             },
         };
         let policy_rt = rt.policy(policy);
-        if config.cors_preflight_bypass && request::is_preflight(&original, headers) {
+        if maybe_preflight && original.as_ref().is_some_and(|o| o.method == Method::OPTIONS) {
             rt.decisions.cors_preflight_bypassed();
-            return (Some(policy), respond::allow(&rt.claim_headers, None));
+            return (Some(policy), respond::allow(&rt.preflight_headers));
         }
         let sources = Sources {
             cookies: &config.tokens.cookies,
             query: config.tokens.query_parameter,
             max_len: keyward::DEFAULT_MAX_TOKEN_LEN,
         };
-        let token = match request::token(headers, &original, &sources) {
+        let query = original.as_ref().and_then(Original::query);
+        let token = match request::token(headers, query, &sources) {
             Found::None => {
                 return (
                     Some(policy),
@@ -346,13 +368,14 @@ impl Gateway {
                 rt.decisions.claim_header_dropped(index);
             }
         }
-        (Some(policy), respond::allow(&rt.claim_headers, Some(&entry.headers)))
+        (Some(policy), respond::allow(&entry.response))
     }
 
     /// The verified token: from the cache, or verified now (waiting at most the decision
     /// deadline for a key fetch, which goes on in the background either way).
-    async fn verified(&self, rt: &Runtime, token: &str) -> Result<Arc<Entry>, Denial> {
+    async fn verified(&self, rt: &Runtime, token: &[u8]) -> Result<Arc<Entry>, Denial> {
         let now = rt.clock.now_unix();
+        let epoch = rt.cache.epoch();
         let hash = if rt.cache.enabled() && token.len() <= keyward::DEFAULT_MAX_TOKEN_LEN {
             let hash = token_hash(token);
             if let Some(entry) = rt.cache.get(&hash, now) {
@@ -366,20 +389,29 @@ impl Gateway {
         } else {
             None
         };
+        let token =
+            request::checked(token).map_err(|why| Denial::InvalidRequest { code: "invalid_request", why })?;
         // A token matching no configured issuer is nobody's outcome (its volume cannot make
         // a configured issuer look degraded).
         let index = rt.select_issuer(token).map_err(|e| Denial::Rejected(Rejection::from_error(e)))?;
-        let issuer = rt.issuers.get(index).ok_or(Denial::Deadline)?;
+        let Some(issuer) = rt.issuers.get(index) else {
+            // `select_issuer` answers indices of this runtime only.
+            let e = Error::new(Reason::IssuerMismatch, "iss is not a configured issuer");
+            return Err(Denial::Rejected(Rejection::from_error(e)));
+        };
         let outcome = match issuer.verifier.verify_now(token) {
             Ok(outcome) => outcome,
             // The fetch runs on its own task: dropping this wait at the deadline leaves it going.
-            Err(pending) => match tokio::time::timeout(rt.config.decision_deadline, pending.wait()).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    rt.spike(issuer, Err(Reason::KeysUnavailable));
-                    return Err(Denial::Deadline);
+            // Boxed: the rare waiting path does not make every decision's future large.
+            Err(pending) => {
+                match Box::pin(tokio::time::timeout(rt.config.decision_deadline, pending.wait())).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        rt.spike(issuer, Err(Reason::KeysUnavailable));
+                        return Err(Denial::Deadline);
+                    }
                 }
-            },
+            }
         };
         let verified = outcome.map_err(|e| {
             rt.spike(issuer, Err(e.reason()));
@@ -387,7 +419,9 @@ impl Gateway {
         })?;
         rt.spike(issuer, Ok(()));
         let claims = verified.claims();
-        let headers = rt.claim_header_paths().map(|path| claim_value(claims, path)).collect();
+        let headers: Vec<ClaimValue> =
+            rt.claim_header_paths().map(|path| claim_value(claims, path)).collect();
+        let response = respond::allow_headers(&rt.claim_headers, Some(&headers));
         let max_ttl = i64::try_from(rt.config.token_cache.max_ttl.as_secs()).unwrap_or(i64::MAX);
         let until_unix = verified.registered().exp.unwrap_or(now).min(now.saturating_add(max_ttl));
         let entry = Arc::new(Entry {
@@ -395,10 +429,11 @@ impl Gateway {
             thumbprint: *verified.key().thumbprint(),
             verified,
             headers,
+            response,
             until_unix,
         });
         if let Some(hash) = hash {
-            rt.cache.insert(hash, Arc::clone(&entry), now);
+            rt.cache.insert(hash, Arc::clone(&entry), now, epoch);
         }
         Ok(entry)
     }
@@ -486,7 +521,8 @@ impl Runtime {
             rules.push((rule.clone(), index));
         }
         let cache = Arc::new(TokenCache::new(config.token_cache.enabled, config.token_cache.max_entries));
-        let claim_headers = config.claim_headers.iter().map(|c| c.header.clone()).collect();
+        let claim_headers: Vec<HeaderName> = config.claim_headers.iter().map(|c| c.header.clone()).collect();
+        let preflight_headers = respond::allow_headers(&claim_headers, None);
         let decisions = DecisionMetrics::from_config(&config);
         for policy in &mut policies {
             policy.metrics = decisions.policy(&policy.name);
@@ -509,6 +545,7 @@ impl Runtime {
             rules,
             cache,
             claim_headers,
+            preflight_headers,
             clock: clock.clone(),
             tasks,
             decisions,

@@ -5,16 +5,23 @@
 //! the policy (Envoy `path_prefix`). Headers are believed only from a trusted proxy; from
 //! anyone else the request's own method and URI are used.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use http::header::{AUTHORIZATION, COOKIE, HOST};
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderName, Method};
 use ipnet::IpNet;
 
 /// Longest original URI (path and query) considered; a longer one is `invalid_request`.
 pub(crate) const MAX_URI_LEN: usize = 16 * 1024;
 /// Longest `Cookie` header section read for tokens.
 const MAX_COOKIE_LEN: usize = 64 * 1024;
+
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// The request the proxy is deciding about.
 #[derive(Debug)]
@@ -47,7 +54,7 @@ pub(crate) fn trusted(peer: IpAddr, proxies: &[IpNet]) -> bool {
     proxies.iter().any(|net| net.contains(&peer))
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
@@ -70,17 +77,19 @@ pub(crate) fn original<'a>(
     own_uri: &'a str,
     trusted: bool,
 ) -> Result<Original<'a>, &'static str> {
-    let own_host = header(headers, HOST.as_str());
+    let own_host = header(headers, &HOST);
     let original = if trusted {
-        let (m, uri, host) = if let Some(uri) = header(headers, "x-original-uri") {
-            (header(headers, "x-original-method"), uri, own_host)
-        } else if let Some(uri) = header(headers, "x-forwarded-uri") {
-            (header(headers, "x-forwarded-method"), uri, header(headers, "x-forwarded-host").or(own_host))
+        let (m, uri, host) = if let Some(uri) = header(headers, &X_ORIGINAL_URI) {
+            // nginx's subrequest carries the upstream's Host unless told otherwise: an
+            // `X-Forwarded-Host` the proxy sets names the original one.
+            (header(headers, &X_ORIGINAL_METHOD), uri, header(headers, &X_FORWARDED_HOST).or(own_host))
+        } else if let Some(uri) = header(headers, &X_FORWARDED_URI) {
+            (header(headers, &X_FORWARDED_METHOD), uri, header(headers, &X_FORWARDED_HOST).or(own_host))
         } else {
             (
-                header(headers, "x-original-method").or_else(|| header(headers, "x-forwarded-method")),
+                header(headers, &X_ORIGINAL_METHOD).or_else(|| header(headers, &X_FORWARDED_METHOD)),
                 own_uri,
-                header(headers, "x-forwarded-host").or(own_host),
+                header(headers, &X_FORWARDED_HOST).or(own_host),
             )
         };
         let method = match m {
@@ -97,11 +106,11 @@ pub(crate) fn original<'a>(
     Ok(Original { host: original.host.map(host_only), ..original })
 }
 
-/// True for a CORS preflight: OPTIONS with `Origin` and `Access-Control-Request-Method`.
-pub(crate) fn is_preflight(original: &Original<'_>, headers: &HeaderMap) -> bool {
-    original.method == Method::OPTIONS
+/// True when the request carries a CORS preflight's headers (`Origin` and
+/// `Access-Control-Request-Method`); it is a preflight when the original method is OPTIONS.
+pub(crate) fn has_preflight_headers(headers: &HeaderMap) -> bool {
+    headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
         && headers.contains_key(http::header::ORIGIN)
-        && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// What the request's credentials amount to.
@@ -112,8 +121,9 @@ pub(crate) enum Found<'a> {
     /// Credentials that cannot be a token, or several different tokens: the reason code
     /// (`invalid_request` or `ambiguous_token`) and a detail for logs.
     Invalid(&'static str, &'static str),
-    /// Exactly one token (possibly sent in several places).
-    Token(std::borrow::Cow<'a, str>),
+    /// Exactly one token (possibly sent in several places), its characters not yet checked
+    /// ([`checked`]).
+    Token(Cow<'a, [u8]>),
 }
 
 /// Where tokens may come from besides `Authorization: Bearer`.
@@ -125,27 +135,43 @@ pub(crate) struct Sources<'c> {
 }
 
 /// The `Authorization` header, with keyward-tower's semantics: exactly one header, the
-/// `Bearer` scheme (case-insensitive), one token without inner spaces. Another scheme is no
-/// token at all.
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+/// `Bearer` scheme (case-insensitive), one token. Another scheme is no token at all. The
+/// token's characters are checked by [`checked`], only when it is not in the cache (a cached
+/// token passed that check when it was verified).
+fn bearer(headers: &HeaderMap) -> Result<Option<&[u8]>, &'static str> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else { return Ok(None) };
     if values.next().is_some() {
         return Err("more than one Authorization header");
     }
-    let Ok(value) = value.to_str() else { return Err("the Authorization header is not ASCII") };
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
+    let bytes = value.as_bytes();
+    let (scheme, rest) = match bytes.iter().position(|b| *b == b' ') {
+        Some(space) => (bytes.get(..space).unwrap_or_default(), bytes.get(space + 1..).unwrap_or_default()),
+        None => (bytes, &[][..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        // Another scheme is no token; a header that is not even ASCII is refused (as the layer does).
+        return if bytes.is_ascii() { Ok(None) } else { Err("the Authorization header is not ASCII") };
     }
-    let token = rest.trim_matches(' ');
+    let start = rest.iter().position(|b| *b != b' ').unwrap_or(rest.len());
+    let end = rest.iter().rposition(|b| *b != b' ').map_or(start, |last| last + 1);
+    let token = rest.get(start..end).unwrap_or_default();
     if token.is_empty() {
         return Err("the Bearer credentials are empty");
     }
-    if token.contains(' ') {
+    Ok(Some(token))
+}
+
+/// The token as text, if it can be one: ASCII without spaces (RFC 6750's b64token; anything
+/// else that is not base64url the verifier refuses as `malformed`).
+pub(crate) fn checked(token: &[u8]) -> Result<&str, &'static str> {
+    if !token.is_ascii() {
+        return Err("the token is not ASCII");
+    }
+    if token.contains(&b' ') {
         return Err("the Bearer credentials contain a space");
     }
-    Ok(Some(token))
+    std::str::from_utf8(token).map_err(|_| "the token is not ASCII")
 }
 
 /// The value of cookie `name` (first occurrence across `Cookie` headers).
@@ -171,19 +197,19 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The `access_token` query parameter (percent-decoded).
-fn query_token(query: &str) -> Option<std::borrow::Cow<'_, str>> {
+fn query_token(query: &str) -> Option<Cow<'_, str>> {
     form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "access_token").map(|(_, v)| v)
 }
 
 /// The one token of a request: `Authorization: Bearer`, then the cookies in order, then the
 /// `access_token` query parameter. The same token in several places is one token; two
 /// different ones are `ambiguous_token`.
-pub(crate) fn token<'a>(headers: &'a HeaderMap, original: &Original<'a>, sources: &Sources<'_>) -> Found<'a> {
-    let mut found: Option<std::borrow::Cow<'a, str>> = match bearer(headers) {
-        Ok(t) => t.map(std::borrow::Cow::Borrowed),
+pub(crate) fn token<'a>(headers: &'a HeaderMap, query: Option<&'a str>, sources: &Sources<'_>) -> Found<'a> {
+    let mut found: Option<Cow<'a, [u8]>> = match bearer(headers) {
+        Ok(t) => t.map(Cow::Borrowed),
         Err(why) => return Found::Invalid("invalid_request", why),
     };
-    let mut consider = |candidate: std::borrow::Cow<'a, str>| -> Result<(), &'static str> {
+    let mut consider = |candidate: Cow<'a, [u8]>| -> Result<(), &'static str> {
         if candidate.len() > sources.max_len.saturating_mul(2) {
             return Err("a token is far larger than any accepted");
         }
@@ -196,17 +222,22 @@ pub(crate) fn token<'a>(headers: &'a HeaderMap, original: &Original<'a>, sources
     };
     for name in sources.cookies {
         if let Some(value) = cookie(headers, name)
-            && let Err(why) = consider(std::borrow::Cow::Borrowed(value))
+            && let Err(why) = consider(Cow::Borrowed(value.as_bytes()))
         {
             return Found::Invalid(code_of(why), why);
         }
     }
     if sources.query
-        && let Some(query) = original.query()
+        && let Some(query) = query
         && let Some(value) = query_token(query)
-        && let Err(why) = consider(value)
     {
-        return Found::Invalid(code_of(why), why);
+        let bytes = match value {
+            Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+            Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+        };
+        if let Err(why) = consider(bytes) {
+            return Found::Invalid(code_of(why), why);
+        }
     }
     match found {
         Some(token) => Found::Token(token),
@@ -225,7 +256,7 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (k, v) in pairs {
-            map.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            map.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
         map
     }
@@ -267,19 +298,19 @@ mod tests {
         let own = Original { method: Method::GET, host: None, uri: "/x?access_token=q.q.q" };
         let h = headers(&[("cookie", "a=b; at=c.c.c")]);
         assert_eq!(
-            token(&h, &own, &sources),
+            token(&h, own.query(), &sources),
             Found::Invalid("ambiguous_token", "two different tokens in one request")
         );
         let same = Original { uri: "/x?access_token=c.c.c", ..own };
-        assert_eq!(token(&h, &same, &sources), Found::Token("c.c.c".into()));
+        assert_eq!(token(&h, same.query(), &sources), Found::Token(Cow::Borrowed(&b"c.c.c"[..])));
         let h = headers(&[("authorization", "Basic abc")]);
-        assert_eq!(token(&h, &same, &sources), Found::Token("c.c.c".into()));
+        assert_eq!(token(&h, same.query(), &sources), Found::Token(Cow::Borrowed(&b"c.c.c"[..])));
         let h = headers(&[("authorization", "Bearer a.b.c"), ("authorization", "Bearer a.b.c")]);
         assert_eq!(
-            token(&h, &same, &sources),
+            token(&h, same.query(), &sources),
             Found::Invalid("invalid_request", "more than one Authorization header")
         );
         let none = Sources { cookies: &[], query: false, max_len: 100 };
-        assert_eq!(token(&headers(&[("cookie", "at=c.c.c")]), &same, &none), Found::None);
+        assert_eq!(token(&headers(&[("cookie", "at=c.c.c")]), same.query(), &none), Found::None);
     }
 }

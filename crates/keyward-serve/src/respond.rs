@@ -5,7 +5,7 @@
 
 use axum::body::Body;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use keyward_tower::Rejection;
 
 use crate::gateway::{Decided, PolicyRt};
@@ -55,12 +55,11 @@ fn response(status: StatusCode, reason: &'static str, body: &'static str) -> Res
     response
 }
 
-/// 200: the claim headers (every one; empty when absent or dropped), `Cache-Control: no-store`,
-/// no body. `values` is `None` for a bypassed CORS preflight (all empty).
-pub(crate) fn allow(names: &[HeaderName], values: Option<&[ClaimValue]>) -> Decided {
-    let mut response = Response::new(Body::empty());
-    let headers = response.headers_mut();
-    headers.reserve(names.len() + 1);
+/// The headers of a 200: `Cache-Control: no-store` and every claim header, empty when the
+/// claim is absent or dropped (`values` is `None` for a bypassed CORS preflight: all empty).
+/// Built once per cached token (and once per configuration for preflights).
+pub(crate) fn allow_headers(names: &[HeaderName], values: Option<&[ClaimValue]>) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(names.len() + 1);
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     for (index, name) in names.iter().enumerate() {
         let value = match values.and_then(|v| v.get(index)) {
@@ -70,6 +69,13 @@ pub(crate) fn allow(names: &[HeaderName], values: Option<&[ClaimValue]>) -> Deci
         // `insert`, not `append`: one value per header, whatever the client sent.
         headers.insert(name.clone(), value);
     }
+    headers
+}
+
+/// 200 with `headers` (from [`allow_headers`]) and no body.
+pub(crate) fn allow(headers: &HeaderMap) -> Decided {
+    let mut response = Response::new(Body::empty());
+    *response.headers_mut() = headers.clone();
     Decided { response, reason: DecisionReason::Allowed }
 }
 

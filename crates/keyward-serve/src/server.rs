@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use axum::routing::{any, get};
+use axum::serve::ListenerExt;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use tokio::net::TcpListener;
@@ -84,7 +85,13 @@ impl Server {
         let reloading = config.path.is_some().then(|| spawn_reloader(&self.gateway, &config));
         let app = router(Arc::clone(&self.gateway));
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let serving = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        // Answers are one small write each: no reason to wait for Nagle's algorithm.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
+        let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = stop_rx.wait_for(|stop| *stop).await;
             });
