@@ -276,6 +276,19 @@ def paced(url: str, tokens: Path, rate: float, seconds: float, threads: int) -> 
     return run_wrk(url, tokens, seconds, threads, conns, delay), conns, delay
 
 
+def few_connections(url: str, tokens: Path, rate: float, seconds: float, threads: int) -> tuple[WrkResult, int]:
+    """wrk at about `rate` req/s by running fewer connections flat out (no think time, so no timer
+    bursts): throughput grows with the connection count while the server is below saturation, so
+    up to three 3 s runs scale the count towards `rate`. Returns (result, connections)."""
+    conns = 2
+    for _ in range(3):
+        cal = run_wrk(url, tokens, 3, threads, conns)
+        if cal.rps <= 0 or abs(cal.rps - rate) <= 0.1 * rate:
+            break
+        conns = max(1, min(512, round(conns * rate / cal.rps)))
+    return run_wrk(url, tokens, seconds, threads, conns), conns
+
+
 def mint(idp: str, n: int, out: Path, ttl: int, prefix: str, audience: str = AUDIENCE) -> None:
     t0 = time.monotonic()
     subprocess.run(["node", str(BENCH / "mint.mjs"), idp, audience, str(n), str(out), str(ttl), prefix],
@@ -572,11 +585,17 @@ def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, r
                 rate = (peak_rps(case, path, "keyward") or 0) / 2
                 if rate <= 0:
                     continue
+                # Two ways to load at half the peak without wrk2; each has its bias, both are reported.
                 r, conns, delay = paced(url, tokens, rate, args.duration, args.threads)
-                results["half"].append({"case": case, "path": path, "target_rps": rate, "connections": conns,
-                                        "delay_ms": delay, **r.as_dict()})
+                results["half"].append({"case": case, "path": path, "method": f"think time {delay} ms",
+                                        "target_rps": rate, "connections": conns, "delay_ms": delay, **r.as_dict()})
                 log(f"half   {case:6} {path:6} target {rate:8.0f} achieved {r.rps:8.0f} req/s ({conns} conns, "
                     f"{delay} ms think time)  p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  non-2xx {r.non2xx}")
+                r, conns = few_connections(url, tokens, rate, args.duration, args.threads)
+                results["half"].append({"case": case, "path": path, "method": "fewer connections",
+                                        "target_rps": rate, "connections": conns, "delay_ms": 0, **r.as_dict()})
+                log(f"half   {case:6} {path:6} target {rate:8.0f} achieved {r.rps:8.0f} req/s ({conns} conns, "
+                    f"flat out)  p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  non-2xx {r.non2xx}")
 
     half_rate = (peak_rps("unique", "nginx", "keyward") or 0) / 2
 
@@ -699,11 +718,13 @@ def report(res: dict) -> str:
                              f"(target ≥ 0.8×: {'met' if ratio >= 0.8 else 'MISSED'})")
         lines.append("")
     if res.get("half"):
-        lines += ["p99 at half of keyward's peak (wrk, each connection waiting a fixed think time between requests):", "",
-                  "| case | path | target req/s | achieved req/s | connections | p50 ms | p99 ms | non-2xx | p99 ≤ 1 ms |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+        lines += ["p99 at half of keyward's peak (wrk2 is not in Debian: wrk with a fixed think time per connection, "
+                  "and wrk with fewer connections flat out):", "",
+                  "| case | path | method | target req/s | achieved req/s | connections | p50 ms | p99 ms | non-2xx "
+                  "| p99 ≤ 1 ms |",
+                  "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
         for r in res["half"]:
-            lines.append(f"| {r['case']} | {r['path']} | {fmt_rps(r['target_rps'])} | {fmt_rps(r['rps'])} | "
+            lines.append(f"| {r['case']} | {r['path']} | {r['method']} | {fmt_rps(r['target_rps'])} | {fmt_rps(r['rps'])} | "
                          f"{r['connections']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['non2xx']} | "
                          f"{'met' if r['p99_ms'] <= 1.0 else 'MISSED'} |")
         lines.append("")
