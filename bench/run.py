@@ -334,6 +334,12 @@ def versions(kw: Path) -> dict[str, str]:
     }
 
 
+def save(run_dir: Path, results: dict) -> None:
+    """results.json so far (and results.md), rewritten after every phase."""
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (run_dir / "results.md").write_text(report(results))
+
+
 def first_line(path: Path) -> str:
     with open(path) as f:
         return f.readline().strip()
@@ -557,6 +563,8 @@ def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, r
                 return row["rps"]
         return None
 
+    save(run_dir, results)  # each phase's results are on disk before the next starts
+
     # --- Where the CPU goes (optional): a system-wide perf profile of keyward through nginx --------
     if args.perf and "keyward" in only:
         url = f"{front}/keyward/ok.txt"
@@ -576,6 +584,8 @@ def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, r
             (run_dir / f"perf-{case}-keyward-symbols.txt").write_text(in_kw)
             results["perf"][case] = {"rps": r.rps, "by_process": by_comm, "keyward_symbols": in_kw}
             log(f"perf {case}: {r.rps:.0f} req/s under perf; profiles in {run_dir}/perf-{case}-*.txt")
+
+    save(run_dir, results)  # each phase's results are on disk before the next starts
 
     # --- p99 at half of keyward's peak --------------------------------------------------------
     if "keyward" in only and "half" not in skip and results.get("peak"):
@@ -598,6 +608,8 @@ def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, r
                     f"flat out)  p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  non-2xx {r.non2xx}")
 
     half_rate = (peak_rps("unique", "nginx", "keyward") or 0) / 2
+
+    save(run_dir, results)  # each phase's results are on disk before the next starts
 
     # --- Key rotation under load -------------------------------------------------------------
     if "keyward" in only and "rotation" not in skip and half_rate > 0:
@@ -631,6 +643,8 @@ def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, r
         }
         log(f"rotation: old-key tokens {ro.requests} requests, {ro.non2xx} non-2xx, {ro.socket_errors} errors; "
             f"new-key tokens {rn.requests} requests, {rn.non2xx} non-2xx, {rn.socket_errors} errors")
+
+    save(run_dir, results)  # each phase's results are on disk before the next starts
 
     # --- Soak at half load ---------------------------------------------------------------------
     if "keyward" in only and "soak" not in skip and args.soak > 0 and half_rate > 0:
@@ -732,7 +746,8 @@ def report(res: dict) -> str:
         lines += ["Decision micro-benchmark (`cargo bench -p keyward-serve --bench decision`, same run, before the "
                   "servers start):", "", "```", res["micro"].rstrip(), "```", ""]
     for key, title in (("rss_idle_kib", "RSS idle (after start and one request)"),
-                       ("rss_full_cache_kib", "RSS after the peak runs (keyward's token cache full)")):
+                       ("rss_full_cache_kib", f"RSS after the peak runs ({s['unique']:,} distinct tokens sent; "
+                                              "keyward's cache holds at most 10,000)")):
         if res.get(key):
             parts = ", ".join(f"{k} {v / 1024:.1f} MiB" for k, v in res[key].items())
             lines.append(f"- {title}: {parts}")
