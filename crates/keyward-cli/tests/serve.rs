@@ -56,10 +56,12 @@ struct Serve {
 }
 
 impl Serve {
-    /// Starts `keyward serve ARGS --listen 127.0.0.1:0` and reads the bound address from its
-    /// startup line.
+    /// Starts `keyward serve ARGS --listen 127.0.0.1:0` (a file sets its own) and reads the
+    /// bound address from its startup line.
     fn start(args: &[&str]) -> Self {
-        let mut child = keyward(&[&["serve"], args, &["--listen", "127.0.0.1:0"]].concat()).spawn().unwrap();
+        // A configuration file names its own listen address.
+        let listen: &[&str] = if args.contains(&"--config") { &[] } else { &["--listen", "127.0.0.1:0"] };
+        let mut child = keyward(&[&["serve"], args, listen].concat()).spawn().unwrap();
         let (tx, stderr) = mpsc::channel();
         let reader = BufReader::new(child.stderr.take().unwrap());
         std::thread::spawn(move || {
@@ -203,4 +205,54 @@ require = { scope = "admin" }
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("configuration valid"), "{stdout}");
     assert!(stdout.contains("corp") && stdout.contains("admin") && stdout.contains("default"), "{stdout}");
+}
+
+#[test]
+fn sighup_reloads_the_file_and_a_bad_file_keeps_the_old_configuration() {
+    let idp = Idp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyward.toml");
+    let base = format!(
+        "listen = \"127.0.0.1:0\"\n[reload]\nwatch = false\n\n[[issuer]]\nname = \"idp\"\nissuer = \"{}\"\naudiences = [\"{AUD}\"]\n",
+        idp.idp.issuer()
+    );
+    std::fs::write(&path, &base).unwrap();
+    let serve = Serve::start(&["--config", path.to_str().unwrap()]);
+    let bearer = format!("Bearer {}", idp.token());
+    let ask = |policy: &str| serve.get(&format!("/auth/{policy}"), &[("Authorization", &bearer)]).0;
+    assert_eq!(ask("default"), 200);
+    assert_eq!(ask("strict"), 500);
+    let hup = || {
+        let status = Command::new("kill").args(["-HUP", &serve.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    };
+
+    std::fs::write(&path, format!("{base}\n[policy.strict]\nrequire = {{ scope = \"admin\" }}\n")).unwrap();
+    hup();
+    let mut status = 0;
+    for _ in 0..200 {
+        status = ask("strict");
+        if status != 500 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(status, 403, "the new policy serves after SIGHUP");
+
+    // A broken file is refused; the configuration in service keeps answering.
+    std::fs::write(&path, "[[issuer]]\naudiences = 7\n").unwrap();
+    hup();
+    let mut refused = false;
+    for _ in 0..200 {
+        if serve.stderr.try_iter().any(|l| l.contains("reload failed")) {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(refused, "the bad file was reported");
+    assert_eq!(ask("strict"), 403);
+    assert_eq!(ask("default"), 200);
+    let (code, _) = serve.terminate();
+    assert_eq!(code, Some(0));
 }

@@ -292,6 +292,26 @@ mod tests {
     }
 
     #[test]
+    fn bearer_parsing_follows_the_layer() {
+        let one = |value: &[u8]| {
+            let mut map = HeaderMap::new();
+            map.insert(AUTHORIZATION, http::HeaderValue::from_bytes(value).unwrap());
+            bearer(&map).map(|t| t.map(<[u8]>::to_vec))
+        };
+        assert_eq!(one(b"Bearer a.b.c"), Ok(Some(b"a.b.c".to_vec())));
+        assert_eq!(one(b"bEaReR   a.b.c  "), Ok(Some(b"a.b.c".to_vec())));
+        assert_eq!(one(b"Basic YWxpY2U="), Ok(None));
+        assert_eq!(one(b"Bearer"), Err("the Bearer credentials are empty"));
+        assert_eq!(one(b"Bearer    "), Err("the Bearer credentials are empty"));
+        assert_eq!(one(b"Basic \xc3\xa9"), Err("the Authorization header is not ASCII"));
+        // Characters are checked when the token is not in the cache.
+        assert_eq!(one(b"Bearer a b"), Ok(Some(b"a b".to_vec())));
+        assert_eq!(checked(b"a b"), Err("the Bearer credentials contain a space"));
+        assert_eq!(checked(b"a.\xc3\xa9"), Err("the token is not ASCII"));
+        assert_eq!(checked(b"a.b.c"), Ok("a.b.c"));
+    }
+
+    #[test]
     fn tokens_come_from_bearer_cookies_then_query_and_must_agree() {
         let cookies = vec!["session".to_owned(), "at".to_owned()];
         let sources = Sources { cookies: &cookies, query: true, max_len: 100 };

@@ -607,3 +607,73 @@ async fn shutdown_lets_requests_in_flight_finish_then_stops_listening() {
     gw.serving.take().unwrap().await.unwrap().unwrap();
     assert!(reqwest::get(format!("{}/healthz", gw.base)).await.is_err(), "still listening after shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_templated_issuer_accepts_its_tenants_only_next_to_an_exact_one() {
+    let (kt, ke) = (key("kt"), key("ke"));
+    let (entra, other) = (idp_with(&[&kt]).await, idp_with(&[&ke]).await);
+    let (tenant, stranger) = ("72f988bf-86f1-41af-91ab-2d7cd011db47", "0e3f5a4c-1111-4222-8333-944455556666");
+    let template = format!("{}/{{tenantid}}/v2.0", entra.issuer());
+    let config = toml(&format!(
+        r#"
+[[issuer]]
+name = "entra"
+template = "{template}"
+tenants = ["{}"]
+jwks_uri = "{}"
+audiences = ["{AUD}"]
+
+[[issuer]]
+name = "other"
+issuer = "{}"
+audiences = ["{AUD}"]
+"#,
+        tenant.to_ascii_uppercase(),
+        entra.jwks_uri(),
+        other.issuer()
+    ));
+    let gw = start(config).await;
+    let iss_of = |tid: &str| template.replace("{tenantid}", tid);
+    let good = token(&iss_of(tenant), &kt, json!({"tid": tenant}));
+    let answer = gw.get("/auth", Some(&good)).await;
+    assert_eq!(
+        (answer.status, answer.header("x-auth-issuer")),
+        (200, Some(iss_of(tenant).as_str())),
+        "{}",
+        answer.body
+    );
+    // A tenant outside the allowlist, or a `tid` that does not match the `iss`: refused.
+    let outsider = token(&iss_of(stranger), &kt, json!({"tid": stranger}));
+    let answer = gw.get("/auth", Some(&outsider)).await;
+    assert_eq!((answer.status, answer.header("x-keyward-reason")), (401, Some("issuer_mismatch")));
+    let mismatched = token(&iss_of(tenant), &kt, json!({"tid": stranger}));
+    assert_eq!(gw.get("/auth", Some(&mismatched)).await.status, 401);
+    // The exact issuer next to it still picks its own keys.
+    assert_eq!(gw.get("/auth", Some(&token(other.issuer(), &ke, json!({})))).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_decisions_cache_hits_and_dropped_claim_headers() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    let gw = start(quick(idp.issuer(), SourceSettings::default())).await;
+    let crlf = token(idp.issuer(), &k1, json!({"sub": "x\r\nSet-Cookie: a=b"}));
+    for _ in 0..2 {
+        assert_eq!(gw.get("/auth", Some(&crlf)).await.status, 200);
+    }
+    let answer = gw.get("/metrics", None).await;
+    assert_eq!(answer.status, 200);
+    // The recorder is the process's: other tests add to the same series, never take away.
+    let value = |series: &str| -> f64 {
+        let line = answer
+            .body
+            .lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("no {series} in\n{}", answer.body));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value(r#"keyward_claim_header_dropped_total{header="x-auth-subject"}"#) >= 2.0);
+    assert!(value("keyward_token_cache_hits_total") >= 1.0);
+    assert!(value(r#"keyward_decisions_total{policy="default",status="200",reason="allowed"}"#) >= 2.0);
+    assert!(!answer.body.contains("Set-Cookie"), "a claim value reached a label");
+}
