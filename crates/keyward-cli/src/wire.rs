@@ -135,7 +135,8 @@ pub(crate) struct KeysReport {
     pub(crate) trigger: Option<&'static str>,
     /// For `made`: whether the fetch succeeded.
     pub(crate) fetch_succeeded: Option<bool>,
-    /// For `refused`: `limiter`, `cooldown`, `negative_cache`, `outage_backoff` or `wait_timed_out`.
+    /// For `refused`: `limiter`, `cooldown`, `negative_cache`, `outage_backoff`, `rate_limited` or
+    /// `wait_timed_out`.
     pub(crate) reason: Option<&'static str>,
     /// For `refused`: seconds until a fetch may be made for this token, when known.
     pub(crate) retry_after_s: Option<f64>,

@@ -638,7 +638,9 @@ fn build_verifier(
             )));
         }
     };
-    let source = builder.settings(issuer.source.clone()).build()?;
+    // Named as in the config, so the key source's metrics (`keyward_jwks_*{issuer}`) carry the
+    // same `issuer` label as the gateway's own (`keyward_issuer_ready`) and `/readyz`.
+    let source = builder.name(issuer.name.clone()).settings(issuer.source.clone()).build()?;
     let mut policy = Policy::builder().audiences(issuer.audiences.iter().cloned()).leeway(issuer.leeway);
     if !issuer.algorithms.is_empty() {
         policy = policy.algorithms(issuer.algorithms.iter().copied());

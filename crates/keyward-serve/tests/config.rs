@@ -190,6 +190,7 @@ fn quick_start_errors_name_the_flag() {
     let e = Config::quick_start(quick("http://idp.example.com", &["a"])).unwrap_err();
     assert_eq!((e.field(), e.line()), (Some("--issuer"), None));
     assert!(e.to_string().starts_with("--issuer: \"http://idp.example.com\" is plain http"), "{e}");
+    assert!(e.to_string().ends_with("pass --allow-insecure-http"), "the flag's advice names the flag: {e}");
     let mut insecure = quick("http://idp.example.com", &["a"]);
     insecure.source.http.allow_insecure_http = true;
     assert!(Config::quick_start(insecure).is_ok());

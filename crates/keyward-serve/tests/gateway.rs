@@ -280,6 +280,43 @@ async fn tokens_from_cookies_and_the_original_query_and_two_different_ones_are_a
     assert!(!answer.body.contains(a.as_str()) && !answer.body.contains(b.as_str()));
 }
 
+/// Threat A25 (gateway-level parsing): scheme case and spacing, credentials that are not one
+/// bearer token, and a query-string token while query tokens are off (the default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a25_odd_authorization_headers_and_query_tokens_are_parsed_strictly() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    let gw = start(quick(idp.issuer(), SourceSettings::default())).await;
+    let t = token(idp.issuer(), &k1, json!({"sub": "alice"}));
+
+    // The scheme is case-insensitive and spaces around the token are not part of it.
+    for value in [format!("bearer {t}"), format!("BEARER {t}"), format!("Bearer   {t}  ")] {
+        let answer = gw.ask("GET", "/auth", &[("authorization", &value)]).await;
+        assert_eq!((answer.status, answer.header("x-auth-subject")), (200, Some("alice")), "{value:?}");
+    }
+    // Not exactly one bearer token: the client's fault, 401 invalid_request, nothing echoed.
+    for value in [format!("Bearer {t} {t}"), "Bearer".to_owned(), "Bearer    ".to_owned()] {
+        let answer = gw.ask("GET", "/auth", &[("authorization", &value)]).await;
+        assert_eq!(
+            (answer.status, answer.header("x-keyward-reason")),
+            (401, Some("invalid_request")),
+            "{value:?}"
+        );
+        assert!(!answer.body.contains(t.as_str()));
+    }
+    // Another scheme carries no bearer token.
+    let answer = gw.ask("GET", "/auth", &[("authorization", "Basic YWxpY2U6cGFzc3dvcmQ=")]).await;
+    assert_eq!((answer.status, answer.header("x-keyward-reason")), (401, Some("missing_token")));
+    // Query tokens are off by default: a token in the original URI is not read, nor echoed.
+    let uri = format!("/orders?access_token={t}");
+    let answer = gw.ask("GET", "/auth", &[("x-original-method", "GET"), ("x-original-uri", &uri)]).await;
+    assert_eq!((answer.status, answer.header("x-keyward-reason")), (401, Some("missing_token")));
+    assert!(
+        !answer.body.contains(t.as_str())
+            && answer.headers.values().all(|v| !v.as_bytes().windows(t.len()).any(|w| w == t.as_bytes()))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_headers_are_believed_only_from_trusted_proxies() {
     let k1 = key("k1");

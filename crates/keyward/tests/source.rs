@@ -31,6 +31,7 @@ mod source {
     mod issuers;
     mod keyset;
     mod outage;
+    mod ratelimit;
     mod rotation;
     mod telemetry;
 }

@@ -68,6 +68,8 @@ async fn serve(config: Config) -> Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
+    // Before the startup line: a SIGTERM right after it must already be a graceful shutdown.
+    let shutdown = keyward_serve::shutdown_signal();
     let config = server.gateway().config();
     let addr = server.local_addr();
     if !addr.ip().is_loopback() {
@@ -88,10 +90,7 @@ async fn serve(config: Config) -> Result<ExitCode> {
         policies = %policies.join(","),
         "keyward serve listening on http://{addr}/auth"
     );
-    server
-        .run_until(keyward_serve::shutdown_signal())
-        .await
-        .with_context(|| format!("serving on {listen}"))?;
+    server.run_until(shutdown).await.with_context(|| format!("serving on {listen}"))?;
     tracing::info!("keyward serve stopped");
     Ok(ExitCode::SUCCESS)
 }

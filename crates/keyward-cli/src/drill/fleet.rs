@@ -5,7 +5,9 @@
 //! The idp rotates with `sign-before-publish` and with `overlap`, then a random-kid flood
 //! arrives at every replica. For each phase it reports valid tokens rejected (in all, and
 //! later than publication + 5 s), JWKS requests (total, peak per second), 429s, and when the
-//! last replica first accepted the new key.
+//! last replica first accepted the new key. After each rotation's traffic it waits (bounded)
+//! until every replica holds the new key and none is held back by a 429, so one phase's
+//! stragglers do not count against the next, and it reports what that took.
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -29,9 +31,20 @@ const TICK: Duration = Duration::from_millis(500);
 const GRACE: Duration = Duration::from_secs(5);
 /// Random-kid tokens per replica in the flood.
 const FLOOD_PER_REPLICA: usize = 20;
+/// The longest the wait for every replica to hold the new key may take after a rotation.
+const SETTLE_LIMIT: Duration = Duration::from_secs(300);
 
 struct Replica {
+    source: JwksSource,
     verifier: Verifier,
+}
+
+impl Replica {
+    /// True when the replica's current key set has `kid` and no 429 holds its fetches back.
+    fn settled(&self, kid: &str) -> bool {
+        let has = self.source.current().is_some_and(|set| set.keys_with_kid(kid).next().is_some());
+        has && self.source.health().rate_limited_for.is_none()
+    }
 }
 
 /// What one phase measured.
@@ -45,6 +58,11 @@ struct Phase {
     peak_per_second: u64,
     throttled: u64,
     all_accepted_after: Option<Duration>,
+    /// JWKS requests and 429s until every replica held the new key (traffic phase included).
+    settle_requests: u64,
+    settle_throttled: u64,
+    /// From publication until every replica held the new key and none was held back.
+    settled_after: Option<Duration>,
 }
 
 /// Runs the simulation: each rotation phase sends traffic for three windows (18 s by default),
@@ -85,7 +103,8 @@ pub(crate) async fn run(n: u64, window: Duration, as_json: bool) -> Result<ExitC
         }
         for source in chunk {
             replicas.push(Arc::new(Replica {
-                verifier: Verifier::builder().keys(source).policy(policy.clone()).build()?,
+                verifier: Verifier::builder().keys(source.clone()).policy(policy.clone()).build()?,
+                source,
             }));
         }
     }
@@ -112,7 +131,10 @@ pub(crate) async fn run(n: u64, window: Duration, as_json: bool) -> Result<ExitC
                        "valid_rejected_after_publication_plus_5s": p.rejected_late,
                        "jwks_requests": p.jwks_requests, "peak_jwks_requests_per_s": p.peak_per_second,
                        "throttled_429": p.throttled,
-                       "all_replicas_accepted_after_s": p.all_accepted_after.map(|d| d.as_secs_f64())})
+                       "all_replicas_accepted_after_s": p.all_accepted_after.map(|d| d.as_secs_f64()),
+                       "all_replicas_settled_after_s": p.settled_after.map(|d| d.as_secs_f64()),
+                       "jwks_requests_until_settled": p.settle_requests,
+                       "throttled_429_until_settled": p.settle_throttled})
             })
             .collect();
         outln!(
@@ -127,7 +149,7 @@ pub(crate) async fn run(n: u64, window: Duration, as_json: bool) -> Result<ExitC
             phase_length.as_secs()
         );
         outln!(
-            "\n{:<20} {:>8} {:>9} {:>12} {:>6} {:>7} {:>6} {:>14}",
+            "\n{:<20} {:>8} {:>9} {:>12} {:>6} {:>7} {:>6} {:>14} {:>22}",
             "phase",
             "sent",
             "rejected",
@@ -135,11 +157,24 @@ pub(crate) async fn run(n: u64, window: Duration, as_json: bool) -> Result<ExitC
             "jwks",
             "peak/s",
             "429s",
-            "all accept at"
+            "all accept at",
+            "settled (jwks, 429s)"
         );
+        let secs = |d: Option<Duration>, none: &str| {
+            d.map_or_else(|| none.to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
+        };
         for p in &phases {
+            let settled = match p.name {
+                "random-kid flood" => String::new(),
+                _ => format!(
+                    "{} ({}, {})",
+                    secs(p.settled_after, "not"),
+                    p.settle_requests,
+                    p.settle_throttled
+                ),
+            };
             outln!(
-                "{:<20} {:>8} {:>9} {:>12} {:>6} {:>7} {:>6} {:>14}",
+                "{:<20} {:>8} {:>9} {:>12} {:>6} {:>7} {:>6} {:>14} {:>22}",
                 p.name,
                 p.sent,
                 p.rejected,
@@ -147,15 +182,22 @@ pub(crate) async fn run(n: u64, window: Duration, as_json: bool) -> Result<ExitC
                 p.jwks_requests,
                 p.peak_per_second,
                 p.throttled,
-                p.all_accepted_after
-                    .map_or_else(|| "never".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
+                secs(p.all_accepted_after, "never"),
+                settled
             );
         }
         outln!(
             "\n(rejected: valid tokens refused; late: refused later than publication + 5 s; jwks: requests the"
         );
         outln!(
-            " idp received, 429s among them; all accept at: from publication until every replica accepted)"
+            " idp received during the traffic, 429s among them; all accept at: from publication until every"
+        );
+        outln!(
+            " replica accepted the new key or held it; settled: until every replica held it and no 429 held"
+        );
+        outln!(
+            " any back, with the requests and 429s of the whole rotation; at most {} s)",
+            SETTLE_LIMIT.as_secs()
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -238,6 +280,30 @@ async fn rotation(
     phase.peak_per_second = peak;
     phase.jwks_requests = idp.jwks_requests().saturating_sub(before.0);
     phase.throttled = idp.jwks_throttled().saturating_sub(before.1);
+    // Without traffic, until every replica holds the new key (through its background retries)
+    // and no 429 holds any back: how long the whole fleet takes, and what it costs the idp.
+    let kid = key.kid().to_owned();
+    let (settled, settle_peak) = with_peak(idp, async {
+        let limit = Instant::now() + SETTLE_LIMIT;
+        loop {
+            let now = Instant::now();
+            if replicas.iter().all(|r| r.settled(&kid)) {
+                return Some(now.saturating_duration_since(published));
+            }
+            if now >= limit {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await;
+    phase.peak_per_second = phase.peak_per_second.max(settle_peak);
+    phase.settled_after = settled;
+    if phase.all_accepted_after.is_none() {
+        phase.all_accepted_after = settled;
+    }
+    phase.settle_requests = idp.jwks_requests().saturating_sub(before.0);
+    phase.settle_throttled = idp.jwks_throttled().saturating_sub(before.1);
     Ok(phase)
 }
 

@@ -267,6 +267,12 @@ fn the_fleet_simulation_reports_every_phase() {
         assert!(rotation["all_replicas_accepted_after_s"].is_number(), "{rotation}");
         assert!(rotation["jwks_requests"].as_u64().unwrap() >= 5, "every replica fetched: {rotation}");
         assert_eq!(rotation["throttled_429"], 0, "{rotation}");
+        // After the traffic, every replica holds the new key: the wait for it ended, and the
+        // whole rotation's requests include the traffic's.
+        assert!(rotation["all_replicas_settled_after_s"].is_number(), "{rotation}");
+        let (total, traffic) = (&rotation["jwks_requests_until_settled"], &rotation["jwks_requests"]);
+        assert!(total.as_u64().unwrap() >= traffic.as_u64().unwrap(), "{rotation}");
+        assert_eq!(rotation["throttled_429_until_settled"], 0, "{rotation}");
     }
     assert_eq!(phases[2]["sent"], 100, "20 random kids per replica");
     assert_eq!(phases[2]["valid_rejected"], 0, "{}", phases[2]);

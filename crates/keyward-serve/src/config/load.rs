@@ -136,7 +136,13 @@ impl Config {
     pub fn quick_start(quick: QuickStart) -> Result<Config, ConfigError> {
         let flag = |flag: &str, message: String| ConfigError::unplaced(None, Some(flag), message);
         let allow_insecure = quick.source.http.allow_insecure_http;
-        check_url(&quick.issuer, allow_insecure).map_err(|m| flag("--issuer", m))?;
+        // The file's advice names the file's setting; here the flag is what the user can set.
+        check_url(&quick.issuer, allow_insecure).map_err(|m| {
+            flag(
+                "--issuer",
+                m.replace("set allow_insecure_http = true in [issuer.keys]", "pass --allow-insecure-http"),
+            )
+        })?;
         if quick.audiences.is_empty() {
             return Err(flag("--audience", "at least one audience is required".to_owned()));
         }

@@ -91,19 +91,23 @@ pub enum NoFetchReason {
     NegativeCache,
     /// Fetches are failing; the next attempt waits for the outage backoff.
     OutageBackoff,
+    /// The IdP rate-limited the last fetch (`429`, or `503` with `Retry-After`): no fetch of
+    /// any kind but a manual one is made before the time it asked for, plus a jitter.
+    RateLimited,
     /// A fetch was started but did not finish within `fetch_wait`; it goes on in the background.
     WaitTimedOut,
 }
 
 impl NoFetchReason {
     /// The stable snake_case name: `limiter`, `cooldown`, `negative_cache`, `outage_backoff`,
-    /// `wait_timed_out`.
+    /// `rate_limited`, `wait_timed_out`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Limiter => "limiter",
             Self::Cooldown => "cooldown",
             Self::NegativeCache => "negative_cache",
             Self::OutageBackoff => "outage_backoff",
+            Self::RateLimited => "rate_limited",
             Self::WaitTimedOut => "wait_timed_out",
         }
     }

@@ -60,6 +60,9 @@ pub struct Health {
     pub last_error: Option<FetchError>,
     /// The HTTP facts of the last response received.
     pub last_response: Option<HttpFacts>,
+    /// How long fetches are still held back because the IdP rate-limited the last one
+    /// (`429`, or `503` with `Retry-After`); `None` when they are not.
+    pub rate_limited_for: Option<std::time::Duration>,
 }
 
 /// Seconds from `now` to `t` (negative when `t` is past).
@@ -99,5 +102,6 @@ pub(crate) fn health_of(
         consecutive_failures: snap.failures,
         last_error: snap.last_error.clone(),
         last_response: snap.last_response.clone(),
+        rate_limited_for: snap.held_for(now),
     }
 }

@@ -134,11 +134,12 @@ pub struct HttpSettings {
     pub total_timeout: Duration,
     /// Body size bound. Default 1 MiB.
     pub max_body_bytes: usize,
-    /// Retries after the first attempt on DNS and connect errors, timeouts, 5xx and 429. Default 2.
+    /// Retries after the first attempt on DNS and connect errors, timeouts and 5xx, never on an
+    /// answer that asks for time (`429`, or `Retry-After`). Default 2.
     pub retries: u32,
     /// First retry delay; doubles per retry up to `retry_backoff_max`, with jitter. Default 200 ms.
     pub retry_backoff: Duration,
-    /// Longest retry delay, and the longest `Retry-After` honoured inline. Default 1 s.
+    /// Longest retry delay. Default 1 s.
     pub retry_backoff_max: Duration,
     /// Allow plain `http://` to non-loopback hosts. Default false.
     pub allow_insecure_http: bool,
@@ -206,6 +207,10 @@ impl HttpClient {
     }
 
     /// GET with retries and bounds.
+    ///
+    /// A server that asks for time (a `429`, or any answer with a `Retry-After`) is never
+    /// retried inline: retrying adds load exactly when the server is saturated. The source
+    /// holds every fetch back until the time it asked for instead ([`rate_limit_of`]).
     pub(crate) async fn get(&self, url: &str, validators: &Validators) -> Result<Fetched, FetchError> {
         let parsed = self.check_url(url)?;
         let mut attempt = 0;
@@ -213,25 +218,16 @@ impl HttpClient {
             let result = self.get_once(&parsed, validators).await;
             let retryable = match &result {
                 Ok(_) => false,
+                Err(e) if asks_for_time(e) => false,
                 Err(e) => {
                     matches!(e.stage, FetchStage::Connect | FetchStage::Timeout | FetchStage::Dns)
-                        || matches!(e.stage, FetchStage::HttpStatus(s) if s >= 500 || s == 429)
+                        || matches!(e.stage, FetchStage::HttpStatus(s) if s >= 500)
                 }
             };
             if !retryable || attempt >= self.settings.retries {
                 return result;
             }
-            let delay = match &result {
-                Err(FetchError { facts: Some(facts), .. }) => retry_after(facts),
-                _ => None,
-            };
-            let delay = match delay {
-                Some(d) if d <= self.settings.retry_backoff_max => d,
-                // A long Retry-After is honoured by the background backoff, not inline.
-                Some(_) => return result,
-                None => self.backoff(attempt),
-            };
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep(self.backoff(attempt)).await;
             attempt += 1;
         }
     }
@@ -341,9 +337,36 @@ fn facts_of(url: &str, status: StatusCode, headers: &HeaderMap) -> HttpFacts {
     }
 }
 
-/// A `Retry-After` given in seconds.
+/// True when the server asked for time: a `429`, or a readable `Retry-After` on any failed
+/// answer (an unreadable one counts as absent).
+fn asks_for_time(error: &FetchError) -> bool {
+    matches!(error.stage, FetchStage::HttpStatus(429))
+        || error.facts.as_deref().and_then(retry_after).is_some()
+}
+
+/// How long a rate-limited answer asks the source to hold back, when it is one: a `429` (with
+/// or without `Retry-After`), or a `503` with a `Retry-After`. `Some(None)`: rate limited, no
+/// readable `Retry-After` (the caller uses its usual backoff).
+pub(crate) fn rate_limit_of(error: &FetchError) -> Option<Option<Duration>> {
+    let facts = error.facts.as_deref();
+    match error.stage {
+        FetchStage::HttpStatus(429) => Some(facts.and_then(retry_after)),
+        FetchStage::HttpStatus(503) => facts.and_then(retry_after).map(Some),
+        _ => None,
+    }
+}
+
+/// The `Retry-After` of a response: delta-seconds (saturating, so a 40-digit number is "very
+/// long", not garbage), or an HTTP-date taken relative to the response's own `Date` (which
+/// sidesteps clock skew; without `Date` it is ignored). `None` when absent or unreadable.
 pub(crate) fn retry_after(facts: &HttpFacts) -> Option<Duration> {
-    facts.retry_after.as_deref().and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
+    let value = facts.retry_after.as_deref()?.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX)));
+    }
+    let until = httpdate::parse_http_date(value).ok()?;
+    let date = httpdate::parse_http_date(facts.date.as_deref()?).ok()?;
+    Some(until.duration_since(date).unwrap_or(Duration::ZERO))
 }
 
 /// A host name that did not resolve: our own resolver's error, so the stage is known by type.
@@ -440,6 +463,13 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A random duration in `[0, max]`, in whole milliseconds (tokio's timer resolution, so a
+/// sleep of it ends exactly when it says).
+pub(crate) fn random_up_to(max: Duration) -> Duration {
+    let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::rng().random_range(0..=max_ms))
 }
 
 /// `d` scaled by a random factor in `[1 - spread, 1 + spread]`.

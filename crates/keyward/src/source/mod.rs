@@ -42,7 +42,7 @@ pub use self::events::{KeyEvent, KeyEventKind};
 pub use self::evidence::{FetchDecision, GraceKind, KeyEvidence, NoFetchReason};
 pub use self::health::{Health, HealthState};
 pub use self::http::{FetchError, FetchStage, HttpFacts, HttpSettings, needs_insecure_http_opt_in};
-use self::http::{Fetched, HttpClient, Validators, jitter};
+use self::http::{Fetched, HttpClient, Validators, jitter, random_up_to};
 pub use self::report::{FetchReport, FetchTarget, fetch};
 pub use self::settings::{MAX_STALE_BOUND, MAX_TTL_BOUND, MAX_WINDOW_BOUND, SourceSettings};
 use self::state::{Control, KidState, Moment, RemovedKey, Snapshot};
@@ -54,6 +54,14 @@ use crate::jose::header::MAX_KID_LEN;
 use crate::jose::jwk::VerifyingKey;
 use crate::jose::jwks::JwkSet;
 use crate::telemetry;
+
+/// A token that would fetch while a rate-limit hold has at most this long to run waits for
+/// the fetch at its end instead of being refused.
+const HOLD_WAIT: Duration = Duration::from_secs(2);
+
+/// Rate-limited answers in a row after which the jitter past the IdP's `Retry-After` grows
+/// with the outage backoff instead of staying within a quarter of the time asked.
+const PROMPT_RETRIES: u32 = 4;
 
 /// Why a fetch happened (the `trigger` label of `keyward_jwks_fetches_total`).
 #[non_exhaustive]
@@ -224,6 +232,8 @@ impl JwksSource {
     /// Fetches now (single-flight) and waits for the outcome.
     ///
     /// Waits for the whole fetch (its HTTP timeouts and retries bound it), not `fetch_wait`.
+    /// The application asked, so neither the token-driven budget nor a rate-limit hold (a
+    /// `429`'s `Retry-After`) applies.
     pub async fn refresh(&self) -> Result<(), FetchError> {
         let seen = self.inner.snapshot.load().attempt;
         self.inner.fetch_and_wait_for(Trigger::Manual, seen, false, None).await;
@@ -263,10 +273,11 @@ impl JwksSource {
                     inner.start_scheduled(Trigger::Startup, snap.attempt);
                     FetchDecision::Made { trigger: Trigger::Startup, succeeded: false }
                 } else {
-                    FetchDecision::Refused {
-                        reason: NoFetchReason::OutageBackoff,
-                        retry_after: Some(snap.next_due - now),
-                    }
+                    let reason = match snap.held_for(now) {
+                        Some(_) => NoFetchReason::RateLimited,
+                        None => NoFetchReason::OutageBackoff,
+                    };
+                    FetchDecision::Refused { reason, retry_after: Some(snap.next_due - now) }
                 };
                 return Err(inner.unavailable(&snap).with_keys(evidence));
             }
@@ -332,7 +343,16 @@ impl JwksSource {
         }
         let old_material: Vec<[u8; 32]> = keys.keys_with_kid(kid).map(|k| *k.thumbprint()).collect();
 
-        match inner.fetch_and_wait(trigger, snap.attempt, true).await {
+        // A rate-limit hold about to end is waited out: the token joins the first fetch after
+        // it (no extra request: the background task makes that fetch anyway). A longer hold is
+        // answered at once (`rate_limited`), as the budget's refusals are.
+        let waited = match snap.held_for(now) {
+            Some(hold) if hold <= HOLD_WAIT.min(inner.settings.fetch_wait) => {
+                inner.wait_out_hold(hold, snap.attempt).await
+            }
+            _ => inner.fetch_and_wait(trigger, snap.attempt, true).await,
+        };
+        match waited {
             Waited::Completed => {}
             Waited::Refused(reason, retry_after) => {
                 evidence.fetch = FetchDecision::Refused { reason, retry_after: Some(retry_after) };
@@ -458,7 +478,8 @@ impl Inner {
     }
 
     /// Starts a fetch unless one is running or one completed since `seen_attempt`.
-    /// Token-driven (`limited`) fetches must fit the issuer's budget.
+    /// No fetch but a manual one starts while the IdP's rate-limit hold lasts; token-driven
+    /// (`limited`) fetches must also fit the issuer's budget (a held fetch spends none of it).
     fn start_fetch(
         self: &Arc<Self>,
         trigger: Trigger,
@@ -469,19 +490,30 @@ impl Inner {
         if control.inflight || *self.attempts.borrow() != seen_attempt {
             return Ok(());
         }
+        let now = Instant::now();
+        if trigger != Trigger::Manual
+            && let Some(wait) = self.snapshot.load().held_for(now)
+        {
+            return Err((NoFetchReason::RateLimited, wait));
+        }
+        // Replicas that see a new kid at the same moment would otherwise fetch in lockstep:
+        // token-driven requests are sent after a random delay (requests arriving meanwhile
+        // join this fetch, which is already in flight).
+        let delay = if limited { random_up_to(self.settings.token_fetch_jitter) } else { Duration::ZERO };
         if limited {
-            control.budget.try_take(Instant::now(), &self.settings)?;
+            control.budget.try_take(now, delay, &self.settings)?;
         }
         control.inflight = true;
         drop(control);
         let inner = Arc::clone(self);
-        self.runtime.spawn(async move { inner.run_fetch(trigger).await });
+        self.runtime.spawn(async move { inner.run_fetch(trigger, delay).await });
         Ok(())
     }
 
-    /// Starts a fetch that is not token-driven (so never limited), unless one is running.
+    /// Starts a fetch that is not token-driven (so outside the budget), unless one is running.
     fn start_scheduled(self: &Arc<Self>, trigger: Trigger, seen_attempt: u64) {
-        // Only limited fetches can be refused.
+        // Refused only during a rate-limit hold, which also moved `next_due` past it: the
+        // background task (or the next request after it) makes the fetch then.
         let _started = self.start_fetch(trigger, seen_attempt, false);
     }
 
@@ -520,7 +552,48 @@ impl Inner {
         if completed { Waited::Completed } else { Waited::TimedOut }
     }
 
-    async fn run_fetch(self: Arc<Self>, trigger: Trigger) {
+    /// Waits until a rate-limit hold of `hold` ends, then for the fetch made at its end (by
+    /// the background task, or started here when there is none), at most `fetch_wait` in all.
+    async fn wait_out_hold(self: &Arc<Self>, hold: Duration, seen_attempt: u64) -> Waited {
+        let mut rx = self.attempts.subscribe();
+        let completed = |rx: &mut watch::Receiver<u64>| *rx.borrow_and_update() != seen_attempt;
+        if completed(&mut rx) {
+            return Waited::Completed;
+        }
+        let deadline = later(Instant::now(), self.settings.fetch_wait);
+        let ended = tokio::time::sleep(hold);
+        tokio::pin!(ended);
+        loop {
+            tokio::select! {
+                () = &mut ended => break,
+                changed = rx.changed() => {
+                    // A fetch completed meanwhile (a manual refresh): use its outcome.
+                    if changed.is_err() || completed(&mut rx) {
+                        return Waited::Completed;
+                    }
+                }
+            }
+        }
+        let trigger = due_trigger(&self.snapshot.load(), Instant::now());
+        self.start_scheduled(trigger, seen_attempt);
+        let wait = async {
+            while !completed(&mut rx) {
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        match tokio::time::timeout_at(deadline, wait).await {
+            Ok(true) => Waited::Completed,
+            _ => Waited::TimedOut,
+        }
+    }
+
+    async fn run_fetch(self: Arc<Self>, trigger: Trigger, delay: Duration) {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let result = self.fetch_once().await;
         let now = Moment { at: Instant::now(), unix: self.clock.now_unix() };
         let prev = self.snapshot.load_full();
@@ -651,6 +724,7 @@ impl Inner {
             fetched_at_unix: Some(now.unix),
             expires_at: Some(expires),
             stale_until: Some(later(expires, self.settings.max_stale)),
+            held_until: None,
             attempt,
             unavailable_since: None,
             last_error: None,
@@ -667,16 +741,46 @@ impl Inner {
         err: FetchError,
         trigger: Trigger,
     ) -> Snapshot {
-        metrics::counter!(telemetry::JWKS_FETCHES_TOTAL, "issuer" => self.name.to_string(), "trigger" => trigger.as_str(), "result" => "error").increment(1);
-        tracing::warn!(issuer = %self.name, trigger = trigger.as_str(), stage = err.stage.as_str(), url = %err.url, "key set fetch failed: {}", err.detail);
+        let rate_limit = http::rate_limit_of(&err);
+        let result = if rate_limit.is_some() { "rate_limited" } else { "error" };
+        metrics::counter!(telemetry::JWKS_FETCHES_TOTAL, "issuer" => self.name.to_string(), "trigger" => trigger.as_str(), "result" => result).increment(1);
         let failures = prev.failures.saturating_add(1);
         let exp = failures.saturating_sub(1).min(16);
-        let mut backoff = self.settings.outage_backoff_min.saturating_mul(1u32 << exp);
-        // A server asking for time gets it (within the cap), instead of the failure-count backoff.
-        if let Some(asked) = err.facts.as_deref().and_then(http::retry_after) {
-            backoff = backoff.max(asked);
-        }
-        let backoff = backoff.min(self.settings.outage_backoff_max);
+        let backoff = self
+            .settings
+            .outage_backoff_min
+            .saturating_mul(1u32 << exp)
+            .min(self.settings.outage_backoff_max);
+        let (next_due, held_until) = match rate_limit {
+            Some(asked) => {
+                // Wait what the IdP asked (capped, at least the first backoff; its absence
+                // means the usual backoff), then a jitter: within a quarter of that for the
+                // first refusals in a row, so a small fleet uses every slot the IdP frees; from
+                // then on a random part of a backoff that doubles per refusal, so a large
+                // fleet that was refused together spreads its retries ever wider.
+                let asked = asked
+                    .map_or(backoff, |a| a.min(self.settings.max_retry_after))
+                    .max(self.settings.outage_backoff_min);
+                let spread = match failures.checked_sub(PROMPT_RETRIES) {
+                    None | Some(0) => asked / 4,
+                    Some(beyond) => self
+                        .settings
+                        .outage_backoff_min
+                        .saturating_mul(1u32 << beyond.min(16))
+                        .min(self.settings.outage_backoff_max),
+                };
+                let until = later(later(now, asked), random_up_to(spread));
+                tracing::warn!(issuer = %self.name, trigger = trigger.as_str(), status = err.facts.as_deref().map(|f| f.status), url = %err.url, hold_ms = u64::try_from((until - now).as_millis()).unwrap_or(u64::MAX), "the IdP rate-limited the key set fetch; no fetch until the time it asked for");
+                (until, Some(until))
+            }
+            None => {
+                tracing::warn!(issuer = %self.name, trigger = trigger.as_str(), stage = err.stage.as_str(), url = %err.url, "key set fetch failed: {}", err.detail);
+                // A server asking for time gets it (within the cap), instead of the failure-count backoff.
+                let asked = err.facts.as_deref().and_then(http::retry_after).unwrap_or_default();
+                let backoff = backoff.max(asked.min(self.settings.outage_backoff_max));
+                (later(now, jitter(backoff, 0.1)), None)
+            }
+        };
         let stale_until = prev.stale_until;
         let expired = prev.expires_at.is_some_and(|e| now >= e);
         if prev.keys.is_some() && expired {
@@ -698,7 +802,8 @@ impl Inner {
             fetched_at_unix: prev.fetched_at_unix,
             expires_at: prev.expires_at,
             stale_until,
-            next_due: later(now, jitter(backoff, 0.1)),
+            next_due,
+            held_until,
             attempt,
             unavailable_since: if unavailable { prev.unavailable_since.or(Some(now)) } else { None },
             last_response: err.facts.as_deref().cloned().or_else(|| prev.last_response.clone()),
@@ -841,15 +946,31 @@ impl JwksSourceBuilder {
     }
 }
 
-/// Keeps an idle source fresh: wakes at each scheduled refresh, removal check or retry. Ends
-/// with the source.
+/// Keeps an idle source fresh: wakes at each scheduled refresh, removal check or retry, and
+/// after every completed fetch (a failed token-driven fetch may move the next one earlier: the
+/// end of a 429's hold is then retried without waiting for traffic). Ends with the source.
 async fn background_refresh(weak: Weak<Inner>) {
+    let mut completed = match weak.upgrade() {
+        Some(inner) => inner.attempts.subscribe(),
+        None => return,
+    };
     loop {
+        // Marked seen before `next_due` is read, so a fetch completing in between still wakes us.
+        completed.borrow_and_update();
         let due = match weak.upgrade() {
             Some(inner) => inner.snapshot.load().next_due,
             None => return,
         };
-        tokio::time::sleep_until(due.max(later(Instant::now(), Duration::from_millis(10)))).await;
+        let wake = due.max(later(Instant::now(), Duration::from_millis(10)));
+        tokio::select! {
+            () = tokio::time::sleep_until(wake) => {}
+            changed = completed.changed() => {
+                if changed.is_err() {
+                    return; // the source is gone
+                }
+                continue;
+            }
+        }
         let Some(inner) = weak.upgrade() else { return };
         let snap = inner.snapshot.load_full();
         let now = Instant::now();

@@ -33,6 +33,14 @@ pub struct SourceSettings {
     pub negative_cache_ttl: Duration,
     /// Bound on the number of unresolved kids remembered. Default 4096.
     pub negative_cache_capacity: usize,
+    /// Token-driven fetches (unknown kid, signature retry, follow-ups) wait a random time in
+    /// `[0, token_fetch_jitter]` before their request, so replicas that see a new kid at the
+    /// same moment do not fetch in lockstep. It adds to the spacing bound of a late-published
+    /// key (3.75 s + 0.5 s by default). Must be below `fetch_wait`. Default 500 ms.
+    pub token_fetch_jitter: Duration,
+    /// The longest a `Retry-After` on a `429` (or a `503`) holds every fetch back; larger and
+    /// unreadable-but-huge values saturate to it. Default 5 min.
+    pub max_retry_after: Duration,
     /// `None` (default): a key missing from a fetch keeps verifying until a second fetch, at
     /// least `removal_confirm_after` later, also lacks it (never longer than
     /// `removal_confirm_within`). `Some(ZERO)`: dropped at the first fetch that lacks it.
@@ -74,6 +82,8 @@ impl Default for SourceSettings {
             follow_up_window: Duration::from_secs(60),
             negative_cache_ttl: Duration::from_secs(30),
             negative_cache_capacity: 4096,
+            token_fetch_jitter: Duration::from_millis(500),
+            max_retry_after: Duration::from_secs(5 * 60),
             removal_grace: None,
             removal_confirm_after: Duration::from_secs(5),
             removal_confirm_within: Duration::from_secs(60),
@@ -114,6 +124,8 @@ impl SourceSettings {
             ("refresh_cooldown", self.refresh_cooldown, MAX_WINDOW_BOUND),
             ("follow_up_window", self.follow_up_window, MAX_WINDOW_BOUND),
             ("negative_cache_ttl", self.negative_cache_ttl, MAX_WINDOW_BOUND),
+            ("token_fetch_jitter", self.token_fetch_jitter, MAX_WINDOW_BOUND),
+            ("max_retry_after", self.max_retry_after, MAX_WINDOW_BOUND),
             ("removal_grace", self.removal_grace.unwrap_or_default(), MAX_TTL_BOUND),
             ("removal_confirm_after", self.removal_confirm_after, MAX_WINDOW_BOUND),
             ("removal_confirm_within", self.removal_confirm_within, MAX_WINDOW_BOUND),
@@ -148,6 +160,12 @@ impl SourceSettings {
                 self.removal_confirm_after, self.removal_confirm_within
             ));
         }
+        if self.token_fetch_jitter >= self.fetch_wait {
+            return invalid(format!(
+                "token_fetch_jitter {:?} is not below fetch_wait {:?}: token-driven fetches would time out",
+                self.token_fetch_jitter, self.fetch_wait
+            ));
+        }
         if self.unknown_kid_fetches == 0 {
             return Err(ConfigError::ZeroBound("unknown_kid_fetches"));
         }
@@ -164,5 +182,24 @@ impl SourceSettings {
             return Err(ConfigError::ZeroBound("fetch_wait"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fleet_settings_are_bounded() {
+        assert!(SourceSettings::default().validate().is_ok());
+        let jitter_at_wait =
+            SourceSettings { token_fetch_jitter: Duration::from_secs(10), ..Default::default() };
+        let err = jitter_at_wait.validate().unwrap_err().to_string();
+        assert!(err.contains("token_fetch_jitter 10s is not below fetch_wait 10s"), "{err}");
+        let huge_cap = SourceSettings { max_retry_after: Duration::from_secs(3601), ..Default::default() };
+        let err = huge_cap.validate().unwrap_err().to_string();
+        assert!(err.contains("max_retry_after 3601s is above its upper bound"), "{err}");
+        let no_jitter = SourceSettings { token_fetch_jitter: Duration::ZERO, ..Default::default() };
+        assert!(no_jitter.validate().is_ok());
     }
 }

@@ -25,6 +25,9 @@ pub(crate) struct Snapshot {
     pub(crate) expires_at: Option<Instant>,
     pub(crate) stale_until: Option<Instant>,
     pub(crate) next_due: Instant,
+    /// The IdP rate-limited the last fetch and asked us to wait: no fetch but a manual one
+    /// starts before this instant (it includes the jitter that spreads a fleet's retries).
+    pub(crate) held_until: Option<Instant>,
     pub(crate) attempt: u64,
     pub(crate) unavailable_since: Option<Instant>,
     pub(crate) last_error: Option<FetchError>,
@@ -43,6 +46,7 @@ impl Snapshot {
             expires_at: None,
             stale_until: None,
             next_due: now,
+            held_until: None,
             attempt: 0,
             unavailable_since: None,
             last_error: None,
@@ -58,6 +62,11 @@ impl Snapshot {
             Some(limit) if now > limit => None,
             _ => Some(keys),
         }
+    }
+
+    /// How long fetches are still held back because the IdP rate-limited us, if they are.
+    pub(crate) fn held_for(&self, now: Instant) -> Option<Duration> {
+        self.held_until.filter(|t| now < *t).map(|t| t - now)
     }
 
     /// Removed keys that still verify at `now`.
@@ -228,36 +237,44 @@ impl Control {
 /// The per-issuer budget of token-driven fetches (unknown kid, signature retry): at most
 /// `unknown_kid_fetches` in any `refresh_cooldown` window, spaced at least window / budget
 /// apart, so a kid flood can neither exceed the budget nor spend it all at once and starve
-/// the follow-ups that find a late-published key.
+/// the follow-ups that find a late-published key. It records when each request is sent
+/// (after its jitter), so the IdP sees the spacing and the count, jitter or not.
 #[derive(Default)]
 pub(crate) struct FetchBudget {
     recent: VecDeque<Instant>,
 }
 
 impl FetchBudget {
-    /// Takes one fetch from the budget, or says why not and how long until one is allowed.
+    /// Takes one fetch from the budget, sent `delay` from `now` (its jitter), or says why not
+    /// and how long until one is allowed.
     pub(crate) fn try_take(
         &mut self,
         now: Instant,
+        delay: Duration,
         settings: &SourceSettings,
     ) -> Result<(), (NoFetchReason, Duration)> {
         let window = settings.refresh_cooldown;
         let budget = settings.unknown_kid_fetches;
-        while self.recent.front().is_some_and(|t| now.duration_since(*t) > window) {
+        let send = later(now, delay);
+        // Requests more than a window before this one no longer count against it.
+        while self.recent.front().is_some_and(|t| send.saturating_duration_since(*t) > window) {
             self.recent.pop_front();
         }
         let spacing = settings.fetch_spacing();
         if let Some(last) = self.recent.back() {
-            let since = now.duration_since(*last);
-            if since < spacing {
-                return Err((NoFetchReason::Cooldown, spacing - since));
+            let allowed = later(*last, spacing);
+            if now < allowed {
+                return Err((NoFetchReason::Cooldown, allowed - now));
             }
         }
         if self.recent.len() >= budget {
-            let oldest = self.recent.front().map_or(Duration::ZERO, |t| now.duration_since(*t));
-            return Err((NoFetchReason::Limiter, window.saturating_sub(oldest) + Duration::from_millis(1)));
+            let allowed = self.recent.front().map_or(now, |t| later(*t, window));
+            return Err((
+                NoFetchReason::Limiter,
+                allowed.saturating_duration_since(now) + Duration::from_millis(1),
+            ));
         }
-        self.recent.push_back(now);
+        self.recent.push_back(send);
         Ok(())
     }
 }
@@ -273,6 +290,16 @@ pub(crate) enum KidState {
     /// Missed, and past its follow-up window: answered without a fetch until the negative
     /// cache entry expires.
     Negative { retry_after: Duration },
+}
+
+/// How long after its first miss a kid is followed up: the window, plus one spacing and one
+/// request jitter, so a key published at the window's very end is still fetched (the next
+/// request may come a spacing after the last one, and its jitter later still).
+fn follow_up_span(settings: &SourceSettings) -> Duration {
+    settings
+        .follow_up_window
+        .saturating_add(settings.fetch_spacing())
+        .saturating_add(settings.token_fetch_jitter)
 }
 
 #[derive(Clone, Copy)]
@@ -291,8 +318,7 @@ pub(crate) struct Unresolved {
 impl Unresolved {
     pub(crate) fn state(&self, kid: &str, now: Instant, settings: &SourceSettings) -> KidState {
         let Some(miss) = self.misses.get(kid) else { return KidState::New };
-        // One spacing past the window, so a key published at its very end is still fetched.
-        if now <= later(miss.first, settings.follow_up_window + settings.fetch_spacing()) {
+        if now <= later(miss.first, follow_up_span(settings)) {
             return KidState::FollowingUp;
         }
         let until = later(miss.last, settings.negative_cache_ttl);
@@ -310,7 +336,7 @@ impl Unresolved {
             return;
         }
         if self.misses.len() >= settings.negative_cache_capacity {
-            let follow_up = settings.follow_up_window + settings.fetch_spacing();
+            let follow_up = follow_up_span(settings);
             self.misses.retain(|_, m| {
                 now <= later(m.first, follow_up) || now < later(m.last, settings.negative_cache_ttl)
             });

@@ -252,7 +252,8 @@ async fn same_kid_rotation_is_found_at_once() {
     assert_eq!(server.hits(KEYS), 4);
 }
 
-/// Same kid, new material published a few seconds after its first token: accepted within 5 s
+/// Same kid, new material published a few seconds after its first token: accepted within one
+/// fetch spacing plus the token-fetch jitter (3.75 + 0.5 s) and the test's 250 ms token interval
 /// of the material appearing in the JWKS.
 #[tokio::test(start_paused = true)]
 async fn same_kid_new_material_published_late_is_accepted_within_5s() {
@@ -262,11 +263,15 @@ async fn same_kid_new_material_published_late_is_accepted_within_5s() {
     let v = verifier(&source);
     let t_new = token(&new);
     let published_at = first_acceptance(&v, &t_new, &server, Duration::from_secs(7), &[&new]).await;
-    assert!(published_at <= Duration::from_secs(5), "accepted {published_at:?} after publication");
+    assert!(published_at <= LATE_BOUND, "accepted {published_at:?} after publication");
 }
 
-/// Signs with `published` keys' tokens every 250 ms; publishes `published` after `delay`;
-/// returns how long after publication `token` was first accepted.
+/// The longest a late-published key may take to be accepted after publication: one fetch
+/// spacing (3.75 s) plus the token-fetch jitter (up to 500 ms) plus the 250 ms between tokens.
+const LATE_BOUND: Duration = Duration::from_millis(3750 + 500 + 250);
+
+/// Sends `token` every 250 ms; publishes `published` after `delay`; returns how long after
+/// publication `token` was first accepted (when its verification returned, jitter included).
 async fn first_acceptance(
     v: &keyward::Verifier,
     token: &str,
@@ -284,7 +289,7 @@ async fn first_acceptance(
             published_at = Some(elapsed);
         }
         match v.verify(token).await {
-            Ok(_) => return elapsed - published_at.expect("accepted before publication"),
+            Ok(_) => return started.elapsed() - published_at.expect("accepted before publication"),
             Err(e) => assert!(
                 matches!(e.reason(), Reason::UnknownKid | Reason::InvalidSignature),
                 "unexpected rejection: {e}"
@@ -296,7 +301,8 @@ async fn first_acceptance(
 }
 
 /// A key the IdP signs with before its JWKS shows it (CDN lag, another cluster node): a kid
-/// published up to 60 s after its first token is accepted within 5 s of publication.
+/// published up to 60 s after its first token is accepted within 4.5 s of publication
+/// ([`LATE_BOUND`]).
 #[tokio::test(start_paused = true)]
 async fn late_published_kid_is_accepted_within_5s_of_publication() {
     for delay_s in [1, 5, 17, 30, 45, 59, 60] {
@@ -306,7 +312,7 @@ async fn late_published_kid_is_accepted_within_5s_of_publication() {
         let v = verifier(&source);
         let t2 = token(&k2);
         let lag = first_acceptance(&v, &t2, &server, Duration::from_secs(delay_s), &[&k1, &k2]).await;
-        assert!(lag <= Duration::from_secs(5), "published {delay_s} s late: accepted {lag:?} after");
+        assert!(lag <= LATE_BOUND, "published {delay_s} s late: accepted {lag:?} after");
         // Token-driven fetches stayed within the budget: 8 per 30 s.
         let fetches = server.hits(KEYS) - 1;
         let budget = 8 * (delay_s as usize + 5).div_ceil(30);
