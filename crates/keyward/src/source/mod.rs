@@ -4,8 +4,9 @@
 //!   (or whose signature fails under a known kid) waits, and only for the one in-flight fetch
 //!   (single-flight), with a deadline.
 //! - The TTL comes from `Cache-Control`/`Expires`, clamped; a refresh starts ahead of expiry.
-//! - Token-driven fetches (unknown kid, signature retry) share one budget per issuer: at most 8
-//!   per 30 s, spaced at least 3.75 s apart. A kid a fetch lacked keeps being looked up (within
+//! - Token-driven fetches come from two budgets per issuer, one for unknown kids (and their
+//!   follow-ups), one for signature retries: each at most 8 per 30 s, spaced at least 3.75 s
+//!   apart, so a tampered token never puts off the fetch of a key rotated in just after it. A kid a fetch lacked keeps being looked up (within
 //!   that budget) for 60 s, so a key the IdP publishes late is found within one spacing of its
 //!   publication, while a flood of random kids costs no more than the budget.
 //! - Removal is revocation, confirmed: a key missing from a fetch verifies until a second fetch
@@ -501,7 +502,15 @@ impl Inner {
         // join this fetch, which is already in flight).
         let delay = if limited { random_up_to(self.settings.token_fetch_jitter) } else { Duration::ZERO };
         if limited {
-            control.budget.try_take(now, delay, &self.settings)?;
+            // Signature retries have a budget of their own: a tampered token (a failed
+            // signature under a known kid) must not put off the fetch of a kid rotated in just
+            // after it, which would refuse the new key's first tokens for up to one spacing.
+            let budget = if trigger == Trigger::SignatureRetry {
+                &mut control.signature_budget
+            } else {
+                &mut control.budget
+            };
+            budget.try_take(now, delay, &self.settings)?;
         }
         control.inflight = true;
         drop(control);

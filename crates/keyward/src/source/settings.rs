@@ -20,9 +20,10 @@ pub struct SourceSettings {
     pub refresh_ahead: Duration,
     /// The window of the token-driven fetch budget (unknown kid, signature retry). Default 30 s.
     pub refresh_cooldown: Duration,
-    /// Token-driven fetches allowed per `refresh_cooldown` window, per issuer, however many
-    /// kids a flood brings; they are also spaced at least window / budget apart (3.75 s by
-    /// default), so the budget lasts the whole window. Default 8.
+    /// Token-driven fetches allowed per `refresh_cooldown` window, per issuer and kind (unknown
+    /// kids and their follow-ups; signature retries), however many kids a flood brings; they
+    /// are also spaced at least window / budget apart (3.75 s by default), so the budget lasts
+    /// the whole window. Default 8.
     pub unknown_kid_fetches: usize,
     /// How long after a kid was first missing from a fetch its tokens may still trigger fetches
     /// (within the budget): a key published up to this long after its first token is found

@@ -216,7 +216,11 @@ pub(crate) struct Control {
     pub(crate) inflight: bool,
     pub(crate) jwks_uri: Option<String>,
     pub(crate) validators: Validators,
+    /// Unknown-kid fetches and their follow-ups.
     pub(crate) budget: FetchBudget,
+    /// Signature retries (a failed signature under a known kid): the same rule, its own
+    /// budget, so tampered tokens cannot put off the fetch of a key rotated in just after them.
+    pub(crate) signature_budget: FetchBudget,
     pub(crate) unresolved: Unresolved,
     pub(crate) stale_warned: bool,
 }
@@ -228,13 +232,14 @@ impl Control {
             jwks_uri: None,
             validators: Validators::default(),
             budget: FetchBudget::default(),
+            signature_budget: FetchBudget::default(),
             unresolved: Unresolved::default(),
             stale_warned: false,
         }
     }
 }
 
-/// The per-issuer budget of token-driven fetches (unknown kid, signature retry): at most
+/// A per-issuer budget of token-driven fetches (one for unknown kids, one for signature retries): at most
 /// `unknown_kid_fetches` in any `refresh_cooldown` window, spaced at least window / budget
 /// apart, so a kid flood can neither exceed the budget nor spend it all at once and starve
 /// the follow-ups that find a late-published key. It records when each request is sent

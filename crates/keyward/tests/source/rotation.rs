@@ -252,6 +252,41 @@ async fn same_kid_rotation_is_found_at_once() {
     assert_eq!(server.hits(KEYS), 4);
 }
 
+/// A tampered token (a failed signature under a known kid) spends the signature-retry budget,
+/// not the unknown-kid one: a key the IdP rotates in right after it is fetched at once, and its
+/// first token verifies instead of waiting out a spacing.
+#[tokio::test(start_paused = true)]
+async fn a_tampered_token_does_not_put_off_the_fetch_of_a_key_rotated_in_after_it() {
+    let (k1, k2, forger) = (key("k1"), key("k2"), key("k1"));
+    let (server, source) = serving(Reply::jwks(&[&k1])).await;
+    let v = verifier(&source);
+    ok(v.verify(&token(&k1)).await, "k1 at startup");
+    advance(Duration::from_secs(1)).await;
+    let err = rejected(v.verify(&token(&forger)).await, Reason::InvalidSignature, "forged under k1");
+    assert_eq!(
+        err.keys().unwrap().fetch,
+        FetchDecision::Made { trigger: Trigger::SignatureRetry, succeeded: true }
+    );
+    assert_eq!(server.hits(KEYS), 2);
+
+    server.set(KEYS, Reply::jwks(&[&k1, &k2]));
+    let first = ok(v.verify(&token(&k2)).await, "k2's first token, right after the forged one");
+    assert_eq!(
+        first.keys().unwrap().fetch,
+        FetchDecision::Made { trigger: Trigger::UnknownKid, succeeded: true }
+    );
+    assert_eq!(server.hits(KEYS), 3);
+
+    // Each kind keeps its own spacing: a second forged token right now is refused a fetch.
+    let err = rejected(v.verify(&token(&forger)).await, Reason::InvalidSignature, "forged again");
+    assert!(
+        matches!(err.keys().unwrap().fetch, FetchDecision::Refused { reason: NoFetchReason::Cooldown, .. }),
+        "{:?}",
+        err.keys().unwrap().fetch
+    );
+    assert_eq!(server.hits(KEYS), 3);
+}
+
 /// Same kid, new material published a few seconds after its first token: accepted within one
 /// fetch spacing plus the token-fetch jitter (3.75 + 0.5 s) and the test's 250 ms token interval
 /// of the material appearing in the JWKS.
