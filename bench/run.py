@@ -372,6 +372,9 @@ def main() -> int:
     ap.add_argument("--unique", type=int, default=40000, help="distinct tokens of the unique case (keyward caches 10,000)")
     ap.add_argument("--rotation-seconds", type=float, default=20, help="length of the rotation-under-load run")
     ap.add_argument("--soak", type=float, default=600, help="soak seconds at half load (0: skip)")
+    ap.add_argument("--soak-rate", type=float, default=0,
+                    help="req/s of the rotation and soak runs (default: half of keyward's unique peak through nginx "
+                         "in this run); lets them run with --skip peak")
     ap.add_argument("--node-workers", type=int, default=os.cpu_count() or 1, help="node:cluster workers of the jose peer")
     ap.add_argument("--port-base", type=int, default=27600, help="first of 7 consecutive loopback ports")
     ap.add_argument("--only", default="", help="comma list of peers to run (keyward,apache,node); default all")
@@ -620,7 +623,7 @@ def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, r
                 log(f"half   {case:6} {path:6} target {rate:8.0f} achieved {r.rps:8.0f} req/s ({conns} conns, "
                     f"flat out)  p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  non-2xx {r.non2xx}")
 
-    half_rate = (peak_rps("unique", "nginx", "keyward") or 0) / 2
+    half_rate = args.soak_rate or (peak_rps("unique", "nginx", "keyward") or 0) / 2
 
     save(run_dir, results)  # each phase's results are on disk before the next starts
 
