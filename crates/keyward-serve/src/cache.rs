@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use keyward::Verified;
@@ -70,6 +70,10 @@ type Shard = HashMap<TokenHash, Arc<Entry>, BuildHasherDefault<DigestHasher>>;
 #[derive(Debug)]
 pub(crate) struct TokenCache {
     shards: Vec<Mutex<Shard>>,
+    /// Per shard, the second its expired entries were last swept: a full shard is swept at
+    /// most once a second, not on every insert (a scan of the whole shard per cache miss cost
+    /// about as much CPU as the RSA arithmetic under unique-token load).
+    swept_at: Vec<AtomicI64>,
     per_shard: usize,
     enabled: bool,
     /// Bumped by every removal: a verification that began before a key was dropped does not
@@ -83,8 +87,10 @@ impl TokenCache {
         let max = usize::try_from(max_entries).unwrap_or(usize::MAX);
         let per_shard = max.div_ceil(SHARDS);
         let enabled = enabled && max > 0;
-        let shards = (0..if enabled { SHARDS } else { 0 }).map(|_| Mutex::new(Shard::default())).collect();
-        Self { shards, per_shard, enabled, epoch: AtomicU64::new(0) }
+        let count = if enabled { SHARDS } else { 0 };
+        let shards = (0..count).map(|_| Mutex::new(Shard::default())).collect();
+        let swept_at = (0..count).map(|_| AtomicI64::new(i64::MIN)).collect();
+        Self { shards, swept_at, per_shard, enabled, epoch: AtomicU64::new(0) }
     }
 
     /// The removal epoch, read before verifying; [`TokenCache::insert`] takes it back.
@@ -97,10 +103,13 @@ impl TokenCache {
         self.enabled
     }
 
+    /// The last byte picks the shard; the hasher reads the first eight.
+    fn index(hash: &TokenHash) -> usize {
+        usize::from(hash[31]) % SHARDS
+    }
+
     fn shard(&self, hash: &TokenHash) -> Option<MutexGuard<'_, Shard>> {
-        // The last byte picks the shard; the hasher reads the first eight.
-        let index = usize::from(hash[31]) % SHARDS;
-        self.shards.get(index).map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+        self.shards.get(Self::index(hash)).map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The entry for `hash` if it is still valid at `now_unix` (an expired one is removed).
@@ -129,7 +138,11 @@ impl TokenCache {
             return;
         }
         if shard.len() >= per_shard && !shard.contains_key(&hash) {
-            shard.retain(|_, e| e.until_unix > now_unix);
+            let swept_at = self.swept_at.get(Self::index(&hash));
+            // Under the shard's lock, so one insert per shard and second does the sweep.
+            if swept_at.is_some_and(|at| at.fetch_max(now_unix, Ordering::Relaxed) < now_unix) {
+                shard.retain(|_, e| e.until_unix > now_unix);
+            }
             if shard.len() >= per_shard {
                 let victim = shard.keys().next().copied();
                 if let Some(victim) = victim {

@@ -245,6 +245,12 @@ impl Gateway {
         }))
     }
 
+    /// Keeps the metrics' memory bounded when nobody scrapes `/metrics`: histogram samples are
+    /// drained into their buckets every few seconds (`None` when metrics are not recorded).
+    pub fn spawn_metrics_upkeep(&self) -> Option<JoinHandle<()>> {
+        self.metrics.as_ref().map(|m| m.spawn_upkeep(std::time::Duration::from_secs(5)))
+    }
+
     /// The Prometheus text exposition for `/metrics` (`None` when another metrics recorder
     /// owns the process).
     pub fn metrics_text(&self) -> Option<String> {

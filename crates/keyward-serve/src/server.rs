@@ -83,6 +83,8 @@ impl Server {
         let config = self.gateway.config();
         let grace = config.shutdown_grace;
         let reloading = config.path.is_some().then(|| spawn_reloader(&self.gateway, &config));
+        // Without it, histogram samples pile up (tens of bytes a request) until a scrape.
+        let upkeep = self.gateway.spawn_metrics_upkeep();
         let app = router(Arc::clone(&self.gateway));
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         // Answers are one small write each: no reason to wait for Nagle's algorithm.
@@ -98,6 +100,9 @@ impl Server {
         let mut serving = tokio::spawn(serving.into_future());
         let stop_reloading = || {
             if let Some((_, task)) = &reloading {
+                task.abort();
+            }
+            if let Some(task) = &upkeep {
                 task.abort();
             }
         };

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
-use keyward::source::{FetchDecision, NoFetchReason};
+use keyward::source::FetchDecision;
 use keyward::{Error, Reason};
 
 /// Why a request was not let through.
@@ -20,9 +20,7 @@ pub enum Rejection {
     /// The token was rejected (401, `error="invalid_token"`, the reason code in
     /// `error_description`).
     InvalidToken(Error),
-    /// No usable key set, or a kid the key source could not look up yet (its fetch was refused
-    /// by the spacing or budget of token-driven fetches, an outage backoff or the IdP's rate
-    /// limit): the server's problem, not the client's (503 with `Retry-After`).
+    /// No usable key set: the server's problem, not the client's (503 with `Retry-After`).
     KeysUnavailable(Error),
     /// The token verified but lacks what the route requires (403, `error="insufficient_scope"`).
     InsufficientScope {
@@ -60,13 +58,11 @@ impl Rejection {
         }
     }
 
-    /// Classifies a verification failure: `keys_unavailable` is the server's, and so is an
-    /// `unknown_kid` whose fetch was put off (the key may well be published: a token signed by
-    /// a key rotated in seconds after another token-driven fetch must be retried, not sent to
-    /// refresh); the rest, including a kid the key source has already looked for and not
-    /// found (`negative_cache`), are the token's.
+    /// Classifies a verification failure: `keys_unavailable` is the server's, the rest the
+    /// token's. (An `unknown_kid` refused a fetch by the spacing stays the token's: the kid may
+    /// be one the IdP just removed, which is revocation, and must not be retried for a minute.)
     pub fn from_error(error: Error) -> Self {
-        if error.reason() == Reason::KeysUnavailable || kid_lookup_put_off(&error) {
+        if error.reason() == Reason::KeysUnavailable {
             Self::KeysUnavailable(error)
         } else {
             Self::InvalidToken(error)
@@ -87,15 +83,6 @@ impl Rejection {
         });
         Some(wait.clamp(Duration::from_secs(1), Duration::from_secs(3600)))
     }
-}
-
-/// An `unknown_kid` whose key-source lookup was refused for a passing reason (fetch spacing or
-/// budget, outage backoff, the IdP's rate limit, a fetch still running): undecided, not false.
-fn kid_lookup_put_off(error: &Error) -> bool {
-    error.reason() == Reason::UnknownKid
-        && error.keys().is_some_and(|k| {
-            matches!(k.fetch, FetchDecision::Refused { reason, .. } if reason != NoFetchReason::NegativeCache)
-        })
 }
 
 impl fmt::Display for Rejection {
