@@ -186,12 +186,24 @@ impl AlgName {
     }
 }
 
-/// The error from parsing an algorithm name keyward does not verify.
+/// The error from parsing an algorithm name keyward does not verify. Its message is the one
+/// every configuration surface shows (CLI flags, the gateway's file): `none` and HMAC are
+/// refused as a rule, anything else is listed against the supported names.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unsupported algorithm {0:?} (supported: RS256/384/512, PS256/384/512, ES256/384/512, EdDSA, Ed25519)"
-)]
+#[error("{}", refusal(.0))]
 pub struct UnknownAlgorithm(pub String);
+
+fn refusal(name: &str) -> String {
+    match name {
+        "none" | "HS256" | "HS384" | "HS512" => {
+            format!("{name} is never accepted: keyward verifies only public-key signatures")
+        }
+        _ => {
+            let supported: Vec<&str> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
+            format!("unknown algorithm {name:?}; supported: {}", supported.join(", "))
+        }
+    }
+}
 
 impl FromStr for Algorithm {
     type Err = UnknownAlgorithm;
