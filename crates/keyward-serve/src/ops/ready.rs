@@ -142,9 +142,7 @@ mod tests {
     use keyward::source::SourceSettings;
 
     use super::*;
-    use crate::config::{
-        IssuerConfig, IssuerMatcher, PolicyConfig, ReloadConfig, SpikeConfig, TokenCacheConfig, TokenSources,
-    };
+    use crate::config::{IssuerConfig, IssuerMatcher, PolicyConfig};
 
     fn issuer(name: &str) -> IssuerConfig {
         IssuerConfig {
@@ -167,33 +165,19 @@ mod tests {
         }
     }
 
+    /// The loader's defaults with exactly these issuers and policies (built by hand, so the
+    /// cases the loader would fill in — a policy naming no issuer, no `default` — stay as given).
     fn config(policies: Vec<PolicyConfig>, default_policy: &str) -> Config {
+        let base = Config::from_toml_str(
+            "[[issuer]]\nname = \"a\"\nissuer = \"https://a.example\"\naudiences = [\"api\"]\n",
+            None,
+        )
+        .unwrap();
         Config {
-            path: None,
-            listen: ([127, 0, 0, 1], 4190).into(),
             issuers: vec![issuer("a"), issuer("b"), issuer("c")],
             policies,
             default_policy: default_policy.to_owned(),
-            rules: Vec::new(),
-            tokens: TokenSources::default(),
-            claim_headers: Vec::new(),
-            trusted_proxies: Vec::new(),
-            token_cache: TokenCacheConfig {
-                enabled: true,
-                max_entries: 10_000,
-                max_ttl: Duration::from_secs(300),
-            },
-            decision_deadline: Duration::from_secs(1),
-            error_description: true,
-            cors_preflight_bypass: true,
-            failure_spike: SpikeConfig {
-                enabled: true,
-                window: Duration::from_secs(60),
-                ratio: 0.2,
-                min_requests: 20,
-            },
-            reload: ReloadConfig { watch: true, debounce: Duration::from_millis(500) },
-            shutdown_grace: Duration::from_secs(10),
+            ..base
         }
     }
 
