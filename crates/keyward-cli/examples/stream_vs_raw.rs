@@ -18,8 +18,8 @@
 //!
 //! On a loaded machine the scheduler shares cores per thread, which favours whichever side
 //! runs more threads; so the CPU time each side spent per token is printed too (Linux only:
-//! the raw threads' own `schedstat`, the binary's `utime + stime` in 10 ms ticks, read from
-//! `/proc` once it has exited). Their ratio is what the wall-clock ratio would be on cores
+//! the raw threads' own `schedstat`, the binary's `utime + stime` in 10 ms ticks, from this
+//! process's `cutime + cstime` around the wait for it). Their ratio is what the wall-clock ratio would be on cores
 //! nobody else uses, if both kept every core busy.
 //!
 //! Last, the round trip of a caller that writes one token and waits for its answer.
@@ -144,22 +144,18 @@ fn thread_cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Seconds of CPU an exited, not yet reaped child spent (`utime + stime`, in 10 ms ticks);
-/// waits for it to become a zombie first. 0 where `/proc` cannot say.
-fn zombie_cpu_secs(pid: u32) -> f64 {
-    for _ in 0..10_000 {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let fields: Vec<&str> =
-            stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-        if fields.first() == Some(&"Z") {
-            let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-            // utime and stime are fields 14 and 15 of stat, 12 and 13 after the state.
-            return (ticks(11) + ticks(12)) as f64 / 100.0;
-        }
-        std::thread::sleep(std::time::Duration::from_micros(100));
-    }
-    0.0
+/// Seconds of CPU this process's reaped children have spent (`cutime + cstime` of
+/// `/proc/self/stat`, in 10 ms ticks; 0 where `/proc` cannot say). Read before and after
+/// waiting for a child: waiting blocks, so measuring takes no CPU from the child, which a
+/// loop polling its `/proc/PID/stat` for the zombie state did (on 2 cores, a fifth of one).
+fn children_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // cutime and cstime are fields 16 and 17 of stat, 13 and 14 after the state.
+    (ticks(13) + ticks(14)) as f64 / 100.0
 }
 
 /// Tokens per second of `threads` threads, each verifying a contiguous share, and the CPU
@@ -188,20 +184,20 @@ fn raw(key: &ParsedPublicKey, prepared: &[(&str, Vec<u8>)], threads: usize) -> (
 /// Tokens per second of the binary over all of `input`, output read into memory, and the CPU
 /// seconds it spent.
 fn cli(bin: &str, jwks: &std::path::Path, tokens: &std::path::Path) -> (f64, f64) {
+    let cpu_before = children_cpu_secs();
     let start = Instant::now();
-    let child = Command::new(bin)
+    let status = Command::new(bin)
         .args(["verify", "--jwks"])
         .arg(jwks)
         .args(["--now", &NOW.to_string(), "--stream", "--json"])
         .stdin(std::fs::File::open(tokens).unwrap())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
-        .spawn()
+        .status()
         .unwrap();
-    let cpu = zombie_cpu_secs(child.id());
     let elapsed = start.elapsed().as_secs_f64();
-    assert!(child.wait_with_output().unwrap().status.success());
-    (TOKENS as f64 / elapsed, cpu)
+    assert!(status.success(), "{status}");
+    (TOKENS as f64 / elapsed, children_cpu_secs() - cpu_before)
 }
 
 /// Checks, through pipes, that every token is answered valid, once, in input order.
