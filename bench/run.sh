@@ -22,6 +22,7 @@ if [ -z "${KEYWARD_BIN:-}" ]; then
 fi
 # The decision micro-benchmark runs first in the same run; build it now so the run only measures.
 (cd "$repo" && cargo bench -p keyward-serve --bench decision --no-run)
+(cd "$repo" && cargo build --release -p keyward-serve --example openloop)
 if [ ! -d "$here/node/node_modules/jose" ]; then
   (cd "$here/node" && npm ci --no-audit --no-fund)
 fi
