@@ -9,34 +9,46 @@
 //! wrk (the closed loop of the peak runs) sends a connection's next request only once the previous
 //! answer is in, so a stall holds back the requests that would have queued behind it and its
 //! percentiles hide the stall ("coordinated omission"); wrk2, which fixes that, is not in Debian.
-//! Here request `i` is due at `start + i / RATE`; a pool of CONNECTIONS threads (default 64), each
-//! with its own keep-alive connection, takes the due requests in order, sleeps until each is due,
-//! sends it (`GET` with `Authorization: Bearer <token>`, the tokens taken round-robin from the
-//! file, one a line) and reads the whole answer. When every connection is busy, the next request
-//! waits, and that wait counts in its latency. Requests due in the first WARMUP seconds (default
-//! 1) are sent but not recorded.
+//! Here request `i` is due at `start + i / RATE`. A pacer thread sleeps until the next request
+//! is due, at least 100 µs, and releases every request due by then (tokio's timers tick in whole
+//! milliseconds, which would send requests in bursts ten times larger); CONNECTIONS keep-alive connections (default 64) on one event-loop thread take the
+//! released requests in order, send each (`GET` with `Authorization: Bearer <token>`, the tokens
+//! taken round-robin from the file, one a line) and read the whole answer. When every connection
+//! is busy, the next request waits, and that wait counts in its latency. Requests due in the first
+//! WARMUP seconds (default 1) are sent but not recorded. Two threads in all, so the generator
+//! takes little of the machine it shares with the server.
 //!
-//! The generator's own lateness (a sleeping thread wakes up to ~60 µs late on Linux) counts
-//! against the server; `send_lag` reports it so a reader can tell the two apart. The last line is
+//! The generator's own lateness (the pacer's tick, and its waking up to ~60 µs late on Linux)
+//! counts against the server; `send_lag` reports it so a reader can tell the two apart. The last line is
 //! `OPENLOOP {json}` with the counts and percentiles in microseconds.
 #![allow(clippy::disallowed_methods)] // measures real elapsed time, which is the point here
 #![allow(missing_docs)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// What one connection thread saw.
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The pacer's shortest sleep: at high rates it releases the requests that fell due meanwhile
+/// together, at most this late (and charged for it).
+const PACER_TICK: Duration = Duration::from_micros(100);
+
+/// What the connections saw, in microseconds per recorded request.
 #[derive(Default)]
 struct Tally {
-    /// Microseconds from due to the end of the answer, per recorded request.
+    /// From due to the end of the answer.
     latency_us: Vec<u32>,
-    /// Microseconds from due to sending, per recorded request.
+    /// From due to sending.
     send_lag_us: Vec<u32>,
     non2xx: u64,
     errors: u64,
 }
+
+/// The request numbers the pacer has released and no connection has taken yet; a connection
+/// waits its turn on the lock, then for the next release (the receiver wakes one waiter only).
+type Released = Rc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<u64>>>;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -63,80 +75,82 @@ fn main() {
     }
     let total = ((warmup + seconds) * rate) as u64;
     let recorded_from = (warmup * rate) as u64;
-    let requests: Vec<Vec<u8>> = tokens
-        .iter()
-        .map(|t| format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {t}\r\n\r\n").into_bytes())
-        .collect();
+    let requests: Rc<Vec<Vec<u8>>> = Rc::new(
+        tokens
+            .iter()
+            .map(|t| {
+                format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {t}\r\n\r\n")
+                    .into_bytes()
+            })
+            .collect(),
+    );
 
-    let next = AtomicU64::new(0);
-    // Every thread connects before the clock starts.
-    let streams: Vec<TcpStream> = (0..connections).map(|_| connect(&addr)).collect();
-    let start = Instant::now() + Duration::from_millis(20);
-    let due = |i: u64| start + Duration::from_secs_f64(i as f64 / rate);
-    let tallies: Vec<Tally> = std::thread::scope(|scope| {
-        let handles: Vec<_> = streams
-            .into_iter()
-            .map(|mut stream| {
-                let (next, requests, addr, due) = (&next, &requests, &addr, &due);
-                scope.spawn(move || {
-                    let mut tally = Tally::default();
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= total {
-                            return tally;
-                        }
-                        let due = due(i);
-                        let now = Instant::now();
-                        if due > now {
-                            std::thread::sleep(due - now);
-                        }
-                        let sent = Instant::now();
-                        let request = &requests[(i % requests.len() as u64) as usize];
-                        let status = exchange(&mut stream, request, &mut buf).or_else(|_| {
-                            // A keep-alive connection the server closed while idle: one fresh try.
-                            stream = connect(addr);
-                            exchange(&mut stream, request, &mut buf)
-                        });
-                        let done = Instant::now();
-                        if matches!(status, Ok((_, Reuse::No))) {
-                            stream = connect(addr);
-                        }
-                        if i < recorded_from {
-                            continue;
-                        }
-                        match status {
-                            Ok((code, _)) if (200..300).contains(&code) => {}
-                            Ok(_) => tally.non2xx += 1,
-                            Err(_) => {
-                                tally.errors += 1;
-                                stream = connect(addr);
-                            }
-                        }
-                        tally.latency_us.push(micros(done.saturating_duration_since(due)));
-                        tally.send_lag_us.push(micros(sent.saturating_duration_since(due)));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("cannot start the event loop: {e}")));
+    let local = tokio::task::LocalSet::new();
+    let (tally, start, end) = local.block_on(&runtime, async move {
+        let mut streams = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            streams.push(connect(&addr).await);
+        }
+        let (release, released) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let released: Released = Rc::new(tokio::sync::Mutex::new(released));
+        let start = Instant::now() + Duration::from_millis(20);
+        let due = move |i: u64| start + Duration::from_secs_f64(i as f64 / rate);
+        // The pacer: wakes at most every PACER_TICK and releases every request due by then, so
+        // its wake-ups (and the event loop's) do not grow with the rate.
+        std::thread::spawn(move || {
+            let mut next = 0u64;
+            let mut woke = Instant::now();
+            while next < total {
+                let at = due(next).max(woke + PACER_TICK);
+                let now = Instant::now();
+                if at > now {
+                    std::thread::sleep(at - now);
+                }
+                woke = Instant::now();
+                while next < total && due(next) <= woke {
+                    if release.send(next).is_err() {
+                        return;
                     }
+                    next += 1;
+                }
+            }
+        });
+        let tally = Rc::new(RefCell::new(Tally::default()));
+        let tasks: Vec<_> = streams
+            .into_iter()
+            .map(|stream| {
+                let (released, requests, tally, addr) =
+                    (Rc::clone(&released), Rc::clone(&requests), Rc::clone(&tally), addr.clone());
+                tokio::task::spawn_local(async move {
+                    connection(stream, &addr, &released, &requests, &tally, due, recorded_from).await;
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        for task in tasks {
+            task.await.ok();
+        }
+        let tally = tally.take();
+        (tally, start, Instant::now())
     });
-    let end = Instant::now();
 
-    let mut latency: Vec<u32> = tallies.iter().flat_map(|t| t.latency_us.iter().copied()).collect();
-    let mut lag: Vec<u32> = tallies.iter().flat_map(|t| t.send_lag_us.iter().copied()).collect();
+    let Tally { latency_us: mut latency, send_lag_us: mut lag, non2xx, errors } = tally;
     latency.sort_unstable();
     lag.sort_unstable();
     let recorded = latency.len() as u64;
-    let span = end.saturating_duration_since(due(recorded_from)).as_secs_f64();
-    let pct = |v: &[u32], p: f64| v.get(((v.len() as f64 * p / 100.0) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(0);
+    let from = start + Duration::from_secs_f64(recorded_from as f64 / rate);
+    let span = end.saturating_duration_since(from).as_secs_f64();
+    let pct = |v: &[u32], p: f64| {
+        v.get(((v.len() as f64 * p / 100.0) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(0)
+    };
     println!(
         "OPENLOOP {{\"target_rps\":{rate:.0},\"requests\":{recorded},\"achieved_rps\":{:.0},\"connections\":{connections},\
-\"non2xx\":{},\"errors\":{},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\
+\"non2xx\":{non2xx},\"errors\":{errors},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\
 \"send_lag_p50_us\":{},\"send_lag_p99_us\":{}}}",
         recorded as f64 / span.max(1e-9),
-        tallies.iter().map(|t| t.non2xx).sum::<u64>(),
-        tallies.iter().map(|t| t.errors).sum::<u64>(),
         pct(&latency, 50.0),
         pct(&latency, 90.0),
         pct(&latency, 99.0),
@@ -145,6 +159,54 @@ fn main() {
         pct(&lag, 50.0),
         pct(&lag, 99.0),
     );
+}
+
+/// One keep-alive connection: takes released requests in order until the pacer is done.
+async fn connection(
+    mut stream: TcpStream,
+    addr: &str,
+    released: &Released,
+    requests: &[Vec<u8>],
+    tally: &RefCell<Tally>,
+    due: impl Fn(u64) -> Instant,
+    recorded_from: u64,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let next = released.lock().await.recv().await;
+        let Some(i) = next else { return };
+        let due = due(i);
+        let sent = Instant::now();
+        let request = &requests[(i % requests.len() as u64) as usize];
+        let mut status = exchange(&mut stream, request, &mut buf).await;
+        if status.is_err() {
+            // A keep-alive connection the server closed while idle: one fresh try.
+            stream = connect(addr).await;
+            status = exchange(&mut stream, request, &mut buf).await;
+        }
+        let done = Instant::now();
+        if matches!(status, Ok((_, Reuse::No)) | Err(_)) {
+            stream = connect(addr).await;
+        }
+        if i < recorded_from {
+            continue;
+        }
+        let mut tally = tally.borrow_mut();
+        match status {
+            Ok((code, _)) if (200..300).contains(&code) => {}
+            Ok(_) => tally.non2xx += 1,
+            Err(_) => tally.errors += 1,
+        }
+        tally.latency_us.push(micros(done.saturating_duration_since(due)));
+        tally.send_lag_us.push(micros(sent.saturating_duration_since(due)));
+    }
+}
+
+async fn connect(addr: &str) -> TcpStream {
+    let stream =
+        TcpStream::connect(addr).await.unwrap_or_else(|e| fail(&format!("cannot connect to {addr}: {e}")));
+    stream.set_nodelay(true).ok();
+    stream
 }
 
 fn fail(message: &str) -> ! {
@@ -165,13 +227,6 @@ fn split_url(url: &str) -> (String, String) {
     }
 }
 
-fn connect(addr: &str) -> TcpStream {
-    let stream = TcpStream::connect(addr).unwrap_or_else(|e| fail(&format!("cannot connect to {addr}: {e}")));
-    stream.set_nodelay(true).ok();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    stream
-}
-
 /// Whether a connection may carry the next request.
 enum Reuse {
     Yes,
@@ -180,14 +235,14 @@ enum Reuse {
 
 /// Sends one request and reads its whole answer (Content-Length or chunked body): its status, and
 /// whether the server keeps the connection open.
-fn exchange(stream: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> std::io::Result<(u16, Reuse)> {
-    stream.write_all(request)?;
+async fn exchange(stream: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> std::io::Result<(u16, Reuse)> {
+    stream.write_all(request).await?;
     let mut len = 0usize;
     let head_end = loop {
         if let Some(at) = find(&buf[..len], b"\r\n\r\n") {
             break at + 4;
         }
-        len += read_more(stream, buf, len)?;
+        len += read_more(stream, buf, len).await?;
     };
     let (status, chunked, body, closing) = {
         let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| bad("answer head is not UTF-8"))?;
@@ -205,7 +260,7 @@ fn exchange(stream: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> std::io::
     };
     if chunked {
         while find(&buf[head_end..len], b"0\r\n\r\n").is_none() {
-            len += read_more(stream, buf, len)?;
+            len += read_more(stream, buf, len).await?;
         }
     } else {
         let want = head_end.saturating_add(body);
@@ -213,17 +268,17 @@ fn exchange(stream: &mut TcpStream, request: &[u8], buf: &mut [u8]) -> std::io::
             return Err(bad("answer larger than the buffer"));
         }
         while len < want {
-            len += read_more(stream, buf, len)?;
+            len += read_more(stream, buf, len).await?;
         }
     }
     Ok((status, if closing { Reuse::No } else { Reuse::Yes }))
 }
 
-fn read_more(stream: &mut TcpStream, buf: &mut [u8], len: usize) -> std::io::Result<usize> {
+async fn read_more(stream: &mut TcpStream, buf: &mut [u8], len: usize) -> std::io::Result<usize> {
     if len == buf.len() {
         return Err(bad("answer larger than the buffer"));
     }
-    match stream.read(&mut buf[len..])? {
+    match stream.read(&mut buf[len..]).await? {
         0 => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed")),
         n => Ok(n),
     }
