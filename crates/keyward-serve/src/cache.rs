@@ -7,7 +7,7 @@
 //! issuer's keys become unavailable, and (the whole cache) on reload. There is no negative
 //! cache: a rejected token is verified again every time, so a key that appears later is found.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -64,7 +64,66 @@ impl Hasher for DigestHasher {
     }
 }
 
-type Shard = HashMap<TokenHash, Arc<Entry>, BuildHasherDefault<DigestHasher>>;
+/// An entry as a shard holds it.
+#[derive(Debug)]
+struct Slot {
+    entry: Arc<Entry>,
+    /// Which insertion of this hash the slot is: tells a live queue position from a stale one.
+    seq: u64,
+    /// Served since the eviction hand last passed it: it gets a second chance.
+    referenced: bool,
+}
+
+/// One shard: the entries, and their hashes in insertion order for eviction ("second chance",
+/// an approximation of least-recently-used: a full shard evicts the oldest entry not served
+/// since the hand last passed it). Tokens served over and over stay; a burst of tokens seen once
+/// leaves in the order it came, instead of pushing out whichever entries the map happens to
+/// list first (which were, under a unique-token burst, the hot tokens inserted last).
+#[derive(Debug, Default)]
+struct Shard {
+    map: HashMap<TokenHash, Slot, BuildHasherDefault<DigestHasher>>,
+    /// Hash and insertion number of every insertion not yet evicted; positions whose entry
+    /// was removed (expired, dropped with its key) or replaced are skipped and, once they are
+    /// half the queue, compacted away.
+    order: VecDeque<(TokenHash, u64)>,
+    next_seq: u64,
+}
+
+impl Shard {
+    fn is_live(&self, hash: &TokenHash, seq: u64) -> bool {
+        self.map.get(hash).is_some_and(|slot| slot.seq == seq)
+    }
+
+    fn insert(&mut self, hash: TokenHash, entry: Arc<Entry>) {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.map.insert(hash, Slot { entry, seq, referenced: false });
+        self.order.push_back((hash, seq));
+        if self.order.len() > self.map.len().saturating_mul(2).max(64) {
+            let order = std::mem::take(&mut self.order);
+            self.order = order.into_iter().filter(|(h, q)| self.is_live(h, *q)).collect();
+        }
+    }
+
+    /// Evicts one entry: the oldest not served since the hand last passed; false when empty.
+    fn evict_one(&mut self) -> bool {
+        // Each live position is passed at most twice (its second chance, then eviction).
+        let mut budget = self.order.len().saturating_mul(2);
+        while budget > 0 {
+            budget -= 1;
+            let Some((hash, seq)) = self.order.pop_front() else { return false };
+            let Some(slot) = self.map.get_mut(&hash).filter(|slot| slot.seq == seq) else { continue };
+            if slot.referenced {
+                slot.referenced = false;
+                self.order.push_back((hash, seq));
+                continue;
+            }
+            self.map.remove(&hash);
+            return true;
+        }
+        false
+    }
+}
 
 /// A bounded map from token hash to [`Entry`].
 #[derive(Debug)]
@@ -115,17 +174,18 @@ impl TokenCache {
     /// The entry for `hash` if it is still valid at `now_unix` (an expired one is removed).
     pub(crate) fn get(&self, hash: &TokenHash, now_unix: i64) -> Option<Arc<Entry>> {
         let mut shard = self.shard(hash)?;
-        let entry = shard.get(hash)?;
-        if entry.until_unix > now_unix {
-            return Some(Arc::clone(entry));
+        let slot = shard.map.get_mut(hash)?;
+        if slot.entry.until_unix > now_unix {
+            slot.referenced = true;
+            return Some(Arc::clone(&slot.entry));
         }
-        shard.remove(hash);
+        shard.map.remove(hash);
         None
     }
 
     /// Keeps `entry` under `hash`, unless entries were removed since `epoch` (the key that
     /// verified it may be one of those removed). When the shard is full, expired entries go
-    /// first, then an arbitrary one (the bound matters more than which token is verified again).
+    /// first, then the oldest entry not served since the eviction hand last passed it.
     pub(crate) fn insert(&self, hash: TokenHash, entry: Arc<Entry>, now_unix: i64, epoch: u64) {
         if entry.until_unix <= now_unix {
             return;
@@ -137,18 +197,13 @@ impl TokenCache {
         if self.epoch.load(Ordering::Acquire) != epoch {
             return;
         }
-        if shard.len() >= per_shard && !shard.contains_key(&hash) {
+        if shard.map.len() >= per_shard && !shard.map.contains_key(&hash) {
             let swept_at = self.swept_at.get(Self::index(&hash));
             // Under the shard's lock, so one insert per shard and second does the sweep.
             if swept_at.is_some_and(|at| at.fetch_max(now_unix, Ordering::Relaxed) < now_unix) {
-                shard.retain(|_, e| e.until_unix > now_unix);
+                shard.map.retain(|_, slot| slot.entry.until_unix > now_unix);
             }
-            if shard.len() >= per_shard {
-                let victim = shard.keys().next().copied();
-                if let Some(victim) = victim {
-                    shard.remove(&victim);
-                }
-            }
+            while shard.map.len() >= per_shard && shard.evict_one() {}
         }
         shard.insert(hash, entry);
     }
@@ -159,16 +214,16 @@ impl TokenCache {
         let mut removed = 0;
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            let before = shard.len();
-            shard.retain(|_, e| !drop(e));
-            removed += before - shard.len();
+            let before = shard.map.len();
+            shard.map.retain(|_, slot| !drop(&slot.entry));
+            removed += before - shard.map.len();
         }
         removed
     }
 
     /// Entries held (expired ones not yet swept included).
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len()).sum()
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).map.len()).sum()
     }
 }
 
@@ -222,6 +277,56 @@ mod tests {
         // Already expired: never kept.
         cache.insert(hash(251), entry(0, 1, NOW), NOW, cache.epoch());
         assert!(cache.get(&hash(251), NOW - 1).is_none());
+    }
+
+    /// A hash in shard 0 (the shard is picked by the last byte), distinct per `n`.
+    fn in_shard_0(n: u32) -> TokenHash {
+        let mut h = [0u8; 32];
+        h[..4].copy_from_slice(&n.to_be_bytes());
+        h
+    }
+
+    #[test]
+    fn tokens_served_again_and_again_survive_a_burst_of_tokens_seen_once() {
+        // One shard of 40 entries (640 / 16), full of tokens seen once, as after a burst.
+        let cache = TokenCache::new(true, 640);
+        let e = entry(0, 1, NOW + 300);
+        for n in 0..40 {
+            cache.insert(in_shard_0(1_000 + n), Arc::clone(&e), NOW, cache.epoch());
+        }
+        // A hot set of 8 tokens arrives, each served every round, while one-off tokens keep
+        // coming: the hot tokens must miss only on their first request.
+        let (mut hits, mut misses) = (0, 0);
+        for round in 0..200u32 {
+            for hot in 0..8 {
+                if cache.get(&in_shard_0(hot), NOW).is_some() {
+                    hits += 1;
+                } else {
+                    misses += 1;
+                    cache.insert(in_shard_0(hot), Arc::clone(&e), NOW, cache.epoch());
+                }
+            }
+            for one_off in 0..4 {
+                cache.insert(in_shard_0(100_000 + round * 4 + one_off), Arc::clone(&e), NOW, cache.epoch());
+            }
+        }
+        assert_eq!(misses, 8, "{hits} hits, {misses} misses");
+        assert!(cache.len() <= 40, "{}", cache.len());
+    }
+
+    #[test]
+    fn the_eviction_queue_stays_bounded_when_entries_leave_by_other_ways() {
+        let cache = TokenCache::new(true, 160);
+        let e = entry(0, 1, NOW + 300);
+        for n in 0..10_000 {
+            // Inserted, then dropped with its key or replaced: the queue must not keep them all.
+            cache.insert(in_shard_0(n % 50), Arc::clone(&e), NOW, cache.epoch());
+            if n % 3 == 0 {
+                cache.remove_where(|_| true);
+            }
+        }
+        let shard = cache.shards[0].lock().unwrap();
+        assert!(shard.order.len() <= 2 * shard.map.len().max(32) + 1, "{} positions", shard.order.len());
     }
 
     #[test]
