@@ -782,7 +782,7 @@ def report(res: dict) -> str:
         lines.append("")
     if res.get("half"):
         lines += ["p99 at half of keyward's peak. *open loop*: `openloop` (constant rate, latency from when each "
-                  "request was due, 64 connections, one thread each); a row where the generator itself fell behind "
+                  "request was due, 64 connections on one event loop, a pacer thread waking at most every 100 µs); a row where the generator itself fell behind "
                   "(achieved < 95 % of the target, or its send lag p99 > 1 ms) measures the generator, not keyward, "
                   "and is marked so. The two wrk stand-ins (wrk2 is not in Debian) are kept for comparison:", "",
                   "| case | path | method | target req/s | achieved req/s | connections | p50 ms | p99 ms | non-2xx "
