@@ -19,8 +19,8 @@
 //! On a loaded machine the scheduler shares cores per thread, which favours whichever side
 //! runs more threads; so the CPU time each side spent per token is printed too (Linux only:
 //! the raw threads' own `schedstat`, the binary's `utime + stime` in 10 ms ticks, from this
-//! process's `cutime + cstime` around the wait for it). Their ratio is what the wall-clock ratio would be on cores
-//! nobody else uses, if both kept every core busy.
+//! process's `cutime + cstime` around the wait for it). Their ratio is what the wall-clock
+//! ratio would be on cores nobody else uses, if both kept every core busy.
 //!
 //! Last, the round trip of a caller that writes one token and waits for its answer.
 #![allow(clippy::disallowed_methods)] // measures real elapsed time, which is the point here

@@ -11,16 +11,17 @@
 //! percentiles hide the stall ("coordinated omission"); wrk2, which fixes that, is not in Debian.
 //! Here request `i` is due at `start + i / RATE`. A pacer thread sleeps until the next request
 //! is due, at least 100 µs, and releases every request due by then (tokio's timers tick in whole
-//! milliseconds, which would send requests in bursts ten times larger); CONNECTIONS keep-alive connections (default 64) on one event-loop thread take the
-//! released requests in order, send each (`GET` with `Authorization: Bearer <token>`, the tokens
-//! taken round-robin from the file, one a line) and read the whole answer. When every connection
-//! is busy, the next request waits, and that wait counts in its latency. Requests due in the first
-//! WARMUP seconds (default 1) are sent but not recorded. Two threads in all, so the generator
-//! takes little of the machine it shares with the server.
+//! milliseconds, which would send requests in bursts ten times larger). CONNECTIONS keep-alive
+//! connections (default 64) on one event-loop thread take the released requests in order, send
+//! each (`GET` with `Authorization: Bearer <token>`, the tokens taken round-robin from the file,
+//! one a line) and read the whole answer. When every connection is busy, the next request waits,
+//! and that wait counts in its latency. Requests due in the first WARMUP seconds (default 1) are
+//! sent but not recorded. Two threads in all, so the generator takes little of the machine it
+//! shares with the server.
 //!
 //! The generator's own lateness (the pacer's tick, and its waking up to ~60 µs late on Linux)
-//! counts against the server; `send_lag` reports it so a reader can tell the two apart. The last line is
-//! `OPENLOOP {json}` with the counts and percentiles in microseconds.
+//! counts against the server; `send_lag` reports it so a reader can tell the two apart. The last
+//! line is `OPENLOOP {json}` with the counts and percentiles in microseconds.
 #![allow(clippy::disallowed_methods)] // measures real elapsed time, which is the point here
 #![allow(missing_docs)]
 
