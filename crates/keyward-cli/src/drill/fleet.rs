@@ -65,9 +65,45 @@ struct Phase {
     settled_after: Option<Duration>,
 }
 
+/// Descriptors the process keeps for itself beside the replicas' connections (the runtime,
+/// the idp's listener, the CA store read by each HTTP client, stdio).
+const SPARE_FILES: u64 = 256;
+
+/// Open files a fleet of `n` needs: each replica's connection to the in-process idp is two
+/// descriptors, one at each end.
+fn files_needed(n: u64) -> u64 {
+    n.saturating_mul(2).saturating_add(SPARE_FILES)
+}
+
+/// The soft limit on open files from `/proc/self/limits` text (`None`: unlimited or unknown).
+fn soft_open_files(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files").split_whitespace().next()?.parse().ok()
+}
+
+/// Refuses a fleet larger than the process may hold open, before it starts: past the limit
+/// every further connection fails with "too many open files" and the numbers mean nothing.
+fn check_open_files(n: u64, limit: Option<u64>) -> std::result::Result<(), String> {
+    match limit {
+        Some(limit) if files_needed(n) > limit => Err(format!(
+            "--fleet {n} needs about {} open files (each replica's connection to the in-process idp \
+             holds one at each end), and this process may open {limit} (`ulimit -n`): raise the \
+             limit or run at most {} replicas",
+            files_needed(n),
+            limit.saturating_sub(SPARE_FILES) / 2
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Runs the simulation: each rotation phase sends traffic for three windows (18 s by default),
 /// and `sign-before-publish` publishes the new key one window after it starts signing.
 pub(crate) async fn run(n: u64, window: Duration, as_json: bool) -> Result<ExitCode> {
+    let limit = std::fs::read_to_string("/proc/self/limits").ok().and_then(|l| soft_open_files(&l));
+    if let Err(why) = check_open_files(n, limit) {
+        eprintln!("keyward: drill: {why}");
+        return Ok(ExitCode::from(crate::EXIT_USAGE));
+    }
     let n = usize::try_from(n).unwrap_or(usize::MAX);
     let phase_length = window * 3;
     let config = ProviderConfig { algs: vec![SigningAlg::ES256], ..ProviderConfig::default() };
@@ -350,4 +386,32 @@ async fn flood(
     phase.throttled = idp.jwks_throttled().saturating_sub(before.1);
     phase.all_accepted_after = Some(Duration::ZERO);
     Ok(phase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: &str = "Limit                     Soft Limit           Hard Limit           Units     \n\
+Max cpu time              unlimited            unlimited            seconds   \n\
+Max open files            20000                20000                files     \n\
+Max locked memory         8388608              8388608              bytes     \n";
+
+    #[test]
+    fn the_soft_open_file_limit_is_read_from_proc_limits() {
+        assert_eq!(soft_open_files(LIMITS), Some(20_000));
+        assert_eq!(soft_open_files(&LIMITS.replace("20000                20000", "unlimited  unlimited")), None);
+        assert_eq!(soft_open_files("no such line"), None);
+    }
+
+    #[test]
+    fn a_fleet_beyond_the_open_file_limit_is_refused_before_it_starts() {
+        assert!(check_open_files(1_000, Some(20_000)).is_ok());
+        assert!(check_open_files(9_872, Some(20_000)).is_ok(), "2 × 9,872 + 256 = 20,000");
+        let why = check_open_files(10_000, Some(20_000)).unwrap_err();
+        assert!(why.contains("--fleet 10000 needs about 20256 open files"), "{why}");
+        assert!(why.contains("run at most 9872 replicas"), "{why}");
+        // Unlimited or unknown: nothing to check against.
+        assert!(check_open_files(20_000, None).is_ok());
+    }
 }
