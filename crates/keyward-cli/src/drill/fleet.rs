@@ -400,7 +400,10 @@ Max locked memory         8388608              8388608              bytes     \n
     #[test]
     fn the_soft_open_file_limit_is_read_from_proc_limits() {
         assert_eq!(soft_open_files(LIMITS), Some(20_000));
-        assert_eq!(soft_open_files(&LIMITS.replace("20000                20000", "unlimited  unlimited")), None);
+        assert_eq!(
+            soft_open_files(&LIMITS.replace("20000                20000", "unlimited  unlimited")),
+            None
+        );
         assert_eq!(soft_open_files("no such line"), None);
     }
 
