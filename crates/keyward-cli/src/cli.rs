@@ -463,44 +463,17 @@ pub(crate) fn parse_leeway(text: &str) -> Result<Duration, String> {
     Ok(value)
 }
 
-/// Parses `500ms`, `30s`, `15m`, `6h`, `1d` and sums such as `1h30m`. A sum too large for a
-/// `Duration` is refused, never wrapped.
+/// Parses `500ms`, `30s`, `15m`, `6h`, `1d` and sums such as `1h30m` (the configuration file's
+/// parser, without its bare seconds). A sum too large for a `Duration` is refused, never wrapped.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let err = || {
-        format!("invalid duration {text:?}: use a number with a unit, e.g. 0s, 30s, 15m, 6h, 500ms, 1h30m")
-    };
-    let too_large = || format!("duration {text:?} is too large");
-    let mut total = Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(err());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        let (number, after) = rest.split_at(digits);
-        if number.is_empty() {
-            return Err(err());
+    keyward_serve::config::parse_duration_units(text).map_err(|e| match e {
+        keyward_serve::config::DurationError::Invalid => {
+            format!(
+                "invalid duration {text:?}: use a number with a unit, e.g. 0s, 30s, 15m, 6h, 500ms, 1h30m"
+            )
         }
-        let value: u64 = number.parse().map_err(|_| too_large())?;
-        let unit_len = after.find(|c: char| c.is_ascii_digit()).unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_len);
-        let scale: u64 = match unit {
-            "ms" => 0,
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            _ => return Err(err()),
-        };
-        let part = if scale == 0 {
-            Duration::from_millis(value)
-        } else {
-            Duration::from_secs(value.checked_mul(scale).ok_or_else(too_large)?)
-        };
-        total = total.checked_add(part).ok_or_else(too_large)?;
-        rest = after;
-    }
-    Ok(total)
+        keyward_serve::config::DurationError::TooLarge => format!("duration {text:?} is too large"),
+    })
 }
 
 fn parse_alg(name: &str) -> Result<Algorithm, String> {

@@ -6,45 +6,68 @@ use std::time::Duration;
 /// The longest duration any field accepts before its own bound: 30 days.
 pub(crate) const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
 
-/// Parses a duration written with units (`500ms`, `30s`, `5m`, `1h`, `1d`, `1h30m`) or as bare
-/// digits (seconds). At most [`MAX_DURATION`].
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let err = || {
-        format!(
-            "invalid duration {text:?}: write a number with a unit (500ms, 30s, 5m, 1h, 1h30m) or whole seconds"
-        )
-    };
-    let too_large = || format!("duration {text:?} is above the maximum of 30 days");
-    let rest = text.trim();
+/// Why a duration did not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationError {
+    /// Not a sum of numbers with units.
+    Invalid,
+    /// A sum too large for a `Duration`.
+    TooLarge,
+}
+
+/// Parses a sum of numbers with units: `500ms`, `30s`, `5m`, `1h`, `1d`, `1h30m`. The one
+/// parser behind the configuration file and the CLI's flags; a sum too large is refused, never
+/// wrapped. Bounds and bare numbers are each caller's business.
+pub fn parse_units(text: &str) -> Result<Duration, DurationError> {
+    let mut rest = text.trim();
     if rest.is_empty() {
-        return Err(err());
-    }
-    if rest.bytes().all(|b| b.is_ascii_digit()) {
-        let secs: u64 = rest.parse().map_err(|_| too_large())?;
-        return seconds(secs).ok_or_else(too_large);
+        return Err(DurationError::Invalid);
     }
     let mut total = Duration::ZERO;
-    let mut rest = rest;
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         let (number, after) = rest.split_at(digits);
         if number.is_empty() {
-            return Err(err());
+            return Err(DurationError::Invalid);
         }
-        let value: u64 = number.parse().map_err(|_| too_large())?;
+        let value: u64 = number.parse().map_err(|_| DurationError::TooLarge)?;
         let unit_len = after.find(|c: char| c.is_ascii_digit()).unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
-        let part = match unit {
-            "ms" => Duration::from_millis(value),
-            "s" => Duration::from_secs(value),
-            "m" => Duration::from_secs(value.checked_mul(60).ok_or_else(too_large)?),
-            "h" => Duration::from_secs(value.checked_mul(3600).ok_or_else(too_large)?),
-            "d" => Duration::from_secs(value.checked_mul(86_400).ok_or_else(too_large)?),
-            _ => return Err(err()),
+        let scale: u64 = match unit {
+            "ms" => 0,
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(DurationError::Invalid),
         };
-        total = total.checked_add(part).ok_or_else(too_large)?;
+        let part = if scale == 0 {
+            Duration::from_millis(value)
+        } else {
+            Duration::from_secs(value.checked_mul(scale).ok_or(DurationError::TooLarge)?)
+        };
+        total = total.checked_add(part).ok_or(DurationError::TooLarge)?;
         rest = after;
     }
+    Ok(total)
+}
+
+/// Parses a duration written with units (`500ms`, `30s`, `5m`, `1h`, `1d`, `1h30m`) or as bare
+/// digits (seconds). At most [`MAX_DURATION`].
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let too_large = || format!("duration {text:?} is above the maximum of 30 days");
+    let rest = text.trim();
+    let total = if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = rest.parse().map_err(|_| too_large())?;
+        Duration::from_secs(secs)
+    } else {
+        parse_units(rest).map_err(|e| match e {
+            DurationError::Invalid => format!(
+                "invalid duration {text:?}: write a number with a unit (500ms, 30s, 5m, 1h, 1h30m) or whole seconds"
+            ),
+            DurationError::TooLarge => too_large(),
+        })?
+    };
     if total > MAX_DURATION {
         return Err(too_large());
     }
