@@ -576,6 +576,8 @@ pub(crate) struct DrillArgs {
 
     /// Fleet simulation: N key sources in process against one idp answering 429 above 20 JWKS
     /// requests per second; reports rejected valid tokens, JWKS requests and 429s per phase.
+    /// Each replica holds two open files (its connection, both ends): an N beyond the open-file
+    /// limit (`ulimit -n`) is refused before it starts.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=20_000), conflicts_with_all = ["target", "target_url", "idp"])]
     pub(crate) fleet: Option<u64>,
 }
