@@ -57,17 +57,16 @@ pub fn parse_units(text: &str) -> Result<Duration, DurationError> {
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let too_large = || format!("duration {text:?} is above the maximum of 30 days");
     let rest = text.trim();
-    let total = if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
+    if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
         let secs: u64 = rest.parse().map_err(|_| too_large())?;
-        Duration::from_secs(secs)
-    } else {
-        parse_units(rest).map_err(|e| match e {
-            DurationError::Invalid => format!(
-                "invalid duration {text:?}: write a number with a unit (500ms, 30s, 5m, 1h, 1h30m) or whole seconds"
-            ),
-            DurationError::TooLarge => too_large(),
-        })?
-    };
+        return seconds(secs).ok_or_else(too_large);
+    }
+    let total = parse_units(rest).map_err(|e| match e {
+        DurationError::Invalid => format!(
+            "invalid duration {text:?}: write a number with a unit (500ms, 30s, 5m, 1h, 1h30m) or whole seconds"
+        ),
+        DurationError::TooLarge => too_large(),
+    })?;
     if total > MAX_DURATION {
         return Err(too_large());
     }
