@@ -574,10 +574,19 @@ pub(crate) struct DrillArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
-    /// Fleet simulation: N key sources in process against one idp answering 429 above 20 JWKS
-    /// requests per second; reports rejected valid tokens, JWKS requests and 429s per phase.
-    /// Each replica holds two open files (its connection, both ends): an N beyond the open-file
-    /// limit (`ulimit -n`) is refused before it starts.
+    /// Fleet simulation: N key sources in process against one idp answering 429 above
+    /// --jwks-rate-limit JWKS requests per second; reports rejected valid tokens, JWKS requests
+    /// and 429s per phase. The idp closes each connection after its answer, so a replica holds
+    /// open files only while a fetch is in flight; past what the open-file limit (`ulimit -n`)
+    /// could hold if every replica fetched at once, it warns, and the `unanswered` column says
+    /// whether any fetch went without.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=20_000), conflicts_with_all = ["target", "target_url", "idp"])]
     pub(crate) fleet: Option<u64>,
+
+    /// With --fleet: the JWKS requests per second the idp answers before it answers 429
+    /// (`Retry-After: 1`). Every replica needs one answer after a key is published, so with N
+    /// replicas no verifier can have the key everywhere sooner than N / this many seconds.
+    /// [default: 20]
+    #[arg(long, value_name = "PER_SECOND", requires = "fleet", conflicts_with_all = ["target", "target_url", "idp"], value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) jwks_rate_limit: Option<u32>,
 }

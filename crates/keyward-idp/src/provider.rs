@@ -240,6 +240,9 @@ struct Shared {
     cut_epoch: AtomicU64,
     /// Down until [`Provider::come_up`], whatever the faults say.
     held_down: AtomicBool,
+    /// Every answer closes its connection (`Connection: close`): see
+    /// [`Provider::set_close_connections`].
+    close_connections: AtomicBool,
     /// Scripted replies per path, and the record of every request.
     script: Mutex<Script>,
     /// The JWKS `Cache-Control` when no `cache-control` fault is active.
@@ -464,6 +467,7 @@ impl Provider {
             epoch: AtomicU64::new(0),
             cut_epoch: AtomicU64::new(0),
             held_down: AtomicBool::new(false),
+            close_connections: AtomicBool::new(false),
             script: Mutex::new(Script::default()),
             cache_control: Mutex::new("public, max-age=300".to_owned()),
             log,
@@ -543,6 +547,13 @@ impl Provider {
             Some(n) => format!("JWKS rate limit: {n} requests per second, 429 above"),
             None => "JWKS rate limit lifted".to_owned(),
         });
+    }
+
+    /// Makes every answer close its connection (`Connection: close`), so that clients hold a
+    /// descriptor only while a request is in flight: a fleet simulation of N clients in one
+    /// process would otherwise keep 2N open (one at each end of every idle keep-alive).
+    pub fn set_close_connections(&self, close: bool) {
+        self.shared.close_connections.store(close, Ordering::Relaxed);
     }
 
     /// The signing key of each configured algorithm, in `--alg` order.
@@ -1178,10 +1189,14 @@ async fn admin_state(State(shared): State<Arc<Shared>>, ConnectInfo(peer): Conne
 /// else the provider's own endpoint.
 async fn scripted(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let reply = shared.script().take(request.uri().path(), request.headers());
-    match reply {
+    let mut response = match reply {
         Some(reply) => reply.respond().await,
         None => next.run(request).await,
+    };
+    if shared.close_connections.load(Ordering::Relaxed) {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    response
 }
 
 // ---- the `down` fault -------------------------------------------------------------------------
@@ -1358,6 +1373,32 @@ mod tests {
         let status = text.get(9..12)?.parse().ok()?;
         let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
         Some((status, body))
+    }
+
+    /// Sends two requests on one connection (the second asks to close) and counts the answers.
+    async fn answers_on_one_connection(provider: &Provider) -> usize {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut stream) = TcpStream::connect(provider.local_addr()).await else { return 0 };
+        let requests = "GET /jwks HTTP/1.1\r\nHost: idp\r\n\r\n\
+                        GET /jwks HTTP/1.1\r\nHost: idp\r\nConnection: close\r\n\r\n";
+        if stream.write_all(requests.as_bytes()).await.is_err() {
+            return 0;
+        }
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "the connection was neither answered twice nor closed within 5 s");
+        String::from_utf8_lossy(&answer).matches("HTTP/1.1 200").count()
+    }
+
+    #[tokio::test]
+    async fn with_close_connections_every_answer_ends_its_connection() {
+        let provider =
+            Provider::start(SocketAddr::from(([127, 0, 0, 1], 0)), ProviderConfig::default()).await.unwrap();
+        assert_eq!(answers_on_one_connection(&provider).await, 2, "keep-alive by default");
+        provider.set_close_connections(true);
+        assert_eq!(answers_on_one_connection(&provider).await, 1, "closed after the first answer");
+        provider.set_close_connections(false);
+        assert_eq!(answers_on_one_connection(&provider).await, 2, "keep-alive again");
     }
 
     #[tokio::test]

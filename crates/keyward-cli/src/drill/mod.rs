@@ -36,7 +36,12 @@ const READY_LIMIT: Duration = Duration::from_secs(60);
 pub(crate) fn run(args: &DrillArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     if let Some(n) = args.fleet {
-        return runtime.block_on(fleet::run(n, Duration::from_secs(args.window), args.json));
+        return runtime.block_on(fleet::run(
+            n,
+            args.jwks_rate_limit.unwrap_or(fleet::DEFAULT_RATE_LIMIT),
+            Duration::from_secs(args.window),
+            args.json,
+        ));
     }
     let selected = select(&args.scenarios)?;
     runtime.block_on(async {

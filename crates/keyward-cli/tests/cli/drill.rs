@@ -276,4 +276,27 @@ fn the_fleet_simulation_reports_every_phase() {
     }
     assert_eq!(phases[2]["sent"], 100, "20 random kids per replica");
     assert_eq!(phases[2]["valid_rejected"], 0, "{}", phases[2]);
+    for phase in phases {
+        assert_eq!(phase["unanswered_fetches_peak"], 0, "every fetch got an answer: {phase}");
+    }
+}
+
+#[test]
+fn the_fleet_simulation_takes_the_idps_rate_limit() {
+    // Five replicas that meet a new kid within 500 ms ask more than 2 requests in a second.
+    let args = ["drill", "--fleet", "5", "--window", "3", "--jwks-rate-limit", "2", "--json"];
+    let (code, stdout, stderr) = run_for(&args, LIMIT);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let report = json_of(&stdout);
+    assert_eq!(report["rate_limit_per_s"], 2);
+    let phases = report["phases"].as_array().unwrap();
+    let refused: u64 = phases.iter().map(|p| p["throttled_429"].as_u64().unwrap()).sum();
+    assert!(refused > 0, "a limit of 2 per second refuses part of the fleet's fetches: {stdout}");
+    for phase in phases {
+        assert_eq!(phase["unanswered_fetches_peak"], 0, "429s are answers: {phase}");
+    }
+    // The limit belongs to the fleet simulation only.
+    let out = run(&["drill", "--target", "self", "--jwks-rate-limit", "5"], "");
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--jwks-rate-limit"), "{out:?}");
 }
