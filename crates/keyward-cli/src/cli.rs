@@ -510,6 +510,24 @@ mod tests {
             assert!(parse_leeway(bad).is_err(), "{bad:?}");
         }
     }
+
+    fn drill_args(line: &[&str]) -> Result<DrillArgs, clap::Error> {
+        use clap::Parser;
+        match Cli::try_parse_from(std::iter::once("keyward").chain(line.iter().copied()))?.command {
+            Command::Drill(args) => Ok(args),
+            other => panic!("not a drill: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn fleet_alone_means_a_thousand_replicas_at_the_default_limit() {
+        let args = drill_args(&["drill", "--fleet", "--json"]).unwrap();
+        assert_eq!((args.fleet, args.jwks_rate_limit, args.json), (Some(1_000), None, true));
+        let args = drill_args(&["drill", "--fleet", "250", "--jwks-rate-limit", "50"]).unwrap();
+        assert_eq!((args.fleet, args.jwks_rate_limit), (Some(250), Some(50)));
+        assert!(drill_args(&["drill", "--fleet", "0"]).is_err());
+        assert!(drill_args(&["drill", "--target", "self", "--jwks-rate-limit", "50"]).is_err());
+    }
 }
 
 /// `keyward idp`: where to listen, which keys to hold.
@@ -580,7 +598,8 @@ pub(crate) struct DrillArgs {
     /// open files only while a fetch is in flight; past what the open-file limit (`ulimit -n`)
     /// could hold if every replica fetched at once, it warns, and the `unanswered` column says
     /// whether any fetch went without.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=20_000), conflicts_with_all = ["target", "target_url", "idp"])]
+    /// `--fleet` alone simulates 1,000 replicas.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1000", value_parser = clap::value_parser!(u64).range(1..=20_000), conflicts_with_all = ["target", "target_url", "idp"])]
     pub(crate) fleet: Option<u64>,
 
     /// With --fleet: the JWKS requests per second the idp answers before it answers 429
