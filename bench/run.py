@@ -199,7 +199,8 @@ def children_cpu_s() -> float:
 
 
 def metrics(port: int) -> dict[str, float]:
-    """keyward's token-cache counters from /metrics (empty if absent)."""
+    """keyward's token-cache counters and its refusals (`refused <status> <reason>`, from
+    `keyward_decisions_total`) from /metrics (empty if absent)."""
     try:
         status, _, body = http("GET", f"http://127.0.0.1:{port}/metrics")
     except OSError:
@@ -211,7 +212,18 @@ def metrics(port: int) -> dict[str, float]:
         m = re.match(r"^(keyward_token_cache_(?:hits|misses)_total)(?:\{[^}]*\})?\s+([0-9.eE+-]+)$", line)
         if m:
             out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
+        m = re.match(r'^keyward_decisions_total\{[^}]*status="(\d+)",reason="([a-z_]+)"\}\s+([0-9.eE+-]+)$', line)
+        if m and m.group(1) != "200":
+            key = f"refused {m.group(1)} {m.group(2)}"
+            out[key] = out.get(key, 0.0) + float(m.group(3))
     return out
+
+
+def refusals(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """What keyward refused between two `metrics` readings, by status and reason: a valid
+    token's non-2xx in a row is then attributed (an empty dict when it refused nothing)."""
+    return {k.removeprefix("refused "): int(v - before.get(k, 0.0))
+            for k, v in after.items() if k.startswith("refused ") and v > before.get(k, 0.0)}
 
 
 @dataclass
@@ -313,6 +325,11 @@ def open_loop(url: str, tokens: Path, rate: float, seconds: float, conns: int = 
     return WrkResult(requests=d["requests"], seconds=d["requests"] / max(d["achieved_rps"], 1e-9),
                      rps=d["achieved_rps"], p50_ms=d["p50_us"] / 1000, p99_ms=d["p99_us"] / 1000,
                      non2xx=d["non2xx"], socket_errors=d["errors"], raw=d)
+
+
+def refused_note(row: dict) -> str:
+    """The log's mention of what keyward refused during a row's run (nothing when it refused nothing)."""
+    return f"  keyward refused {row['keyward_refusals']}" if row.get("keyward_refusals") else ""
 
 
 def generator_behind(row: dict) -> bool:
@@ -579,12 +596,14 @@ def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, r
                     busy, total = m1[0] - m0[0], m1[1] - m0[1]
                     row["machine_cores_busy"] = (os.cpu_count() or 1) * busy / total if total > 0 else None
                     if before and after:
+                        row["keyward_refusals"] = refusals(before, after)
                         hits = after.get("keyward_token_cache_hits_total", 0) - before.get("keyward_token_cache_hits_total", 0)
                         miss = after.get("keyward_token_cache_misses_total", 0) - before.get("keyward_token_cache_misses_total", 0)
                         row["cache_hit_ratio"] = hits / (hits + miss) if hits + miss > 0 else None
                     peak.setdefault((case, path, name), []).append(row)
                     log(f"round {rnd + 1} {case:6} {path:6} {name:34} {r.rps:9.0f} req/s  p50 {r.p50_ms:.3f} ms  "
-                        f"p99 {r.p99_ms:.3f} ms  non-2xx {r.non2xx}  errors {r.socket_errors}")
+                        f"p99 {r.p99_ms:.3f} ms  non-2xx {r.non2xx}  errors {r.socket_errors}"
+                        + (f"  keyward refused {row['keyward_refusals']}" if row.get("keyward_refusals") else ""))
         # The median round of each row (by throughput).
         results["peak"] = [
             {"case": c, "path": p, "target": n, "rounds_rps": [x["rps"] for x in rows],
@@ -637,23 +656,30 @@ def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, r
                     continue
                 # The open loop is the measure the target means; the two wrk stand-ins (each with its
                 # bias) stay for comparison with earlier runs.
+                before = metrics(ports.keyward)
                 r = open_loop(url, tokens, rate, args.duration)
                 results["half"].append({"case": case, "path": path, "method": "open loop",
-                                        "target_rps": rate, "connections": 64, "delay_ms": 0, **r.as_dict()})
+                                        "target_rps": rate, "connections": 64, "delay_ms": 0, **r.as_dict(),
+                                        "keyward_refusals": refusals(before, before := metrics(ports.keyward))})
                 log(f"half   {case:6} {path:6} target {rate:8.0f} achieved {r.rps:8.0f} req/s (open loop, 64 conns)  "
                     f"p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  p99.9 {r.raw['p999_us'] / 1000:.3f} ms  "
                     f"send lag p99 {r.raw['send_lag_p99_us'] / 1000:.3f} ms  non-2xx {r.non2xx}  errors {r.socket_errors}"
-                    + ("  (the generator fell behind)" if generator_behind(results["half"][-1]) else ""))
+                    + ("  (the generator fell behind)" if generator_behind(results["half"][-1]) else "")
+                    + refused_note(results["half"][-1]))
                 r, conns, delay = paced(url, tokens, rate, args.duration, args.threads)
                 results["half"].append({"case": case, "path": path, "method": f"think time {delay} ms",
-                                        "target_rps": rate, "connections": conns, "delay_ms": delay, **r.as_dict()})
+                                        "target_rps": rate, "connections": conns, "delay_ms": delay, **r.as_dict(),
+                                        "keyward_refusals": refusals(before, before := metrics(ports.keyward))})
                 log(f"half   {case:6} {path:6} target {rate:8.0f} achieved {r.rps:8.0f} req/s ({conns} conns, "
-                    f"{delay} ms think time)  p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  non-2xx {r.non2xx}")
+                    f"{delay} ms think time)  p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  non-2xx {r.non2xx}"
+                    + refused_note(results["half"][-1]))
                 r, conns = few_connections(url, tokens, rate, args.duration, args.threads)
                 results["half"].append({"case": case, "path": path, "method": "fewer connections",
-                                        "target_rps": rate, "connections": conns, "delay_ms": 0, **r.as_dict()})
+                                        "target_rps": rate, "connections": conns, "delay_ms": 0, **r.as_dict(),
+                                        "keyward_refusals": refusals(before, metrics(ports.keyward))})
                 log(f"half   {case:6} {path:6} target {rate:8.0f} achieved {r.rps:8.0f} req/s ({conns} conns, "
-                    f"flat out)  p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  non-2xx {r.non2xx}")
+                    f"flat out)  p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  non-2xx {r.non2xx}"
+                    + refused_note(results["half"][-1]))
 
     half_rate = args.soak_rate or (peak_rps("unique", "nginx", "keyward") or 0) / 2
 
