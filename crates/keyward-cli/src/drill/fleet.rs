@@ -90,6 +90,17 @@ struct Phase {
     unanswered_example: Option<String>,
 }
 
+impl Phase {
+    /// Folds in what [`with_peak`] sampled: the larger peaks, the first example.
+    fn absorb(&mut self, peaks: Peaks) {
+        self.peak_per_second = self.peak_per_second.max(peaks.requests_per_second);
+        self.unanswered_peak = self.unanswered_peak.max(peaks.unanswered);
+        if self.unanswered_example.is_none() {
+            self.unanswered_example = peaks.unanswered_example;
+        }
+    }
+}
+
 /// Descriptors the process keeps for itself beside the replicas' connections (the runtime,
 /// the idp's listener, the CA store read by each HTTP client, stdio).
 const SPARE_FILES: u64 = 256;
@@ -370,9 +381,7 @@ async fn rotation(
         phase
     };
     let (mut phase, peaks) = with_peak(idp, replicas, traffic).await;
-    phase.peak_per_second = peaks.requests_per_second;
-    phase.unanswered_peak = peaks.unanswered;
-    phase.unanswered_example = peaks.unanswered_example;
+    phase.absorb(peaks);
     phase.jwks_requests = idp.jwks_requests().saturating_sub(before.0);
     phase.throttled = idp.jwks_throttled().saturating_sub(before.1);
     // Without traffic, until every replica holds the new key (through its background retries)
@@ -392,11 +401,7 @@ async fn rotation(
         }
     })
     .await;
-    phase.peak_per_second = phase.peak_per_second.max(settle_peaks.requests_per_second);
-    phase.unanswered_peak = phase.unanswered_peak.max(settle_peaks.unanswered);
-    if phase.unanswered_example.is_none() {
-        phase.unanswered_example = settle_peaks.unanswered_example;
-    }
+    phase.absorb(settle_peaks);
     phase.settled_after = settled;
     if phase.all_accepted_after.is_none() {
         phase.all_accepted_after = settled;
@@ -444,9 +449,7 @@ async fn flood(
     };
     let (phase, peaks) = with_peak(idp, replicas, work).await;
     let mut phase = phase?;
-    phase.peak_per_second = peaks.requests_per_second;
-    phase.unanswered_peak = peaks.unanswered;
-    phase.unanswered_example = peaks.unanswered_example;
+    phase.absorb(peaks);
     phase.jwks_requests = idp.jwks_requests().saturating_sub(before.0);
     phase.throttled = idp.jwks_throttled().saturating_sub(before.1);
     phase.all_accepted_after = Some(Duration::ZERO);
