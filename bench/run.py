@@ -603,7 +603,7 @@ def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, r
                     peak.setdefault((case, path, name), []).append(row)
                     log(f"round {rnd + 1} {case:6} {path:6} {name:34} {r.rps:9.0f} req/s  p50 {r.p50_ms:.3f} ms  "
                         f"p99 {r.p99_ms:.3f} ms  non-2xx {r.non2xx}  errors {r.socket_errors}"
-                        + (f"  keyward refused {row['keyward_refusals']}" if row.get("keyward_refusals") else ""))
+                        + refused_note(row))
         # The median round of each row (by throughput).
         results["peak"] = [
             {"case": c, "path": p, "target": n, "rounds_rps": [x["rps"] for x in rows],
