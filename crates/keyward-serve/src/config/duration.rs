@@ -18,7 +18,7 @@ pub enum DurationError {
 /// Parses a sum of numbers with units: `500ms`, `30s`, `5m`, `1h`, `1d`, `1h30m`. The one
 /// parser behind the configuration file and the CLI's flags; a sum too large is refused, never
 /// wrapped. Bounds and bare numbers are each caller's business.
-pub fn parse_units(text: &str) -> Result<Duration, DurationError> {
+pub fn parse_duration_units(text: &str) -> Result<Duration, DurationError> {
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(DurationError::Invalid);
@@ -61,7 +61,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         let secs: u64 = rest.parse().map_err(|_| too_large())?;
         return seconds(secs).ok_or_else(too_large);
     }
-    let total = parse_units(rest).map_err(|e| match e {
+    let total = parse_duration_units(rest).map_err(|e| match e {
         DurationError::Invalid => format!(
             "invalid duration {text:?}: write a number with a unit (500ms, 30s, 5m, 1h, 1h30m) or whole seconds"
         ),

@@ -6,7 +6,7 @@ mod error;
 mod load;
 mod model;
 
-pub use self::duration::{DurationError, parse_units as parse_duration_units};
+pub use self::duration::{DurationError, parse_duration_units};
 pub use self::error::ConfigError;
 pub use self::load::{
     DEFAULT_LISTEN, DEFAULT_POLICY, MAX_CONFIG_BYTES, MAX_REQUIRE_DEPTH, MAX_TOKEN_CACHE_ENTRIES, QuickStart,
