@@ -655,31 +655,38 @@ def run(args, only, skip, ports: Ports, run_dir: Path, kw: Path, procs: Procs, r
                 if rate <= 0:
                     continue
                 # The open loop is the measure the target means; the two wrk stand-ins (each with its
-                # bias) stay for comparison with earlier runs.
-                before = metrics(ports.keyward)
-                r = open_loop(url, tokens, rate, args.duration)
-                results["half"].append({"case": case, "path": path, "method": "open loop",
-                                        "target_rps": rate, "connections": 64, "delay_ms": 0, **r.as_dict(),
-                                        "keyward_refusals": refusals(before, before := metrics(ports.keyward))})
-                log(f"half   {case:6} {path:6} target {rate:8.0f} achieved {r.rps:8.0f} req/s (open loop, 64 conns)  "
-                    f"p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  p99.9 {r.raw['p999_us'] / 1000:.3f} ms  "
-                    f"send lag p99 {r.raw['send_lag_p99_us'] / 1000:.3f} ms  non-2xx {r.non2xx}  errors {r.socket_errors}"
-                    + ("  (the generator fell behind)" if generator_behind(results["half"][-1]) else "")
-                    + refused_note(results["half"][-1]))
-                r, conns, delay = paced(url, tokens, rate, args.duration, args.threads)
-                results["half"].append({"case": case, "path": path, "method": f"think time {delay} ms",
-                                        "target_rps": rate, "connections": conns, "delay_ms": delay, **r.as_dict(),
-                                        "keyward_refusals": refusals(before, before := metrics(ports.keyward))})
-                log(f"half   {case:6} {path:6} target {rate:8.0f} achieved {r.rps:8.0f} req/s ({conns} conns, "
-                    f"{delay} ms think time)  p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  non-2xx {r.non2xx}"
-                    + refused_note(results["half"][-1]))
-                r, conns = few_connections(url, tokens, rate, args.duration, args.threads)
-                results["half"].append({"case": case, "path": path, "method": "fewer connections",
-                                        "target_rps": rate, "connections": conns, "delay_ms": 0, **r.as_dict(),
-                                        "keyward_refusals": refusals(before, metrics(ports.keyward))})
-                log(f"half   {case:6} {path:6} target {rate:8.0f} achieved {r.rps:8.0f} req/s ({conns} conns, "
-                    f"flat out)  p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  non-2xx {r.non2xx}"
-                    + refused_note(results["half"][-1]))
+                # bias) stay for comparison with earlier runs. Each row also records what keyward
+                # refused while it ran.
+                def measured(method: str, load) -> dict:
+                    before = metrics(ports.keyward)
+                    r, conns, delay = load()
+                    row = {"case": case, "path": path, "method": method, "target_rps": rate,
+                           "connections": conns, "delay_ms": delay, **r.as_dict(),
+                           "keyward_refusals": refusals(before, metrics(ports.keyward))}
+                    results["half"].append(row)
+                    return row
+
+                row = measured("open loop", lambda: (open_loop(url, tokens, rate, args.duration), 64, 0))
+                raw = row["raw"]
+                log(f"half   {case:6} {path:6} target {rate:8.0f} achieved {row['rps']:8.0f} req/s (open loop, 64 conns)  "
+                    f"p50 {row['p50_ms']:.3f} ms  p99 {row['p99_ms']:.3f} ms  p99.9 {raw['p999_us'] / 1000:.3f} ms  "
+                    f"send lag p99 {raw['send_lag_p99_us'] / 1000:.3f} ms  non-2xx {row['non2xx']}  "
+                    f"errors {row['socket_errors']}"
+                    + ("  (the generator fell behind)" if generator_behind(row) else "") + refused_note(row))
+                for method, load in (
+                    ("think time", lambda: paced(url, tokens, rate, args.duration, args.threads)),
+                    ("fewer connections",
+                     lambda: (*few_connections(url, tokens, rate, args.duration, args.threads), 0)),
+                ):
+                    row = measured(method, load)
+                    if method == "think time":
+                        row["method"] = f"think time {row['delay_ms']} ms"
+                        how = f"{row['delay_ms']} ms think time"
+                    else:
+                        how = "flat out"
+                    log(f"half   {case:6} {path:6} target {rate:8.0f} achieved {row['rps']:8.0f} req/s "
+                        f"({row['connections']} conns, {how})  p50 {row['p50_ms']:.3f} ms  "
+                        f"p99 {row['p99_ms']:.3f} ms  non-2xx {row['non2xx']}" + refused_note(row))
 
     half_rate = args.soak_rate or (peak_rps("unique", "nginx", "keyward") or 0) / 2
 
