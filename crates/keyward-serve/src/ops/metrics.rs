@@ -4,13 +4,15 @@
 //! Label values never come from a request: policy, issuer and header names come from the
 //! configuration, reasons and statuses from the closed set of [`DecisionReason`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use keyward::Reason;
 use keyward::source::Health;
-use metrics::{Counter, Histogram};
+use metrics::Counter;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::Config;
@@ -73,11 +75,12 @@ impl Metrics {
     pub fn install() -> Result<Self, MetricsError> {
         let installed = INSTALLED.get_or_init(|| {
             let mut builder = PrometheusBuilder::new();
-            for name in [DECISION_DURATION_SECONDS, keyward::telemetry::VERIFY_DURATION_SECONDS] {
-                builder = builder
-                    .set_buckets_for_metric(Matcher::Full(name.to_owned()), &DURATION_BUCKETS)
-                    .map_err(|e| e.to_string())?;
-            }
+            builder = builder
+                .set_buckets_for_metric(
+                    Matcher::Full(keyward::telemetry::VERIFY_DURATION_SECONDS.to_owned()),
+                    &DURATION_BUCKETS,
+                )
+                .map_err(|e| e.to_string())?;
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
@@ -94,7 +97,9 @@ impl Metrics {
     /// (`Content-Type: text/plain; version=0.0.4`). Call [`Metrics::refresh_issuers`] first so
     /// key-set ages are current.
     pub fn render(&self) -> String {
-        self.handle.render()
+        let mut text = self.handle.render();
+        render_decision_durations(&mut text);
+        text
     }
 
     /// Brings per-issuer gauges up to date for a scrape: `keyward_jwks_age_seconds` (the
@@ -156,11 +161,6 @@ pub(crate) fn age_seconds(health: &Health, now_unix: i64) -> Option<i64> {
 pub fn describe() {
     keyward::telemetry::describe();
     metrics::describe_counter!(DECISIONS_TOTAL, "Forward-auth decisions by policy, HTTP status and reason");
-    metrics::describe_histogram!(
-        DECISION_DURATION_SECONDS,
-        metrics::Unit::Seconds,
-        "Time from receiving an auth request to its decision"
-    );
     metrics::describe_counter!(TOKEN_CACHE_HITS_TOTAL, "Decisions served from the verified-token cache");
     metrics::describe_counter!(TOKEN_CACHE_MISSES_TOTAL, "Tokens not in the verified-token cache");
     metrics::describe_gauge!(
@@ -176,6 +176,86 @@ pub fn describe() {
         CLAIM_HEADER_DROPPED_TOTAL,
         "Claim values not sent in their header because they held control characters"
     );
+}
+
+/// `# HELP` of [`DECISION_DURATION_SECONDS`] (rendered by [`render_decision_durations`]).
+const DECISION_DURATION_HELP: &str = "Time from receiving an auth request to its decision";
+
+/// `keyward_decision_duration_seconds` for one policy, kept as counts over [`DURATION_BUCKETS`]:
+/// recording is a bucket search and two atomic adds. The exporter's own histograms store every
+/// sample until the next scrape or upkeep, which cost a cached decision about a tenth of its
+/// time and held tens of bytes per request between upkeeps.
+#[derive(Debug, Default)]
+struct DurationHistogram {
+    /// Observations per bucket, not cumulative; the last one is `+Inf`.
+    counts: [AtomicU64; DURATION_BUCKETS.len() + 1],
+    /// Sum of the observations in nanoseconds (wraps after 584 years of summed decision time).
+    sum_nanos: AtomicU64,
+}
+
+impl DurationHistogram {
+    fn record(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket =
+            DURATION_BUCKETS.iter().position(|bound| seconds <= *bound).unwrap_or(DURATION_BUCKETS.len());
+        if let Some(count) = self.counts.get(bucket) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Appends this histogram's `_bucket`, `_sum` and `_count` lines for `policy`.
+    fn render(&self, policy: &str, out: &mut String) {
+        let name = DECISION_DURATION_SECONDS;
+        let policy = label_value(policy);
+        let mut cumulative = 0u64;
+        for (index, count) in self.counts.iter().enumerate() {
+            cumulative = cumulative.saturating_add(count.load(Ordering::Relaxed));
+            match DURATION_BUCKETS.get(index) {
+                Some(bound) => {
+                    let _ = writeln!(out, r#"{name}_bucket{{policy="{policy}",le="{bound}"}} {cumulative}"#);
+                }
+                None => {
+                    let _ = writeln!(out, r#"{name}_bucket{{policy="{policy}",le="+Inf"}} {cumulative}"#);
+                }
+            }
+        }
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, r#"{name}_sum{{policy="{policy}"}} {sum}"#);
+        let _ = writeln!(out, r#"{name}_count{{policy="{policy}"}} {cumulative}"#);
+    }
+}
+
+/// Every policy's decision histogram, by `policy` label: one series per name for the life of
+/// the process (a reload keeps counting into it, as Prometheus expects of a histogram).
+static DECISION_DURATIONS: Mutex<BTreeMap<String, Arc<DurationHistogram>>> = Mutex::new(BTreeMap::new());
+
+/// The decision histogram of `policy`, created on first use.
+fn decision_duration(policy: &str) -> Arc<DurationHistogram> {
+    let mut all = DECISION_DURATIONS.lock().unwrap_or_else(PoisonError::into_inner);
+    Arc::clone(all.entry(policy.to_owned()).or_default())
+}
+
+/// Appends the decision histograms (when any exists) to the exporter's text.
+fn render_decision_durations(out: &mut String) {
+    let all = DECISION_DURATIONS.lock().unwrap_or_else(PoisonError::into_inner);
+    if all.is_empty() {
+        return;
+    }
+    if !out.is_empty() && !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+    let _ = writeln!(out, "# HELP {DECISION_DURATION_SECONDS} {DECISION_DURATION_HELP}");
+    let _ = writeln!(out, "# TYPE {DECISION_DURATION_SECONDS} histogram");
+    for (policy, histogram) in all.iter() {
+        histogram.render(policy, out);
+    }
+}
+
+/// `text` as a label value: backslash, double quote and newline escaped.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// Why a decision came out as it did: the `reason` label of `keyward_decisions_total`, a
@@ -291,7 +371,7 @@ pub struct PolicyId(usize);
 #[derive(Debug)]
 struct PolicyHandles {
     name: String,
-    duration: Histogram,
+    duration: Arc<DurationHistogram>,
     /// One counter per [`DecisionReason`] slot, labelled with the reason's usual status.
     decisions: Vec<Counter>,
 }
@@ -305,11 +385,7 @@ impl PolicyHandles {
                 "status" => status_label(reason.status()),
                 "reason" => reason.as_str())
         }));
-        Self {
-            name: name.to_owned(),
-            duration: metrics::histogram!(DECISION_DURATION_SECONDS, "policy" => name.to_owned()),
-            decisions,
-        }
+        Self { name: name.to_owned(), duration: decision_duration(name), decisions }
     }
 }
 
@@ -322,7 +398,7 @@ impl PolicyHandles {
 pub struct DecisionMetrics {
     policies: Vec<PolicyHandles>,
     unknown_policy: Counter,
-    unknown_policy_duration: Histogram,
+    unknown_policy_duration: Arc<DurationHistogram>,
     cache_hits: Counter,
     cache_misses: Counter,
     cors_preflight: Counter,
@@ -348,7 +424,7 @@ impl DecisionMetrics {
                 "policy" => UNKNOWN_POLICY_LABEL,
                 "status" => status_label(500),
                 "reason" => DecisionReason::UnknownPolicy.as_str()),
-            unknown_policy_duration: metrics::histogram!(DECISION_DURATION_SECONDS, "policy" => UNKNOWN_POLICY_LABEL),
+            unknown_policy_duration: decision_duration(UNKNOWN_POLICY_LABEL),
             cache_hits: metrics::counter!(TOKEN_CACHE_HITS_TOTAL),
             cache_misses: metrics::counter!(TOKEN_CACHE_MISSES_TOTAL),
             cors_preflight: metrics::counter!(CORS_PREFLIGHT_BYPASSED_TOTAL),
@@ -379,7 +455,7 @@ impl DecisionMetrics {
     /// deciding took. An id from another configuration's `DecisionMetrics` is ignored.
     pub fn record(&self, policy: PolicyId, reason: DecisionReason, status: u16, elapsed: Duration) {
         let Some(handles) = self.policies.get(policy.0) else { return };
-        handles.duration.record(elapsed.as_secs_f64());
+        handles.duration.record(elapsed);
         match reason.slot().and_then(|slot| handles.decisions.get(slot)) {
             Some(counter) if status == reason.status() => counter.increment(1),
             // A status this reason does not usually get: still a closed set, labelled on demand.
@@ -394,7 +470,7 @@ impl DecisionMetrics {
     /// Records a request for a policy that is not configured (500 `unknown_policy`), under the
     /// policy label [`UNKNOWN_POLICY_LABEL`]: the requested name is never a label.
     pub fn record_unknown_policy(&self, elapsed: Duration) {
-        self.unknown_policy_duration.record(elapsed.as_secs_f64());
+        self.unknown_policy_duration.record(elapsed);
         self.unknown_policy.increment(1);
     }
 
@@ -455,6 +531,31 @@ mod tests {
         }
         assert_eq!(DecisionReason::from_code("valid"), None);
         assert_eq!(DecisionReason::from(Reason::Expired), DecisionReason::Token(Reason::Expired));
+    }
+
+    #[test]
+    fn decision_histograms_count_inclusive_buckets_and_escape_the_policy() {
+        let histogram = DurationHistogram::default();
+        histogram.record(Duration::from_micros(100)); // exactly on the 0.0001 bound: in it
+        histogram.record(Duration::from_micros(101));
+        histogram.record(Duration::from_secs(60)); // past every bound: +Inf only
+        let mut text = String::new();
+        histogram.render("a\"b\\c\nd", &mut text);
+        let line = |series: &str| {
+            text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')).map(str::to_owned)
+        };
+        let policy = r#"policy="a\"b\\c\nd""#;
+        let bucket = |le: &str| line(&format!("{DECISION_DURATION_SECONDS}_bucket{{{policy},le=\"{le}\"}}"));
+        assert_eq!(bucket("0.00005").as_deref(), Some("0"), "{text}");
+        assert_eq!(bucket("0.0001").as_deref(), Some("1"), "{text}");
+        assert_eq!(bucket("0.00025").as_deref(), Some("2"));
+        assert_eq!(bucket("2.5").as_deref(), Some("2"));
+        assert_eq!(bucket("+Inf").as_deref(), Some("3"));
+        assert_eq!(line(&format!("{DECISION_DURATION_SECONDS}_count{{{policy}}}")).as_deref(), Some("3"));
+        let sum: f64 =
+            line(&format!("{DECISION_DURATION_SECONDS}_sum{{{policy}}}")).unwrap().parse().unwrap();
+        assert!((sum - 60.000_201).abs() < 1e-9, "{sum}");
+        assert_eq!(text.lines().count(), DURATION_BUCKETS.len() + 3, "one line per bucket, +Inf, sum, count");
     }
 
     #[test]
