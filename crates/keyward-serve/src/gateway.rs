@@ -273,7 +273,7 @@ impl Gateway {
         let started = tokio::time::Instant::now();
         // A guard, not a clone of the `Arc`: no shared reference count written on every request.
         let rt = self.current.load();
-        let (policy, decided) = self.decide(&rt, peer, method, uri, headers).await;
+        let (policy, decided) = self.decide(&rt, peer, method, uri, headers, started).await;
         let status = decided.response.status().as_u16();
         match policy.and_then(|p| rt.policies.get(p)).and_then(|p| p.metrics) {
             Some(id) => rt.decisions.record(id, decided.reason, status, started.elapsed()),
@@ -290,6 +290,7 @@ impl Gateway {
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
+        started: tokio::time::Instant,
     ) -> (Option<usize>, Decided) {
         let config = &rt.config;
         let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
@@ -351,7 +352,7 @@ impl Gateway {
             }
             Found::Token(token) => token,
         };
-        let entry = match self.verified(rt, &token).await {
+        let entry = match self.verified(rt, &token, started).await {
             Ok(entry) => entry,
             Err(denial) => {
                 return (Some(policy), respond::deny(policy_rt, &denial, config.error_description));
@@ -380,7 +381,12 @@ impl Gateway {
 
     /// The verified token: from the cache, or verified now (waiting at most the decision
     /// deadline for a key fetch, which goes on in the background either way).
-    async fn verified(&self, rt: &Runtime, token: &[u8]) -> Result<Arc<Entry>, Denial> {
+    async fn verified(
+        &self,
+        rt: &Runtime,
+        token: &[u8],
+        started: tokio::time::Instant,
+    ) -> Result<Arc<Entry>, Denial> {
         let now = rt.clock.now_unix();
         let epoch = rt.cache.epoch();
         let hash = if rt.cache.enabled() && token.len() <= keyward::DEFAULT_MAX_TOKEN_LEN {
@@ -388,6 +394,11 @@ impl Gateway {
             if let Some(entry) = rt.cache.get(&hash, now) {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
                 rt.decisions.cache_hit();
+                // A valid token from the cache is an outcome like any other: without it, a
+                // failure spike's ratio would leave out every reused valid token.
+                if let Some(issuer) = rt.issuers.get(entry.issuer) {
+                    rt.spike(issuer, Ok(()), started);
+                }
                 return Ok(entry);
             }
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
@@ -414,17 +425,17 @@ impl Gateway {
                 match Box::pin(tokio::time::timeout(rt.config.decision_deadline, pending.wait())).await {
                     Ok(outcome) => outcome,
                     Err(_) => {
-                        rt.spike(issuer, Err(Reason::KeysUnavailable));
+                        rt.spike(issuer, Err(Reason::KeysUnavailable), tokio::time::Instant::now());
                         return Err(Denial::Deadline);
                     }
                 }
             }
         };
         let verified = outcome.map_err(|e| {
-            rt.spike(issuer, Err(e.reason()));
+            rt.spike(issuer, Err(e.reason()), started);
             Denial::Rejected(Rejection::from_error(e))
         })?;
-        rt.spike(issuer, Ok(()));
+        rt.spike(issuer, Ok(()), started);
         let claims = verified.claims();
         let headers: Vec<ClaimValue> =
             rt.claim_header_paths().map(|path| claim_value(claims, path)).collect();
@@ -560,11 +571,11 @@ impl Runtime {
         })
     }
 
-    /// Feeds the failure-spike detector one token outcome of `issuer` (it logs a spike's start
-    /// and end itself).
-    fn spike(&self, issuer: &IssuerRt, outcome: Result<(), Reason>) {
+    /// Feeds the failure-spike detector one token outcome of `issuer` at `now` (it logs a
+    /// spike's start and end itself).
+    fn spike(&self, issuer: &IssuerRt, outcome: Result<(), Reason>, now: tokio::time::Instant) {
         if let Some(id) = issuer.spike {
-            self.spikes.record(id, outcome, tokio::time::Instant::now());
+            self.spikes.record(id, outcome, now);
         }
     }
 

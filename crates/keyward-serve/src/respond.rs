@@ -216,7 +216,8 @@ fn challenge(
     if let Some(description) = description {
         text.push_str(&format!(r#", error_description="{}""#, quoted(description)));
     }
-    if let Some(scope) = scope.filter(|s| !s.is_empty()) {
+    // Present whenever given, even empty (a role or claim requirement): as keyward-tower answers.
+    if let Some(scope) = scope {
         text.push_str(&format!(r#", scope="{}""#, quoted(scope)));
     }
     HeaderValue::from_str(&text).ok()

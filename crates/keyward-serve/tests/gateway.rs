@@ -714,3 +714,98 @@ async fn metrics_count_decisions_cache_hits_and_dropped_claim_headers() {
     assert!(value(r#"keyward_decisions_total{policy="default",status="200",reason="allowed"}"#) >= 2.0);
     assert!(!answer.body.contains("Set-Cookie"), "a claim value reached a label");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_spike_counts_valid_tokens_served_from_the_cache() {
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    // Defaults: over 20 % of at least 20 outcomes in a minute.
+    let gw = start(quick(idp.issuer(), SourceSettings::default())).await;
+    let valid = token(idp.issuer(), &k1, json!({}));
+    let wrong_audience = token(idp.issuer(), &k1, json!({"aud": "another-api"}));
+    let state = |body: &str| {
+        let json: Value = serde_json::from_str(body).unwrap();
+        json["issuers"][idp.issuer()]["state"].as_str().unwrap_or_default().to_owned()
+    };
+
+    // 100 valid requests (one verification, 99 cache hits) and 20 refusals: 17 % failed.
+    for _ in 0..100 {
+        assert_eq!(gw.get("/auth", Some(&valid)).await.status, 200);
+    }
+    for _ in 0..20 {
+        assert_eq!(gw.get("/auth", Some(&wrong_audience)).await.status, 401);
+    }
+    assert_eq!(gw.gateway.cache_stats().hits, 99);
+    let ready = gw.get("/readyz", None).await;
+    assert_eq!(state(&ready.body), "fresh", "cached valid tokens count: {}", ready.body);
+
+    // 40 more refusals: 60 of 160, 37.5 %, a spike; still ready, the dominant reason named.
+    for _ in 0..40 {
+        assert_eq!(gw.get("/auth", Some(&wrong_audience)).await.status, 401);
+    }
+    let ready = gw.get("/readyz", None).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(state(&ready.body), "degraded", "{}", ready.body);
+    let json: Value = serde_json::from_str(&ready.body).unwrap();
+    assert!(
+        json["issuers"][idp.issuer()]["dominant_failure"].as_str().is_some_and(|r| r.contains("aud")),
+        "{json}"
+    );
+}
+
+/// The verified-token cache keeps an entry min(exp − now, 300 s), judged by the gateway's
+/// clock; past it the token is verified again (and refused once expired past the leeway).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_tokens_live_until_exp_or_300_seconds_whichever_comes_first() {
+    use http::{HeaderValue, Method, Uri};
+    use keyward::FixedClock;
+
+    let k1 = key("k1");
+    let idp = idp_with(&[&k1]).await;
+    let t0 = now();
+    let clock = Arc::new(FixedClock::at(t0));
+    let gateway = keyward_serve::Gateway::with_clock(
+        quick(idp.issuer(), SourceSettings::default()),
+        Arc::clone(&clock),
+    )
+    .unwrap();
+    let signed = |exp_in: i64, sub: &str| {
+        let claims = json!({"iss": idp.issuer(), "sub": sub, "aud": AUD, "iat": t0, "exp": t0 + exp_in});
+        k1.sign_jwt(&claims).unwrap()
+    };
+    let long = signed(3600, "long");
+    let short = signed(100, "short");
+    let (peer, uri) = (std::net::IpAddr::from([127, 0, 0, 1]), Uri::from_static("/auth"));
+    let ask = |token: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+        let gateway = &gateway;
+        let uri = uri.clone();
+        async move {
+            let response = gateway.check(peer, &Method::GET, &uri, &headers).await;
+            let reason = response.headers().get("x-keyward-reason").map(|v| v.to_str().unwrap().to_owned());
+            (response.status().as_u16(), reason)
+        }
+    };
+    let misses = || gateway.cache_stats().misses;
+
+    assert_eq!(ask(&long).await.0, 200);
+    assert_eq!(ask(&short).await.0, 200);
+    assert_eq!(misses(), 2);
+
+    // A token with an hour left is kept 300 s, not an hour.
+    clock.set(t0 + 299);
+    assert_eq!(ask(&long).await.0, 200);
+    assert_eq!(misses(), 2, "still cached at +299 s");
+    clock.set(t0 + 300);
+    assert_eq!(ask(&long).await.0, 200);
+    assert_eq!(misses(), 3, "verified again at +300 s");
+
+    // A token with 100 s left is kept until its exp, not 300 s: at +101 it is verified again
+    // (still inside the 60 s leeway), and refused once past it.
+    clock.set(t0 + 101);
+    assert_eq!(ask(&short).await.0, 200);
+    assert_eq!(misses(), 4, "not served from the cache past its exp");
+    clock.set(t0 + 161);
+    assert_eq!(ask(&short).await, (401, Some("expired".to_owned())));
+}
