@@ -49,7 +49,7 @@ const MAX_REPLY: u64 = 1 << 20;
 // The checks, by name. Each is one trial; the scenario records a result for each.
 
 const PROXIES: [&str; 2] = ["nginx", "caddy"];
-const PROXY_CHECKS: [&str; 8] = [
+const PROXY_CHECKS: [&str; 9] = [
     "valid_token_reaches_upstream_with_claim_headers",
     "forged_x_auth_subject_is_overwritten",
     "missing_token_gets_401",
@@ -58,6 +58,7 @@ const PROXY_CHECKS: [&str; 8] = [
     "idp_down_valid_tokens_keep_flowing",
     "keyward_unreachable_gets_503_with_retry_after",
     "named_policy_refusal_gets_403",
+    "client_cannot_pick_the_request_keyward_judges",
 ];
 const ROTATION_CHECKS: [&str; 4] = [
     "rotation::new_key_accepted_at_once",
@@ -709,6 +710,28 @@ fn check_forged(url: &str, token: &str) -> Result<(), String> {
     ensure(reply.status == 401, || format!("forged header, no token: want 401: {}", reply.show()))
 }
 
+/// A client's own X-Original-* / X-Forwarded-* headers are not what keyward judges: a GET
+/// without a token dressed as a CORS preflight (which keyward lets through) is refused, while a
+/// real preflight still passes unauthenticated.
+fn check_forged_original(url: &str) -> Result<(), String> {
+    let preflight = [("origin", "https://app.example"), ("access-control-request-method", "GET")];
+    let mut dressed = vec![
+        ("x-original-method", "OPTIONS"),
+        ("x-original-uri", "/health"),
+        ("x-forwarded-method", "OPTIONS"),
+        ("x-forwarded-uri", "/health"),
+    ];
+    dressed.extend(preflight);
+    let reply = http("GET", &format!("{url}/orders/42"), &dressed)?;
+    ensure(reply.status == 401, || {
+        format!("a GET without a token, dressed as a preflight: want 401: {}", reply.show())
+    })?;
+    let reply = http("OPTIONS", &format!("{url}/orders/42"), &preflight)?;
+    ensure(!matches!(reply.status, 401 | 403 | 500..), || {
+        format!("a real CORS preflight is let through unauthenticated: {}", reply.show())
+    })
+}
+
 fn check_missing(url: &str) -> Result<(), String> {
     for (method, path) in [("GET", "/orders/42"), ("POST", "/orders"), ("DELETE", "/")] {
         let reply = http(method, &format!("{url}{path}"), &[])?;
@@ -863,6 +886,7 @@ fn scenario(results: &mut Results, missing: &Missing, work: &Path) -> Result<(),
         record(results, &format!("{proxy}::{}", PROXY_CHECKS[3]), check_invalid(url, &token_old));
         record(results, &format!("{proxy}::{}", PROXY_CHECKS[4]), check_unavailable(down_url, &token_dead));
         record(results, &format!("{proxy}::{}", PROXY_CHECKS[7]), check_refused(down_url, &token_old));
+        record(results, &format!("{proxy}::{}", PROXY_CHECKS[8]), check_forged_original(url));
     }
 
     // Traefik and Envoy: the request each would send, replayed against keyward serve.
@@ -1176,9 +1200,11 @@ fn check_envoy_parses() -> Result<(), String> {
         format!("timeout {} s is not above the 1 s decision deadline", a.timeout_secs)
     })?;
     ensure(a.cluster_port == 4190, || format!("cluster port {}", a.cluster_port))?;
-    ensure(a.allowed_headers.iter().any(|h| h.eq_ignore_ascii_case("authorization")), || {
-        "allowed_headers lacks authorization".to_owned()
-    })?;
+    for h in ["authorization", "origin", "access-control-request-method"] {
+        ensure(a.allowed_headers.iter().any(|p| p.eq_ignore_ascii_case(h)), || {
+            format!("allowed_headers lacks {h}")
+        })?;
+    }
     for h in ["x-auth-subject", "x-auth-issuer"] {
         ensure(a.allowed_upstream.iter().any(|p| h.starts_with(&p.to_ascii_lowercase())), || {
             format!("allowed_upstream_headers lacks {h}")
@@ -1205,6 +1231,10 @@ fn replay_envoy(kw: &str, token: &str, issuer: &str) -> Result<(), String> {
     ensure(no.status == 401 && no.header("www-authenticate").is_some(), || {
         format!("no token: {}", no.show())
     })?;
+    // A CORS preflight: Envoy sends the OPTIONS with the two headers allowed_headers lets through.
+    let preflight = [("origin", "https://app.example"), ("access-control-request-method", "GET")];
+    let pre = http("OPTIONS", &url, &preflight)?;
+    ensure(pre.status == 200, || format!("CORS preflight: want 200: {}", pre.show()))?;
     Ok(())
 }
 
