@@ -353,7 +353,7 @@ pub(crate) struct ServeArgs {
 
     /// The TOML configuration (issuers, policies, path rules, claim headers, …); see
     /// docs/configuration.md. The key-source flags below apply to --issuer only: a file sets
-    /// them per issuer, in `[issuer.keys]`.
+    /// them per issuer, in `[issuer.keys]`, and beside --config they are refused.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<std::path::PathBuf>,
 
@@ -403,6 +403,18 @@ pub(crate) struct SourceArgs {
     /// Allow plain http:// to hosts other than loopback.
     #[arg(long)]
     pub(crate) allow_insecure_http: bool,
+}
+
+impl SourceArgs {
+    /// The values when no flag is given (clap's defaults, so they cannot drift apart).
+    pub(crate) fn defaults() -> Option<Self> {
+        #[derive(Parser)]
+        struct OnlySource {
+            #[command(flatten)]
+            source: SourceArgs,
+        }
+        OnlySource::try_parse_from(["keyward"]).ok().map(|only| only.source)
+    }
 }
 
 #[derive(Debug, Args)]

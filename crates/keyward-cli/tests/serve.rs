@@ -256,3 +256,69 @@ fn sighup_reloads_the_file_and_a_bad_file_keeps_the_old_configuration() {
     let (code, _) = serve.terminate();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn a_quick_start_survives_sighup_and_counts_it_as_a_reload() {
+    let idp = Idp::start();
+    let serve = Serve::start(&["--issuer", idp.idp.issuer(), "--audience", AUD]);
+    let reloads = |result: &str| {
+        let (_, _, body) = serve.get("/metrics", &[]);
+        let series = format!(r#"keyward_config_reloads_total{{result="{result}"}} "#);
+        body.lines().find_map(|l| l.strip_prefix(series.as_str())?.parse::<f64>().ok())
+    };
+    // The series exist from the start, file or not.
+    assert_eq!(reloads("ok"), Some(0.0));
+    assert_eq!(reloads("error"), Some(0.0));
+
+    let status = Command::new("kill").args(["-HUP", &serve.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let mut logged = false;
+    for _ in 0..200 {
+        if serve.stderr.try_iter().any(|l| l.contains("nothing to reload")) {
+            logged = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(logged, "SIGHUP without a file is logged");
+    assert_eq!(reloads("ok"), Some(1.0));
+    let bearer = format!("Bearer {}", idp.token());
+    assert_eq!(serve.get("/auth", &[("Authorization", &bearer)]).0, 200, "still serving after SIGHUP");
+    let (code, _) = serve.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn key_source_flags_are_named_when_wrong_and_refused_beside_a_file() {
+    // Quick start: the error names the flag the operator typed.
+    let output = keyward(&[
+        "serve",
+        "--issuer",
+        "https://idp.example.com",
+        "--audience",
+        AUD,
+        "--min-ttl",
+        "20m",
+        "--max-ttl",
+        "15m",
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--min-ttl") || stderr.contains("--max-ttl"), "{stderr}");
+
+    // With a file they would be ignored: refused instead, pointing at the file's [issuer.keys].
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyward.toml");
+    std::fs::write(&path, "[[issuer]]\nissuer = \"https://idp.example.com\"\naudiences = [\"a\"]\n").unwrap();
+    let output = keyward(&["serve", "--config", path.to_str().unwrap(), "--max-stale", "1h", "--check"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--max-stale") && stderr.contains("keys"), "{stderr}");
+    // Flags left at their defaults are no conflict.
+    let output = keyward(&["serve", "--config", path.to_str().unwrap(), "--check"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+}

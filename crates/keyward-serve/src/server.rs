@@ -82,8 +82,11 @@ impl Server {
     ) -> Result<(), ServeError> {
         let config = self.gateway.config();
         let grace = config.shutdown_grace;
-        let reloading = config.path.is_some().then(|| spawn_reloader(&self.gateway, &config));
-        // Without it, histogram samples pile up (tens of bytes a request) until a scrape.
+        // Also without a file: SIGHUP must not kill a quick-start server (its default action),
+        // and `keyward_config_reloads_total` exists either way.
+        let (_reload_handle, reloading) = spawn_reloader(&self.gateway, &config);
+        // Without it, the library's histogram samples pile up (tens of bytes a verification)
+        // until a scrape.
         let upkeep = self.gateway.spawn_metrics_upkeep();
         let app = router(Arc::clone(&self.gateway));
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -99,9 +102,7 @@ impl Server {
             });
         let mut serving = tokio::spawn(serving.into_future());
         let stop_reloading = || {
-            if let Some((_, task)) = &reloading {
-                task.abort();
-            }
+            reloading.abort();
             if let Some(task) = &upkeep {
                 task.abort();
             }
@@ -127,12 +128,17 @@ impl Server {
 }
 
 /// Reloads the configuration file on SIGHUP and (when `reload.watch`) when it changes: a bad
-/// file is logged and the configuration in service keeps serving.
+/// file is logged and the configuration in service keeps serving. Started from flags (no file),
+/// a SIGHUP has nothing to read: it is logged and the flags' configuration stays.
 fn spawn_reloader(gateway: &Arc<Gateway>, config: &Config) -> (ReloadHandle, tokio::task::JoinHandle<()>) {
     let path = config.path.clone();
     let target = Arc::clone(gateway);
     let reloader = Reloader::new(move || {
-        let Some(path) = &path else { return Err("no configuration file to reload".to_owned()) };
+        let Some(path) = &path else {
+            return Ok(
+                "nothing to reload: started from flags, not --config (restart to change them)".to_owned()
+            );
+        };
         let config = Config::load(path).map_err(|e| e.to_string())?;
         let summary = format!(
             "{} issuer(s), {} policy(ies), {} path rule(s)",

@@ -155,6 +155,14 @@ fn build_checker(args: &VerifyArgs) -> Result<Checker> {
 }
 
 pub(crate) fn source_settings(args: &SourceArgs) -> Result<SourceSettings> {
+    let settings = unchecked_source_settings(args);
+    settings.validate()?;
+    Ok(settings)
+}
+
+/// The settings the flags give, not yet validated (`keyward serve` validates them itself, to
+/// name the flag in its error).
+pub(crate) fn unchecked_source_settings(args: &SourceArgs) -> SourceSettings {
     let mut settings = SourceSettings::default();
     settings.min_ttl = args.min_ttl;
     settings.max_ttl = args.max_ttl;
@@ -164,8 +172,7 @@ pub(crate) fn source_settings(args: &SourceArgs) -> Result<SourceSettings> {
     settings.removal_grace = args.removal_grace;
     settings.cache_dir = args.cache_dir.clone();
     settings.http.allow_insecure_http = args.allow_insecure_http;
-    settings.validate()?;
-    Ok(settings)
+    settings
 }
 
 fn policy(args: &VerifyArgs) -> Result<Policy> {

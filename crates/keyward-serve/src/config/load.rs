@@ -707,6 +707,8 @@ impl Reader<'_> {
                 *slot = d;
             }
         }
+        // As `--refresh-cooldown` does: the same window answers a kid that fetches kept missing.
+        source.negative_cache_ttl = source.refresh_cooldown;
         if let Some(d) = keys.duration_in("removal_grace", Duration::ZERO, max)? {
             source.removal_grace = Some(d);
         }
