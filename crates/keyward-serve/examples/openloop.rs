@@ -20,7 +20,8 @@
 //! shares with the server.
 //!
 //! The generator's own lateness (the pacer's tick, and its waking up to ~60 µs late on Linux)
-//! counts against the server; `send_lag` reports it so a reader can tell the two apart. The last
+//! counts against the server; `send_lag` reports it so a reader can tell the two apart, and
+//! `service` the time from sending to the answer (what a closed-loop tool reports). The last
 //! line is `OPENLOOP {json}` with the counts and percentiles in microseconds.
 #![allow(clippy::disallowed_methods)] // measures real elapsed time, which is the point here
 #![allow(missing_docs)]
@@ -43,6 +44,8 @@ struct Tally {
     latency_us: Vec<u32>,
     /// From due to sending.
     send_lag_us: Vec<u32>,
+    /// From sending to the end of the answer: what a closed-loop tool such as wrk reports.
+    service_us: Vec<u32>,
     non2xx: u64,
     errors: u64,
 }
@@ -138,9 +141,11 @@ fn main() {
         (tally, start, Instant::now())
     });
 
-    let Tally { latency_us: mut latency, send_lag_us: mut lag, non2xx, errors } = tally;
+    let Tally { latency_us: mut latency, send_lag_us: mut lag, service_us: mut service, non2xx, errors } =
+        tally;
     latency.sort_unstable();
     lag.sort_unstable();
+    service.sort_unstable();
     let recorded = latency.len() as u64;
     let from = start + Duration::from_secs_f64(recorded_from as f64 / rate);
     let span = end.saturating_duration_since(from).as_secs_f64();
@@ -150,7 +155,7 @@ fn main() {
     println!(
         "OPENLOOP {{\"target_rps\":{rate:.0},\"requests\":{recorded},\"achieved_rps\":{:.0},\"connections\":{connections},\
 \"non2xx\":{non2xx},\"errors\":{errors},\"p50_us\":{},\"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\
-\"send_lag_p50_us\":{},\"send_lag_p99_us\":{}}}",
+\"send_lag_p50_us\":{},\"send_lag_p99_us\":{},\"service_p50_us\":{},\"service_p99_us\":{}}}",
         recorded as f64 / span.max(1e-9),
         pct(&latency, 50.0),
         pct(&latency, 90.0),
@@ -159,6 +164,8 @@ fn main() {
         latency.last().copied().unwrap_or(0),
         pct(&lag, 50.0),
         pct(&lag, 99.0),
+        pct(&service, 50.0),
+        pct(&service, 99.0),
     );
 }
 
@@ -200,6 +207,7 @@ async fn connection(
         }
         tally.latency_us.push(micros(done.saturating_duration_since(due)));
         tally.send_lag_us.push(micros(sent.saturating_duration_since(due)));
+        tally.service_us.push(micros(done.saturating_duration_since(sent)));
     }
 }
 
