@@ -1,5 +1,6 @@
 //! `keyward serve` as an operator runs it: the quick start answers `/auth`, a bad configuration
-//! is refused with file:line and exit 2, `--check` summarises, SIGTERM stops it cleanly.
+//! is refused with file:line and exit 2, `--check` summarises, SIGHUP and a changed file reload
+//! (and a quick start survives SIGHUP), SIGTERM stops it cleanly.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -321,4 +322,38 @@ fn key_source_flags_are_named_when_wrong_and_refused_beside_a_file() {
     // Flags left at their defaults are no conflict.
     let output = keyward(&["serve", "--config", path.to_str().unwrap(), "--check"]).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn a_changed_file_is_reloaded_without_a_signal() {
+    let idp = Idp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keyward.toml");
+    // The default: watched, changes debounced (shortened here).
+    let base = format!(
+        "listen = \"127.0.0.1:0\"\n[reload]\ndebounce = \"100ms\"\n\n[[issuer]]\nname = \"idp\"\nissuer = \"{}\"\naudiences = [\"{AUD}\"]\n",
+        idp.idp.issuer()
+    );
+    std::fs::write(&path, &base).unwrap();
+    let serve = Serve::start(&["--config", path.to_str().unwrap()]);
+    let bearer = format!("Bearer {}", idp.token());
+    let ask = |policy: &str| serve.get(&format!("/auth/{policy}"), &[("Authorization", &bearer)]).0;
+    assert_eq!(ask("strict"), 500);
+
+    // Written the way editors do: a new file renamed over the old one.
+    let next = dir.path().join("keyward.toml.new");
+    std::fs::write(&next, format!("{base}\n[policy.strict]\nrequire = {{ scope = \"admin\" }}\n")).unwrap();
+    std::fs::rename(&next, &path).unwrap();
+    let mut status = 500;
+    for _ in 0..400 {
+        status = ask("strict");
+        if status != 500 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(status, 403, "the changed file serves without SIGHUP");
+    assert_eq!(ask("default"), 200);
+    let (code, _) = serve.terminate();
+    assert_eq!(code, Some(0));
 }
