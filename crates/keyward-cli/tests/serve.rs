@@ -127,6 +127,29 @@ impl Drop for Serve {
     }
 }
 
+/// A configuration file with one issuer named `idp` and the given `[reload]` lines.
+fn one_issuer_file(issuer: &str, reload: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\n[reload]\n{reload}\n\n[[issuer]]\nname = \"idp\"\nissuer = \"{issuer}\"\naudiences = [\"{AUD}\"]\n"
+    )
+}
+
+/// A policy the reload tests add: `/auth/strict` answers 403 to a token without scope `admin`.
+const STRICT_POLICY: &str = "\n[policy.strict]\nrequire = { scope = \"admin\" }\n";
+
+/// Asks until the answer is no longer `before` (a reload took effect), at most 10 s.
+fn until_changed(before: u16, ask: impl Fn() -> u16) -> u16 {
+    let mut status = before;
+    for _ in 0..400 {
+        status = ask();
+        if status != before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    status
+}
+
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
@@ -213,10 +236,7 @@ fn sighup_reloads_the_file_and_a_bad_file_keeps_the_old_configuration() {
     let idp = Idp::start();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keyward.toml");
-    let base = format!(
-        "listen = \"127.0.0.1:0\"\n[reload]\nwatch = false\n\n[[issuer]]\nname = \"idp\"\nissuer = \"{}\"\naudiences = [\"{AUD}\"]\n",
-        idp.idp.issuer()
-    );
+    let base = one_issuer_file(idp.idp.issuer(), "watch = false");
     std::fs::write(&path, &base).unwrap();
     let serve = Serve::start(&["--config", path.to_str().unwrap()]);
     let bearer = format!("Bearer {}", idp.token());
@@ -228,17 +248,9 @@ fn sighup_reloads_the_file_and_a_bad_file_keeps_the_old_configuration() {
         assert!(status.success());
     };
 
-    std::fs::write(&path, format!("{base}\n[policy.strict]\nrequire = {{ scope = \"admin\" }}\n")).unwrap();
+    std::fs::write(&path, format!("{base}{STRICT_POLICY}")).unwrap();
     hup();
-    let mut status = 0;
-    for _ in 0..200 {
-        status = ask("strict");
-        if status != 500 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    assert_eq!(status, 403, "the new policy serves after SIGHUP");
+    assert_eq!(until_changed(500, || ask("strict")), 403, "the new policy serves after SIGHUP");
 
     // A broken file is refused; the configuration in service keeps answering.
     std::fs::write(&path, "[[issuer]]\naudiences = 7\n").unwrap();
@@ -330,10 +342,7 @@ fn a_changed_file_is_reloaded_without_a_signal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keyward.toml");
     // The default: watched, changes debounced (shortened here).
-    let base = format!(
-        "listen = \"127.0.0.1:0\"\n[reload]\ndebounce = \"100ms\"\n\n[[issuer]]\nname = \"idp\"\nissuer = \"{}\"\naudiences = [\"{AUD}\"]\n",
-        idp.idp.issuer()
-    );
+    let base = one_issuer_file(idp.idp.issuer(), "debounce = \"100ms\"");
     std::fs::write(&path, &base).unwrap();
     let serve = Serve::start(&["--config", path.to_str().unwrap()]);
     let bearer = format!("Bearer {}", idp.token());
@@ -342,17 +351,9 @@ fn a_changed_file_is_reloaded_without_a_signal() {
 
     // Written the way editors do: a new file renamed over the old one.
     let next = dir.path().join("keyward.toml.new");
-    std::fs::write(&next, format!("{base}\n[policy.strict]\nrequire = {{ scope = \"admin\" }}\n")).unwrap();
+    std::fs::write(&next, format!("{base}{STRICT_POLICY}")).unwrap();
     std::fs::rename(&next, &path).unwrap();
-    let mut status = 500;
-    for _ in 0..400 {
-        status = ask("strict");
-        if status != 500 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    assert_eq!(status, 403, "the changed file serves without SIGHUP");
+    assert_eq!(until_changed(500, || ask("strict")), 403, "the changed file serves without SIGHUP");
     assert_eq!(ask("default"), 200);
     let (code, _) = serve.terminate();
     assert_eq!(code, Some(0));
