@@ -322,6 +322,16 @@ impl Gateway {
                 None => return (None, respond::unknown_policy()),
             },
             None if rt.rules.is_empty() => rt.default_policy,
+            // A backend may resolve `/public/../admin` to `/admin`: rules cannot judge such a
+            // path, so it is refused rather than matched as written.
+            None if original.as_ref().is_some_and(|o| request::has_dot_segment(o.path())) => {
+                let denial = Denial::InvalidRequest {
+                    code: "invalid_request",
+                    why: "the original path has a dot segment (. or ..), which path rules cannot judge",
+                };
+                let policy = rt.default_policy;
+                return (Some(policy), respond::deny(rt.policy(policy), &denial, config.error_description));
+            }
             None => match original.as_ref().and_then(|o| rt.rule_for(o)) {
                 Some(index) => index,
                 // Counted under the default policy: the one `/auth` stands for.
@@ -614,11 +624,9 @@ impl Runtime {
     }
 
     /// The issuer a token claims (unverified; the verifier checks it after the signature).
+    /// Also with one issuer: a foreign token is refused `issuer_mismatch` before the verifier
+    /// would ask for keys (which, with the IdP unreachable, answered it 503).
     fn select_issuer(&self, token: &str) -> Result<usize, Error> {
-        if self.issuers.len() == 1 {
-            // The verifier checks `iss` itself, before any fetch.
-            return Ok(0);
-        }
         let payload = token.split('.').nth(1).unwrap_or("");
         if token.len() > keyward::DEFAULT_MAX_TOKEN_LEN {
             return Err(Error::new(Reason::TokenTooLarge, "the token is larger than any accepted"));

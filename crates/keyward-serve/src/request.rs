@@ -106,11 +106,28 @@ pub(crate) fn original<'a>(
     Ok(Original { host: original.host.map(host_only), ..original })
 }
 
+/// True when `path` has a `.` or `..` segment, also spelled with `%2e` or set off by `%2f`, `\\`
+/// or `%5c`: a backend may resolve it to a path other than the one written, so path rules
+/// cannot judge it. (Browsers and HTTP clients remove dot segments before sending.)
+pub(crate) fn has_dot_segment(path: &str) -> bool {
+    if !path.bytes().any(|b| b == b'.' || b == b'%') {
+        return false;
+    }
+    let unified = path
+        .to_ascii_lowercase()
+        .replace("%2f", "/")
+        .replace("%5c", "/")
+        .replace('\\', "/")
+        .replace("%2e", ".");
+    unified.split('/').any(|segment| segment == "." || segment == "..")
+}
+
 /// True when the request carries a CORS preflight's headers (`Origin` and
 /// `Access-Control-Request-Method`); it is a preflight when the original method is OPTIONS.
 pub(crate) fn has_preflight_headers(headers: &HeaderMap) -> bool {
-    headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
-        && headers.contains_key(http::header::ORIGIN)
+    // Present and not blank: an empty `Access-Control-Request-Method` asks for no method.
+    let given = |name| headers.get(name).is_some_and(|v| !v.as_bytes().trim_ascii().is_empty());
+    given(http::header::ACCESS_CONTROL_REQUEST_METHOD) && given(http::header::ORIGIN)
 }
 
 /// What the request's credentials amount to.
@@ -174,13 +191,15 @@ pub(crate) fn checked(token: &[u8]) -> Result<&str, &'static str> {
     std::str::from_utf8(token).map_err(|_| "the token is not ASCII")
 }
 
-/// The value of cookie `name` (first occurrence across `Cookie` headers).
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// Every non-empty value of cookie `name` across the `Cookie` headers: a client may repeat a
+/// name, and two different values under it are two tokens, not the first one.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
     let mut budget = MAX_COOKIE_LEN;
+    let mut values = Vec::new();
     for value in headers.get_all(COOKIE) {
         let bytes = value.as_bytes();
         if bytes.len() > budget {
-            return None;
+            return Vec::new();
         }
         budget -= bytes.len();
         let Ok(text) = value.to_str() else { continue };
@@ -189,16 +208,18 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
                 && k.trim() == name
             {
                 let v = v.trim().trim_matches('"');
-                return (!v.is_empty()).then_some(v);
+                if !v.is_empty() {
+                    values.push(v);
+                }
             }
         }
     }
-    None
+    values
 }
 
-/// The `access_token` query parameter (percent-decoded).
-fn query_token(query: &str) -> Option<Cow<'_, str>> {
-    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "access_token").map(|(_, v)| v)
+/// Every `access_token` query parameter (percent-decoded), repeated ones included.
+fn query_tokens(query: &str) -> impl Iterator<Item = Cow<'_, str>> {
+    form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == "access_token").map(|(_, v)| v)
 }
 
 /// The one token of a request: `Authorization: Bearer`, then the cookies in order, then the
@@ -221,22 +242,23 @@ pub(crate) fn token<'a>(headers: &'a HeaderMap, query: Option<&'a str>, sources:
         Ok(())
     };
     for name in sources.cookies {
-        if let Some(value) = cookie(headers, name)
-            && let Err(why) = consider(Cow::Borrowed(value.as_bytes()))
-        {
-            return Found::Invalid(code_of(why), why);
+        for value in cookie(headers, name) {
+            if let Err(why) = consider(Cow::Borrowed(value.as_bytes())) {
+                return Found::Invalid(code_of(why), why);
+            }
         }
     }
     if sources.query
         && let Some(query) = query
-        && let Some(value) = query_token(query)
     {
-        let bytes = match value {
-            Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
-            Cow::Owned(text) => Cow::Owned(text.into_bytes()),
-        };
-        if let Err(why) = consider(bytes) {
-            return Found::Invalid(code_of(why), why);
+        for value in query_tokens(query) {
+            let bytes = match value {
+                Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+                Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+            };
+            if let Err(why) = consider(bytes) {
+                return Found::Invalid(code_of(why), why);
+            }
         }
     }
     match found {
@@ -332,5 +354,53 @@ mod tests {
         );
         let none = Sources { cookies: &[], query: false, max_len: 100 };
         assert_eq!(token(&headers(&[("cookie", "at=c.c.c")]), same.query(), &none), Found::None);
+    }
+
+    #[test]
+    fn a_repeated_cookie_or_query_parameter_with_two_tokens_is_ambiguous() {
+        let cookies = vec!["at".to_owned()];
+        let sources = Sources { cookies: &cookies, query: true, max_len: 100 };
+        let ambiguous = Found::Invalid("ambiguous_token", "two different tokens in one request");
+        assert_eq!(token(&headers(&[("cookie", "at=a.a.a; at=b.b.b")]), None, &sources), ambiguous);
+        let two_headers = headers(&[("cookie", "at=a.a.a"), ("cookie", "at=b.b.b")]);
+        assert_eq!(token(&two_headers, None, &sources), ambiguous);
+        assert_eq!(
+            token(&HeaderMap::new(), Some("access_token=a.a.a&access_token=b.b.b"), &sources),
+            ambiguous
+        );
+        // The same token repeated is one token.
+        let same = headers(&[("cookie", "at=a.a.a; at=a.a.a")]);
+        assert_eq!(
+            token(&same, Some("access_token=a.a.a"), &sources),
+            Found::Token(Cow::Borrowed(&b"a.a.a"[..]))
+        );
+    }
+
+    #[test]
+    fn dot_segments_are_found_however_they_are_spelled() {
+        for path in [
+            "/public/../admin",
+            "/./admin",
+            "/a/..",
+            "/public/%2e%2E/admin",
+            "/public/..%2Fadmin",
+            "/public/..%5cadmin",
+            "/public\\..\\admin",
+            "/public/.%2e/admin",
+        ] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+        for path in ["/", "/admin/x", "/files/a..b", "/v1.2/x", "/.well-known/jwks", "/a%20b", "/..x"] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_preflight_needs_both_headers_with_values() {
+        let full = headers(&[("origin", "https://app.example"), ("access-control-request-method", "GET")]);
+        assert!(has_preflight_headers(&full));
+        let blank = headers(&[("origin", "https://app.example"), ("access-control-request-method", " ")]);
+        assert!(!has_preflight_headers(&blank));
+        assert!(!has_preflight_headers(&headers(&[("origin", "https://app.example")])));
     }
 }

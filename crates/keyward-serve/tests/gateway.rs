@@ -416,6 +416,10 @@ async fn keys_never_fetched_are_503_with_retry_after_never_401() {
     let secs: u64 = answer.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=3600).contains(&secs));
     assert!(!answer.body.contains(t.as_str()));
+    // A token of another issuer needs no keys to be refused: 401, not 503.
+    let foreign = token("https://elsewhere.example", &k1, json!({}));
+    let answer = gw.get("/auth", Some(&foreign)).await;
+    assert_eq!((answer.status, answer.header("x-keyward-reason")), (401, Some("issuer_mismatch")));
     // Not ready while no issuer a policy needs has keys.
     assert_eq!(gw.get("/readyz", None).await.status, 503);
     assert_eq!(gw.get("/healthz", None).await.status, 200);
@@ -560,7 +564,16 @@ async fn path_rules_pick_the_policy_of_auth_and_no_match_is_no_rule() {
             "{method} {host}{uri}"
         );
     }
-    assert_eq!(ask("GET", "www.example.com", "/public/index.html", plain).await, (200, None));
+    assert_eq!(ask("GET", "www.example.com", "/public/index.html", plain.clone()).await, (200, None));
+    // A path a backend would resolve elsewhere is refused, not matched as written (here it
+    // would have matched `/public` and reached `/admin` under the open policy).
+    for uri in ["/public/../admin/users", "/public/%2e%2e/admin", "/public/..%2Fadmin", "/./admin"] {
+        assert_eq!(
+            ask("POST", "api.example.com", uri, plain.clone()).await,
+            (401, Some("invalid_request".to_owned())),
+            "{uri}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
