@@ -363,6 +363,11 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     pub(crate) source: SourceArgs,
+
+    /// The key-source flags typed on the command line (filled in after parsing): refused
+    /// beside --config, where a file sets them per issuer.
+    #[arg(skip)]
+    pub(crate) source_flags_given: Vec<&'static str>,
 }
 
 /// Key-source settings for a fetched key set (--jwks URL or --issuer). Durations take a
@@ -406,14 +411,26 @@ pub(crate) struct SourceArgs {
 }
 
 impl SourceArgs {
-    /// The values when no flag is given (clap's defaults, so they cannot drift apart).
-    pub(crate) fn defaults() -> Option<Self> {
-        #[derive(Parser)]
-        struct OnlySource {
-            #[command(flatten)]
-            source: SourceArgs,
-        }
-        OnlySource::try_parse_from(["keyward"]).ok().map(|only| only.source)
+    /// The flags of these settings (by argument id) that `matches` got from the command line,
+    /// default values and absent flags left out, even when typed with the default value.
+    pub(crate) fn given_on_command_line(matches: &clap::ArgMatches) -> Vec<&'static str> {
+        const FLAGS: [(&str, &str); 7] = [
+            ("min_ttl", "--min-ttl"),
+            ("max_ttl", "--max-ttl"),
+            ("refresh_cooldown", "--refresh-cooldown"),
+            ("max_stale", "--max-stale"),
+            ("removal_grace", "--removal-grace"),
+            ("cache_dir", "--cache-dir"),
+            ("allow_insecure_http", "--allow-insecure-http"),
+        ];
+        FLAGS
+            .into_iter()
+            .filter(|(id, _)| {
+                matches.try_contains_id(id).unwrap_or(false)
+                    && matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .map(|(_, flag)| flag)
+            .collect()
     }
 }
 

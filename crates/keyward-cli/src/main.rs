@@ -35,10 +35,14 @@ fn main() -> ExitCode {
     }
     let color = if no_color() { clap::ColorChoice::Never } else { clap::ColorChoice::Auto };
     let matches = cli::Cli::command().color(color).get_matches_from(args);
-    let cli = match cli::Cli::from_arg_matches(&matches) {
+    let mut cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    if let (cli::Command::Serve(serve), Some(given)) = (&mut cli.command, matches.subcommand_matches("serve"))
+    {
+        serve.source_flags_given = cli::SourceArgs::given_on_command_line(given);
+    }
     // One token: the verdict already names the cause of keys_unavailable, so the key source's
     // own fetch warnings would say it twice more. The demo narrates what the key source does,
     // and a drill provokes fetch failures on purpose and reports them in its table.

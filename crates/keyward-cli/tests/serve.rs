@@ -331,7 +331,14 @@ fn key_source_flags_are_named_when_wrong_and_refused_beside_a_file() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--max-stale") && stderr.contains("keys"), "{stderr}");
-    // Flags left at their defaults are no conflict.
+    // Typed with its default value it would be just as ignored: refused too.
+    let output = keyward(&["serve", "--config", path.to_str().unwrap(), "--min-ttl", "60s", "--check"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--min-ttl"), "{stderr}");
+    // No key-source flag: no conflict.
     let output = keyward(&["serve", "--config", path.to_str().unwrap(), "--check"]).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
 }

@@ -7,7 +7,7 @@ use keyward_serve::Server;
 use keyward_serve::config::{Config, QuickStart};
 
 use crate::EXIT_USAGE;
-use crate::cli::{ServeArgs, SourceArgs};
+use crate::cli::ServeArgs;
 
 pub(crate) fn run(args: &ServeArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -28,7 +28,7 @@ pub(crate) fn run(args: &ServeArgs) -> Result<ExitCode> {
 /// The configuration of the flags or of the file; the error is the line to print.
 fn load(args: &ServeArgs) -> Result<Config, String> {
     if let Some(path) = &args.config {
-        if let Some(flag) = key_source_flag_given(&args.source) {
+        if let Some(flag) = args.source_flags_given.first() {
             return Err(format!(
                 "keyward: error: {flag} applies to --issuer only; with --config set it per issuer, \
                  in its [issuer.keys] table (docs/configuration.md)"
@@ -44,23 +44,6 @@ fn load(args: &ServeArgs) -> Result<Config, String> {
         listen: args.listen,
     };
     Config::quick_start(quick).map_err(|e| format!("keyward: error: {e}"))
-}
-
-/// The first key-source flag set to something other than its default: a file sets these per
-/// issuer, so with --config a flag would be ignored without a word.
-fn key_source_flag_given(source: &SourceArgs) -> Option<&'static str> {
-    let defaults = SourceArgs::defaults()?;
-    [
-        ("--min-ttl", source.min_ttl != defaults.min_ttl),
-        ("--max-ttl", source.max_ttl != defaults.max_ttl),
-        ("--refresh-cooldown", source.refresh_cooldown != defaults.refresh_cooldown),
-        ("--max-stale", source.max_stale != defaults.max_stale),
-        ("--removal-grace", source.removal_grace.is_some()),
-        ("--cache-dir", source.cache_dir.is_some()),
-        ("--allow-insecure-http", source.allow_insecure_http),
-    ]
-    .into_iter()
-    .find_map(|(flag, given)| given.then_some(flag))
 }
 
 /// One paragraph: listen address, issuers, policies, rules.
