@@ -81,16 +81,26 @@ pub(crate) fn health_of(
     now: Instant,
     to_unix: impl Fn(Instant) -> i64,
 ) -> Health {
+    // Instants after a fetch are read against the fetch's own Unix second (recorded with it),
+    // so one instant gives the same second on every look; `to_unix` (now's second minus whole
+    // seconds elapsed) could differ by one from one look to the next.
+    let unix_of = |t: Instant| match (snap.fetched_at, snap.fetched_at_unix) {
+        (Some(at), Some(at_unix)) => at_unix.saturating_add(signed_secs(t, at)),
+        _ => to_unix(t),
+    };
     let state = match (&snap.keys, snap.stale_until, snap.expires_at) {
         (None, _, _) if snap.attempt == 0 => HealthState::Starting,
         (Some(_), Some(stale_until), Some(expires)) if now <= stale_until => {
             if now < expires {
                 HealthState::Fresh
             } else {
-                HealthState::Stale { since_unix: (to_unix)(expires) }
+                HealthState::Stale { since_unix: unix_of(expires) }
             }
         }
-        _ => HealthState::Unavailable { since_unix: to_unix(snap.unavailable_since.unwrap_or(now)) },
+        // Keys past the stale limit became unusable at that limit (not when a fetch next
+        // failed, nor "now", which moved with every look).
+        (Some(_), Some(stale_until), _) => HealthState::Unavailable { since_unix: unix_of(stale_until) },
+        _ => HealthState::Unavailable { since_unix: unix_of(snap.unavailable_since.unwrap_or(now)) },
     };
     Health {
         name: name.to_owned(),
@@ -103,5 +113,38 @@ pub(crate) fn health_of(
         last_error: snap.last_error.clone(),
         last_response: snap.last_response.clone(),
         rate_limited_for: snap.held_for(now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn stale_and_unavailable_times_are_the_same_on_every_look() {
+        let t0 = Instant::now();
+        let fetched_unix = 1_767_225_600;
+        let mut snap = Snapshot::starting(t0);
+        snap.keys = Some(Default::default());
+        snap.attempt = 1;
+        snap.fetched_at = Some(t0);
+        snap.fetched_at_unix = Some(fetched_unix);
+        snap.expires_at = Some(t0 + Duration::from_secs(10));
+        snap.stale_until = Some(t0 + Duration::from_secs(20));
+        // A `to_unix` whose second jitters, as now's truncated second minus elapsed seconds does.
+        let jitter = |n: i64| move |_: Instant| fetched_unix + n;
+        for (at_ms, want) in [
+            (15_300, HealthState::Stale { since_unix: fetched_unix + 10 }),
+            (15_900, HealthState::Stale { since_unix: fetched_unix + 10 }),
+            (25_100, HealthState::Unavailable { since_unix: fetched_unix + 20 }),
+            (40_000, HealthState::Unavailable { since_unix: fetched_unix + 20 }),
+        ] {
+            for n in [0, 1, 99] {
+                let health = health_of("idp", &snap, t0 + Duration::from_millis(at_ms), jitter(n));
+                assert_eq!(health.state, want, "at +{at_ms} ms");
+            }
+        }
     }
 }
