@@ -801,9 +801,10 @@ fn files_are_read_within_a_bound_and_named_in_errors() {
     std::fs::write(&path, format!("\"X\" = 1\n{BASE}")).unwrap();
     let placed = Config::load(&path).unwrap_err();
     assert_eq!(placed.to_string(), format!("{}:1:1: X: unknown field `X`", path.display()));
-    std::fs::write(&path, b"listen = \"\xff\"\n").unwrap();
-    assert!(
-        Config::load(&path).unwrap_err().to_string().ends_with("not UTF-8 text (invalid byte at offset 10)")
+    std::fs::write(&path, b"# keyward\nlisten = \"\xff\"\n").unwrap();
+    assert_eq!(
+        Config::load(&path).unwrap_err().to_string(),
+        format!("{}:2:11: not UTF-8 text (an invalid byte at offset 20)", path.display())
     );
     std::fs::write(&path, BASE).unwrap();
     assert_eq!(Config::load(&path).unwrap().path.as_deref(), Some(path.as_path()));

@@ -104,13 +104,17 @@ impl Config {
                 format!("the file is larger than the limit of {MAX_CONFIG_BYTES} bytes (1 MiB)"),
             ));
         }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            ConfigError::unplaced(
-                Some(&name),
-                None,
-                format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
-            )
-        })?;
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                // Placed like any other error: the line and column where the valid text ends.
+                let valid = e.utf8_error().valid_up_to();
+                let bytes = e.into_bytes();
+                let before = std::str::from_utf8(bytes.get(..valid).unwrap_or_default()).unwrap_or_default();
+                let message = format!("not UTF-8 text (an invalid byte at offset {valid})");
+                return Err(ConfigError::at(Some(&name), before, &(valid..valid), "", message));
+            }
+        };
         Self::from_toml_str(&text, Some(path))
     }
 
