@@ -35,8 +35,9 @@ pub(crate) enum Command {
     ///
     /// `/auth` (default policy) and `/auth/<policy>` answer 200 with claim headers, 401 (no or
     /// bad token), 403 (policy unmet), 503 with Retry-After (keys unavailable, never 401) or
-    /// 500 (unknown policy). Also `/healthz`, `/readyz`, `/metrics`. Runs until SIGTERM or
-    /// Ctrl-C. Exit status: 0 after a clean shutdown (or a valid config with --check); 2 usage
+    /// 500 (unknown policy). Also `/healthz`, `/readyz`, `/metrics`. SIGHUP (and, by default,
+    /// a change of the file) reloads --config; a bad file is logged and the running one stays.
+    /// Runs until SIGTERM or Ctrl-C, letting requests in flight finish. Exit status: 0 after a clean shutdown (or a valid config with --check); 2 usage
     /// error, invalid configuration (printed as file:line:col: field: message), or the address
     /// cannot be bound.
     #[command(after_help = SERVE_HELP)]
