@@ -229,7 +229,8 @@ pub(crate) struct DoctorArgs {
     pub(crate) json: bool,
 
     /// No token: audit the key set's rotation hygiene (key count, kids, alg/use, key sizes,
-    /// private members, cache headers, discovery, certificates). Exit 1 when anything is warned.
+    /// private members, cache headers, discovery, certificates). Exit 1 on any warning code or
+    /// failed check (no usable key, no-cache/no-store, a failed fetch); ⚠ remarks alone exit 0.
     #[arg(long, conflicts_with_all = ["token", "stream"])]
     pub(crate) audit: bool,
 

@@ -64,6 +64,7 @@ fn strip_bearer(text: &str) -> Option<&str> {
 /// with a hint to write `@FILE`.
 pub(crate) fn token(arg: Option<&str>) -> Result<Token> {
     match arg {
+        Some("@") => bail!("@ needs a file name: @FILE reads the token from FILE"),
         Some(arg) if arg.starts_with('@') && arg.len() > 1 => {
             let path = std::path::Path::new(arg.get(1..).unwrap_or_default());
             Ok(Token::from_bytes(file(path)?))

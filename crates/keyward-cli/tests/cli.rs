@@ -13,6 +13,7 @@ mod cli {
 
     mod demo;
     mod doctor;
+    mod doctor_edges;
     mod doctor_more;
     mod drill;
     mod guarantees;

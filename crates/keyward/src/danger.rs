@@ -30,12 +30,16 @@ pub struct Unverified {
 /// the header rules, so tokens that would be rejected can still be shown.
 pub fn decode_unverified(token: &str, max_len: usize) -> Result<Unverified, Error> {
     let [h, p, s] = compact::split(token, max_len)?;
-    let header_bytes = base64url::decode(h)
-        .map_err(|_| Error::malformed("header segment is not canonical unpadded base64url"))?;
+    let header_bytes = base64url::decode(h).map_err(|_| {
+        Error::malformed(format!(
+            "header segment is not canonical unpadded base64url: {}",
+            base64url::defect(h)
+        ))
+    })?;
     let header = json::parse_object(&header_bytes)
         .map_err(|e| Error::malformed(format!("header is not a JSON object: {e}")))?;
     let claims = base64url::decode(p)
-        .map_err(|_| "payload segment is not canonical unpadded base64url".to_owned())
+        .map_err(|_| format!("payload segment is not canonical unpadded base64url: {}", base64url::defect(p)))
         .and_then(|bytes| {
             json::parse_object(&bytes).map_err(|e| format!("payload is not a JSON object: {e}"))
         });

@@ -53,9 +53,10 @@ pub(crate) fn audit(live: &Live, settings: &Settings) -> Audit {
     {
         let lower = facts.cache_control.as_deref().unwrap_or_default().to_ascii_lowercase();
         if lower.contains("no-store") || lower.contains("no-cache") {
+            // Against the guidance, like a max-age over 15 min: a finding (exit 1), not a remark.
             list.check(
                 "cache_headers",
-                Status::Warn,
+                Status::Fail,
                 format!(
                     "Cache-Control {:?}: verifiers that obey refetch the JWKS for every token (or keep no copy for an outage); \
                      publish max-age of a few minutes, at most 15 min",
@@ -101,7 +102,12 @@ pub(crate) fn audit(live: &Live, settings: &Settings) -> Audit {
     }
     if let Some(set) = &live.set {
         let total = set.len() + set.set_aside().len();
-        let status = if set.len() >= 2 { Status::Pass } else { Status::Warn };
+        // No usable key verifies nothing: a finding. One key is `single_key`, warned below.
+        let status = match set.len() {
+            0 => Status::Fail,
+            1 => Status::Warn,
+            _ => Status::Pass,
+        };
         list.check(
             "key_count",
             status,

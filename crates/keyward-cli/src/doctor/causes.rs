@@ -118,21 +118,27 @@ pub(crate) fn near_miss(expected: &str, actual: &str) -> String {
     if lower.contains("{tenantid}") || lower.contains("{tenant}") {
         return format!(
             "the configured issuer {expected:?} holds a literal tenant template; substitute the tenant ID \
-             (the other side names {actual:?})"
+             ({actual})"
         );
     }
     if expected.trim_end_matches('/') == actual.trim_end_matches('/') {
         return format!(
-            "{expected:?} and {actual:?} differ only by a trailing slash (issuers are compared exactly; \
-             Auth0 and Entra ID v1 issuers end with '/')"
+            "{actual:?} and the configured {expected:?} differ only by a trailing slash (issuers are \
+             compared exactly; Auth0 and Entra ID v1 issuers end with '/')"
         );
     }
     let (e_scheme, e_rest) = split_scheme(expected);
     let (a_scheme, a_rest) = split_scheme(actual);
     if e_rest.trim_end_matches('/') == a_rest.trim_end_matches('/') && e_scheme != a_scheme {
+        if e_scheme.is_empty() || a_scheme.is_empty() {
+            return format!(
+                "{actual:?} and the configured {expected:?} differ only by the scheme (Google ID tokens \
+                 may carry \"accounts.google.com\" without https://; accept both spellings)"
+            );
+        }
         return format!(
-            "{expected:?} and {actual:?} differ only by the scheme (Google ID tokens may carry \
-             \"accounts.google.com\" without https://; accept both spellings)"
+            "{actual:?} and the configured {expected:?} differ only by the scheme ({a_scheme} against \
+             {e_scheme}): configure the issuer exactly as the IdP writes it"
         );
     }
     let (e_host, e_path) = split_host(e_rest);
@@ -188,12 +194,14 @@ pub(crate) fn other_key_set(claims: Option<&Map<String, Value>>, location: &str)
     if (host == "login.microsoftonline.com" || host == "sts.windows.net") && !location.contains("appid=") {
         let app = claim("appid").or_else(|| claim("azp")).or_else(|| claim("aud")).unwrap_or("<client id>");
         return Some(format!(
-            "an Entra ID token whose kid is not in the tenant's common keys: apps with a custom signing key              (claims mapping) publish it only at the jwks_uri with ?appid={app}"
+            "an Entra ID token whose kid is not in the tenant's common keys: apps with a custom signing key \
+             (claims mapping) publish it only at the jwks_uri with ?appid={app}"
         ));
     }
     if host == "securetoken.google.com" && !location.contains("securetoken") {
         return Some(
-            "a Firebase ID token (iss securetoken.google.com) is signed with Firebase's keys, not Google's OAuth              keys: use https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"
+            "a Firebase ID token (iss securetoken.google.com) is signed with Firebase's keys, not Google's OAuth \
+             keys: use https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"
                 .to_owned(),
         );
     }

@@ -125,7 +125,8 @@ pub(crate) fn fetch_checks(list: &mut Checklist, live: &Live, settings: &Setting
     if let Some(issuer) = &settings.issuer {
         let lower = issuer.to_ascii_lowercase();
         if lower.contains("{tenantid}") || lower.contains("{tenant}") {
-            let why = causes::near_miss(issuer, "a real tenant ID");
+            let why =
+                causes::near_miss(issuer, "the token's tid, or the tenant's ID from its discovery document");
             list.check("issuer", Status::Fail, why.clone());
             proposals.push((Cause::WrongKeySet, why));
         }

@@ -56,6 +56,9 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
         wall_clock: args.now.is_none().then_some(wall),
     };
     if let Some(issuer) = &args.issuer {
+        if issuer.trim().is_empty() {
+            anyhow::bail!("--issuer is empty: give the issuer the application expects (its `iss`)");
+        }
         crate::keys::check_scheme("issuer", issuer, args.allow_insecure_http)?;
     }
     if let Some(jwks) = args.jwks.as_deref().filter(|j| keyset::is_url(j)) {
@@ -67,6 +70,10 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
         None => None,
     };
     let token = if args.audit || args.stream { None } else { Some(input::token(args.token.as_deref())?) };
+    if token.as_ref().is_some_and(|t| t.text.is_empty() && !t.not_utf8) {
+        // Nothing to diagnose is a usage error, not a tampered token.
+        anyhow::bail!("no token: give it as an argument, as @FILE, or on stdin (`-`)");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let live = runtime.block_on(Live::get(
         args.jwks.as_deref(),
@@ -194,6 +201,9 @@ pub(crate) fn run_watch(args: &WatchArgs) -> Result<ExitCode> {
         crate::keys::check_scheme("JWKS URL", jwks, args.allow_insecure_http)?;
     }
     if let Some(issuer) = &args.issuer {
+        if issuer.trim().is_empty() {
+            anyhow::bail!("--issuer is empty: give the issuer the application expects (its `iss`)");
+        }
         crate::keys::check_scheme("issuer", issuer, args.allow_insecure_http)?;
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

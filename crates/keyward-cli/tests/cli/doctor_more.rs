@@ -124,7 +124,9 @@ fn audit_of_every_real_jwks_document() {
     assert!(out.stdout.ends_with("audit: no findings\n"), "{out:?}");
     let out = run(&["doctor", "--audit", "--jwks", &format!("{dir}/kubernetes.json"), "--now", NOW_ARG], "");
     assert!(out.stdout.contains("0 usable, 2 set aside"), "{out:?}");
-    assert!(out.stdout.ends_with("audit: 2 warnings, 0 failed checks\n"), "{out:?}");
+    // Both keys are too weak to use: no usable key is a failed check besides the two warnings.
+    assert!(out.stdout.contains("✗ key_count: 2 published keys: 0 usable, 2 set aside"), "{out:?}");
+    assert!(out.stdout.ends_with("audit: 2 warnings, 1 failed check\n"), "{out:?}");
 }
 
 #[test]
@@ -149,7 +151,8 @@ fn audit_of_cache_headers_and_discovery() {
         )
     });
     let out = run(&["doctor", "--audit", "--jwks", &server.url()], "");
-    assert!(out.stdout.contains("⚠ cache_headers: Cache-Control \"no-store\""), "{out:?}");
+    assert!(out.stdout.contains("✗ cache_headers: Cache-Control \"no-store\""), "{out:?}");
+    assert_eq!(out.code, 1, "no-store goes against the guidance: a finding, {out:?}");
 }
 
 /// A scripted rotation: k2 flaps in and out (as Entra ID's front ends do) before it settles,

@@ -15,6 +15,35 @@ pub fn decode(input: &str) -> Result<Vec<u8>, NotBase64Url> {
     base64_simd::URL_SAFE_NO_PAD.decode_to_vec(input).map_err(|_| NotBase64Url)
 }
 
+/// Where `input` stops being canonical unpadded base64url, for people: the first character
+/// outside the alphabet (padding included) and its position, a length no encoding has, or a
+/// last character with bits set past the data. Cold: called only once decoding failed.
+#[cold]
+pub(crate) fn defect(input: &str) -> String {
+    let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if let Some((at, c)) = input.char_indices().find(|(_, c)| !(c.is_ascii() && alphabet(*c as u8))) {
+        let hint = match c {
+            '=' => " (padding, which JWS forbids)",
+            '+' | '/' => " (standard base64, not base64url)",
+            _ => "",
+        };
+        return format!("character {c:?} at position {at} is not base64url{hint}");
+    }
+    if input.len() % 4 == 1 {
+        return format!(
+            "{} characters: no base64url encoding has this length (one character too many or too few)",
+            input.len()
+        );
+    }
+    match input.chars().last() {
+        Some(last) => format!(
+            "the last character {last:?} (position {}) sets bits past the end of the data (not the canonical encoding)",
+            input.len().saturating_sub(1)
+        ),
+        None => "the segment is empty".to_owned(),
+    }
+}
+
 /// An upper bound on the decoded length of `encoded_len` base64url characters.
 pub(crate) fn decoded_len_bound(encoded_len: usize) -> usize {
     encoded_len.div_ceil(4) * 3
@@ -42,6 +71,18 @@ mod tests {
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
     use super::*;
+
+    #[test]
+    fn a_defect_names_its_position() {
+        assert_eq!(defect("eyJh*GciOi"), "character '*' at position 4 is not base64url");
+        assert!(defect("eyJhbGci=").contains("position 8 is not base64url (padding"));
+        assert!(defect("ab+c").contains("position 2") && defect("ab+c").contains("standard base64"));
+        assert!(defect("abcde").contains("5 characters"));
+        // "QR" would decode to one byte with bits left over in R: not canonical ("QQ" is).
+        assert!(base64_simd::URL_SAFE_NO_PAD.decode_to_vec("QR").is_err());
+        assert!(defect("QR").contains("last character 'R' (position 1)"));
+        assert!(defect("aé").contains("'é' at position 1"));
+    }
 
     /// The oracle: rejects padding, whitespace, `+`/`/`, lengths ≡ 1 (mod 4) and non-zero
     /// trailing bits.

@@ -53,20 +53,34 @@ impl<'a> UnverifiedToken<'a> {
             + base64url::decoded_len_bound(payload_b64.len())
             + base64url::decoded_len_bound(signature_b64.len());
         let mut decoded = DecodeBuffer::with_len(bound);
-        let header_end = base64url::decode_into(header_b64, decoded.bytes_mut())
-            .map_err(|_| Error::malformed("header segment is not canonical unpadded base64url"))?;
+        let header_end = base64url::decode_into(header_b64, decoded.bytes_mut()).map_err(|_| {
+            Error::malformed(format!(
+                "header segment is not canonical unpadded base64url: {}",
+                base64url::defect(header_b64)
+            ))
+        })?;
         let payload_end = header_end
             + base64url::decode_into(
                 payload_b64,
                 decoded.bytes_mut().get_mut(header_end..).unwrap_or_default(),
             )
-            .map_err(|_| Error::malformed("payload segment is not canonical unpadded base64url"))?;
+            .map_err(|_| {
+                Error::malformed(format!(
+                    "payload segment is not canonical unpadded base64url: {}",
+                    base64url::defect(payload_b64)
+                ))
+            })?;
         let end = payload_end
             + base64url::decode_into(
                 signature_b64,
                 decoded.bytes_mut().get_mut(payload_end..).unwrap_or_default(),
             )
-            .map_err(|_| Error::malformed("signature segment is not canonical unpadded base64url"))?;
+            .map_err(|_| {
+                Error::malformed(format!(
+                    "signature segment is not canonical unpadded base64url: {}",
+                    base64url::defect(signature_b64)
+                ))
+            })?;
         decoded.truncate(end);
         let header_json = decoded.bytes().get(..header_end).unwrap_or_default();
         let (fields, header_from_cache) = match use_recent.then(|| recent_header(header_b64)).flatten() {
