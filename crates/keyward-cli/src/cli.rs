@@ -603,7 +603,7 @@ pub(crate) struct DrillArgs {
     pub(crate) target: Option<String>,
 
     /// An HTTP endpoint that checks `Authorization: Bearer` tokens (2xx accepted, 401/403 rejected).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_http_url)]
     pub(crate) target_url: Option<String>,
 
     /// The audience tokens are minted for.
@@ -639,4 +639,14 @@ pub(crate) struct DrillArgs {
     /// [default: 20]
     #[arg(long, value_name = "PER_SECOND", requires = "fleet", conflicts_with_all = ["target", "target_url", "idp"], value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub(crate) jwks_rate_limit: Option<u32>,
+}
+
+/// An `http://` or `https://` URL with a host, refused at once otherwise (the drill would wait
+/// for it to become ready).
+fn parse_http_url(text: &str) -> Result<String, String> {
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(text.to_owned()),
+        Ok(url) => Err(format!("{text:?} is a {} URL; the target must be http(s)", url.scheme())),
+        Err(e) => Err(format!("{text:?} is not a URL: {e}")),
+    }
 }

@@ -517,7 +517,7 @@ impl Provider {
 
     /// The JWKS URL as discovery advertises it.
     pub fn jwks_uri(&self) -> String {
-        format!("{}/jwks", self.shared.issuer)
+        endpoint(&self.shared.issuer, "jwks")
     }
 
     /// Every change, as a line, as it happens (the CLI prints them).
@@ -750,7 +750,7 @@ fn state_json(shared: &Shared) -> Value {
         .collect();
     json!({
         "issuer": shared.issuer,
-        "jwks_uri": format!("{}/jwks", shared.issuer),
+        "jwks_uri": endpoint(&shared.issuer, "jwks"),
         "keys": keys,
         "faults": faults,
         "jwks_requests": shared.jwks_requests.load(Ordering::Relaxed),
@@ -938,8 +938,8 @@ async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
         StatusCode::OK,
         &json!({
             "issuer": shared.issuer,
-            "jwks_uri": format!("{}/jwks", shared.issuer),
-            "token_endpoint": format!("{}/token", shared.issuer),
+            "jwks_uri": endpoint(&shared.issuer, "jwks"),
+            "token_endpoint": endpoint(&shared.issuer, "token"),
             "id_token_signing_alg_values_supported": algs,
             "token_endpoint_auth_methods_supported": ["none"],
             "grant_types_supported": ["client_credentials"],
@@ -1284,9 +1284,24 @@ impl AsyncWrite for GatedStream {
     }
 }
 
+/// `issuer` + `/` + `path`, without doubling the slash of an issuer that ends with one (Auth0
+/// and Entra ID v1 issuers do; the `iss` claim keeps it).
+fn endpoint(issuer: &str, path: &str) -> String {
+    format!("{}/{path}", issuer.trim_end_matches('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_of_an_issuer_with_a_trailing_slash_have_one_slash() {
+        assert_eq!(
+            endpoint("https://proxy.example.com/tenant1/", "jwks"),
+            "https://proxy.example.com/tenant1/jwks"
+        );
+        assert_eq!(endpoint("http://127.0.0.1:8600", "token"), "http://127.0.0.1:8600/token");
+    }
 
     fn temp_state(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("keyward-idp-{tag}-{}", std::process::id()));

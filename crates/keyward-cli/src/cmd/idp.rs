@@ -16,6 +16,11 @@ pub(crate) fn run(args: &IdpArgs) -> Result<ExitCode> {
 }
 
 async fn serve(args: &IdpArgs) -> Result<ExitCode> {
+    if let Some(issuer) = &args.issuer
+        && !url::Url::parse(issuer).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+    {
+        anyhow::bail!("--issuer {issuer:?} is not an http(s) URL: give the URL clients reach this idp at");
+    }
     let config = ProviderConfig {
         algs: if args.algs.is_empty() { vec![SigningAlg::RS256] } else { args.algs.clone() },
         issuer: args.issuer.clone(),

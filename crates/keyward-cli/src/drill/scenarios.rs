@@ -27,7 +27,7 @@ pub(crate) const SCENARIOS: [Scenario; 13] = [
     },
     Scenario {
         name: "replace",
-        expect: "old key dropped at once: new-key tokens are accepted within the window (old-key tokens: reported, the IdP's fault)",
+        expect: "old key dropped at once: new-key tokens accepted within the window; the dropped key's tokens rejected once the removal is confirmed (7 s)",
     },
     Scenario {
         name: "kid-reuse",
@@ -79,6 +79,10 @@ pub(crate) enum Verdict {
     /// Not run against this target, and why.
     Skipped(String),
 }
+
+/// How long after `replace` drops a key its tokens may still be accepted: a removal confirmed by a
+/// second fetch 5 s after the first that lacked the key, plus that fetch and some slack.
+const REPLACE_DROP_ALLOWANCE: Duration = Duration::from_secs(7);
 
 /// What one scenario saw.
 pub(crate) struct Outcome {
@@ -199,6 +203,21 @@ impl Ctx {
             _ => self.flapping().await?,
         };
         self.idp.clear_faults(self.window * 2 + Duration::from_secs(10)).await?;
+        // Whatever else a scenario judges, a forged token (random kid, never published) let in
+        // is the worst a verifier can do: it decides the verdict.
+        let forged = probe.of(Class::Forged);
+        let verdict =
+            if forged.accepted > 0 && !matches!(verdict, Verdict::Fail { cause: "token_tampered", .. }) {
+                fail(
+                    "token_tampered",
+                    format!(
+                        "{} of {} forged tokens (random kids, never published) were ACCEPTED",
+                        forged.accepted, forged.sent
+                    ),
+                )
+            } else {
+                verdict
+            };
         let jwks_requests = self.idp.jwks_requests().await?.saturating_sub(before);
         Ok(Outcome {
             name: scenario.name,
@@ -307,11 +326,31 @@ impl Ctx {
     async fn replace(&self) -> Result<(Verdict, Probe, Option<Duration>)> {
         let old = self.token().await?;
         let (since, new) = self.rotate_and_mint("replace").await?;
+        // Long enough to see the dropped key go: a verifier may confirm a removal with a second
+        // fetch (keyward: 5 s after the first that lacked it) before it refuses the key's tokens.
+        let length = self.window.max(REPLACE_DROP_ALLOWANCE + Duration::from_secs(2));
         let probe =
-            probe(&self.target, &[(Class::Old, old), (Class::New, new)], &self.forger, 0, self.window)
-                .await?;
+            probe(&self.target, &[(Class::Old, old), (Class::New, new)], &self.forger, 0, length).await?;
         let (missing, after) = self.new_accepted(&probe, "stale_cache", since);
-        Ok((missing.unwrap_or(Verdict::Pass), probe, after))
+        let old = probe.of(Class::Old);
+        let kept = old
+            .last_accepted
+            .map(|at| at.saturating_duration_since(since))
+            .filter(|late| *late > REPLACE_DROP_ALLOWANCE)
+            .map(|late| {
+                fail(
+                    "stale_cache",
+                    format!(
+                        "tokens of the dropped key still accepted {:.1} s after the IdP removed it (allowed: {} s to \
+                         confirm the removal; {} of {} accepted in all)",
+                        late.as_secs_f64(),
+                        REPLACE_DROP_ALLOWANCE.as_secs(),
+                        old.accepted,
+                        old.sent
+                    ),
+                )
+            });
+        Ok((missing.or(kept).unwrap_or(Verdict::Pass), probe, after))
     }
 
     async fn kid_reuse(&self) -> Result<(Verdict, Probe, Option<Duration>)> {

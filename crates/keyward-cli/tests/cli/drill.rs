@@ -300,3 +300,78 @@ fn the_fleet_simulation_takes_the_idps_rate_limit() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("--jwks-rate-limit"), "{out:?}");
 }
+
+/// A target that lets every request through: what a verifier that checks nothing looks like.
+struct AcceptAll {
+    url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl AcceptAll {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/orders", listener.local_addr().unwrap());
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let app = axum::Router::new().fallback(|| async { axum::http::StatusCode::OK });
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.await;
+                    })
+                    .await;
+            });
+        });
+        Self { url, shutdown: Some(shutdown) }
+    }
+}
+
+impl Drop for AcceptAll {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[test]
+fn a_target_that_accepts_everything_fails_wherever_it_is_tested() {
+    let idp = RunningIdp::spawn(&["--alg", "ES256"]);
+    let target = AcceptAll::start();
+    let mut args = vec!["drill", "--idp", &idp.base, "--target-url", &target.url, "--audience", AUD];
+    args.extend(["--window", "1", "--json"]);
+    for s in ["steady", "replace", "429-storm", "wrong-key-set", "flapping"] {
+        args.extend(["--scenario", s]);
+    }
+    let (code, stdout, stderr) = run_for(&args, LIMIT);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let got = scenarios(&json_of(&stdout));
+    let got: Vec<(&str, &str, Option<&str>)> =
+        got.iter().map(|(n, r, c)| (n.as_str(), r.as_str(), c.as_deref())).collect();
+    assert_eq!(
+        got,
+        [
+            ("steady", "pass", None),
+            // The dropped key's tokens are never refused.
+            ("replace", "fail", Some("stale_cache")),
+            // Forged tokens (random kids) let in, whatever else the scenario judges.
+            ("429-storm", "fail", Some("token_tampered")),
+            ("wrong-key-set", "fail", Some("token_tampered")),
+            ("flapping", "fail", Some("token_tampered")),
+        ],
+        "{stdout}"
+    );
+}
+
+#[test]
+fn malformed_urls_are_refused_at_once() {
+    let (code, _, stderr) = run_for(&["drill", "--target-url", "notaurl", "--scenario", "steady"], LIMIT);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not a URL"), "{stderr}");
+    let (code, _, stderr) = run_for(&["idp", "--issuer", "not a url"], LIMIT);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not an http(s) URL"), "{stderr}");
+}
