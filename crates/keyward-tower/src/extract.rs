@@ -33,14 +33,46 @@ pub struct StandardClaims {
     /// `aud`: a string or an array, always a list here.
     #[serde(default, deserialize_with = "one_or_many")]
     pub aud: Vec<String>,
-    /// `exp`.
+    /// `exp`, rounded down (a fractional NumericDate is valid, as the verifier reads it).
+    #[serde(default, deserialize_with = "numeric_date_down")]
     pub exp: Option<i64>,
-    /// `nbf`.
+    /// `nbf`, rounded up.
+    #[serde(default, deserialize_with = "numeric_date_up")]
     pub nbf: Option<i64>,
-    /// `iat`.
+    /// `iat`, rounded up.
+    #[serde(default, deserialize_with = "numeric_date_up")]
     pub iat: Option<i64>,
     /// `jti`.
     pub jti: Option<String>,
+}
+
+/// A NumericDate (RFC 7519 §2): an integer or a fraction of seconds, rounded by `round` (the
+/// verifier accepted the token with the same reading, so the extractor must not refuse it).
+fn numeric_date<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    round: fn(f64) -> f64,
+) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Whole(i64),
+        Fraction(f64),
+    }
+    match Option::<Seconds>::deserialize(d)? {
+        None => Ok(None),
+        Some(Seconds::Whole(s)) => Ok(Some(s)),
+        // Finite and within i64 (the verifier bounds NumericDates far below), so `as` is exact.
+        Some(Seconds::Fraction(f)) if f.is_finite() && f.abs() < 9.0e15 => Ok(Some(round(f) as i64)),
+        Some(Seconds::Fraction(f)) => Err(serde::de::Error::custom(format!("{f} is not a NumericDate"))),
+    }
+}
+
+fn numeric_date_down<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    numeric_date(d, f64::floor)
+}
+
+fn numeric_date_up<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    numeric_date(d, f64::ceil)
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -57,8 +89,13 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     })
 }
 
+/// The response for `rejection`: the layer's own mapping when it has one, else the default.
 fn reject(parts: &Parts, rejection: &Rejection) -> Response {
-    DefaultReject.reject(rejection, is_grpc(&parts.headers)).into_response()
+    let grpc = is_grpc(&parts.headers);
+    match parts.extensions.get::<crate::service::ExtractorReject>() {
+        Some(custom) => (custom.0)(rejection, grpc).into_response(),
+        None => DefaultReject.reject(rejection, grpc).into_response(),
+    }
 }
 
 /// The outcome the layer recorded, or a 500 (and an error log naming the route) without one.

@@ -52,8 +52,9 @@ impl<R: Reject> KeywardLayer<R> {
         self
     }
 
-    /// Replaces how rejections become responses. `R` is cloned only for requests that wait
-    /// for a key fetch.
+    /// Replaces how rejections become responses, the layer's and (in optional and passthrough
+    /// modes) the extractors' alike. With a mapping other than [`DefaultReject`], `R` is cloned
+    /// into each request's extensions for the extractors.
     pub fn reject_with<R2: Reject>(self, reject: R2) -> KeywardLayer<R2> {
         KeywardLayer { verifier: self.verifier, mode: self.mode, reject }
     }
@@ -75,6 +76,14 @@ pub struct Keyward<S, R = DefaultReject> {
     mode: Mode,
     reject: R,
 }
+
+/// The layer's [`Reject`], for the extractors of a request it let through (optional and
+/// passthrough modes), so a rejection they make is answered the application's way too.
+#[derive(Clone)]
+pub(crate) struct ExtractorReject(pub(crate) std::sync::Arc<RejectFn>);
+
+/// A [`Reject`] with its type erased: rejection and whether the request is gRPC in, response out.
+pub(crate) type RejectFn = dyn Fn(&Rejection, bool) -> Response<String> + Send + Sync;
 
 /// A verification that must wait for a key fetch (boxed: the rare path only).
 pub(crate) type Waiting = Pin<Box<dyn Future<Output = Result<Verified, Error>> + Send + 'static>>;
@@ -160,6 +169,14 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // A mapping of the application's own reaches the extractors too (the default costs
+        // nothing: they fall back to it).
+        if std::any::TypeId::of::<R>() != std::any::TypeId::of::<DefaultReject>() {
+            let reject = self.reject.clone();
+            request.extensions_mut().insert(ExtractorReject(std::sync::Arc::new(move |rejection, grpc| {
+                reject.reject(rejection, grpc)
+            })));
+        }
         let state = match decide(&self.verifier, self.mode, &mut request) {
             Decision::Forward => State::Called { future: self.inner.call(request) },
             Decision::Reject(rejection) => {

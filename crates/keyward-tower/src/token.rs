@@ -50,13 +50,57 @@ pub(crate) fn digest(token: &str) -> [u8; 32] {
     out
 }
 
-/// True for gRPC requests (`content-type: application/grpc`, `application/grpc+proto`, …),
-/// which get `grpc-status` answers instead of HTTP statuses.
+/// True for gRPC requests (`content-type: application/grpc`, `application/grpc+proto`,
+/// `application/grpc-web`, `application/grpc-web-text+proto`, …), which get `grpc-status`
+/// answers (trailers-only, which gRPC-Web clients read from the headers too) instead of HTTP
+/// statuses.
 pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
     headers.get(http::header::CONTENT_TYPE).is_some_and(|ct| {
         let ct = ct.as_bytes();
-        ct.len() >= 16
-            && ct.get(..16).is_some_and(|p| p.eq_ignore_ascii_case(b"application/grpc"))
-            && matches!(ct.get(16), None | Some(b'+' | b';'))
+        let Some(rest) =
+            ct.get(..16).filter(|p| p.eq_ignore_ascii_case(b"application/grpc")).and(ct.get(16..))
+        else {
+            return false;
+        };
+        let rest = match rest.get(..4) {
+            Some(web) if web.eq_ignore_ascii_case(b"-web") => rest.get(4..).unwrap_or_default(),
+            _ => rest,
+        };
+        let rest = match rest.get(..5) {
+            Some(text) if text.eq_ignore_ascii_case(b"-text") => rest.get(5..).unwrap_or_default(),
+            _ => rest,
+        };
+        matches!(rest.first(), None | Some(b'+' | b';'))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn grpc_content_types_include_grpc_web_and_nothing_else() {
+        let of = |ct: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            is_grpc(&headers)
+        };
+        for ct in [
+            "application/grpc",
+            "application/grpc+proto",
+            "Application/GRPC; charset=utf-8",
+            "application/grpc-web",
+            "application/grpc-web+proto",
+            "application/grpc-web-text",
+            "application/grpc-web-text+proto",
+        ] {
+            assert!(of(ct), "{ct}");
+        }
+        for ct in ["application/json", "application/grpcx", "application/grpc-webx", "application/grp"] {
+            assert!(!of(ct), "{ct}");
+        }
+        assert!(!is_grpc(&HeaderMap::new()));
+    }
 }

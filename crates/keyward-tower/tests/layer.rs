@@ -378,3 +378,48 @@ fn standard_claims_take_aud_as_string_or_array() {
     let many: StandardClaims = serde_json::from_value(json!({"aud": ["a", "b"]})).unwrap();
     assert_eq!(many.aud, vec!["a".to_owned(), "b".to_owned()]);
 }
+
+#[test]
+fn standard_claims_read_fractional_numeric_dates_as_the_verifier_does() {
+    let c: StandardClaims =
+        serde_json::from_value(json!({"exp": 1_767_229_200.5, "nbf": 1_767_225_600.2, "iat": 1_767_225_600}))
+            .unwrap();
+    assert_eq!((c.exp, c.nbf, c.iat), (Some(1_767_229_200), Some(1_767_225_601), Some(1_767_225_600)));
+    let none: StandardClaims = serde_json::from_value(json!({})).unwrap();
+    assert_eq!((none.exp, none.nbf, none.iat), (None, None, None));
+    assert!(serde_json::from_value::<StandardClaims>(json!({"exp": "tomorrow"})).is_err());
+}
+
+/// The application's own mapping, used wherever a rejection is answered.
+#[derive(Clone)]
+struct Teapot;
+
+impl keyward_tower::Reject for Teapot {
+    fn reject(&self, rejection: &keyward_tower::Rejection, _grpc: bool) -> http::Response<String> {
+        let mut response = http::Response::new(format!("teapot: {}", rejection.code()));
+        *response.status_mut() = StatusCode::IM_A_TEAPOT;
+        response
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_custom_rejection_mapping_answers_for_the_layer_and_for_the_extractors() {
+    let k1 = key("k1");
+    let (idp, verifier) = idp_with(&[&k1]).await;
+    let expired = token(idp.issuer(), &k1, json!({"exp": NOW - 3600, "iat": NOW - 7200, "nbf": NOW - 7200}));
+    // Required: the layer itself refuses.
+    let required =
+        Router::new().route("/me", get(me)).layer(KeywardLayer::new(verifier.clone()).reject_with(Teapot));
+    assert_eq!(
+        call(&required, req("/me", None), "").await,
+        (418, String::new(), "teapot: missing_token".to_owned())
+    );
+    // Passthrough: the request goes on and the extractor refuses, the application's way too.
+    let passthrough = Router::new()
+        .route("/me", get(me))
+        .layer(KeywardLayer::new(verifier).mode(Mode::Passthrough).reject_with(Teapot));
+    assert_eq!(
+        call(&passthrough, req("/me", Some(&expired)), "").await,
+        (418, String::new(), "teapot: expired".to_owned())
+    );
+}
