@@ -79,10 +79,12 @@ pub struct Keyward<S, R = DefaultReject> {
 
 /// The layer's [`Reject`], for the extractors of a request it let through (optional and
 /// passthrough modes), so a rejection they make is answered the application's way too.
+#[cfg(feature = "axum")]
 #[derive(Clone)]
 pub(crate) struct ExtractorReject(pub(crate) std::sync::Arc<RejectFn>);
 
 /// A [`Reject`] with its type erased: rejection and whether the request is gRPC in, response out.
+#[cfg(feature = "axum")]
 pub(crate) type RejectFn = dyn Fn(&Rejection, bool) -> Response<String> + Send + Sync;
 
 /// A verification that must wait for a key fetch (boxed: the rare path only).
@@ -171,6 +173,7 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         // A mapping of the application's own reaches the extractors too (the default costs
         // nothing: they fall back to it).
+        #[cfg(feature = "axum")]
         if std::any::TypeId::of::<R>() != std::any::TypeId::of::<DefaultReject>() {
             let reject = self.reject.clone();
             request.extensions_mut().insert(ExtractorReject(std::sync::Arc::new(move |rejection, grpc| {

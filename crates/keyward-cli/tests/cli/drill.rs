@@ -17,49 +17,24 @@ use super::support::run;
 const AUD: &str = "orders-api";
 const LIMIT: Duration = Duration::from_secs(150);
 
-/// An HTTP service on a loopback port that checks `Authorization: Bearer` with a verifier over
-/// `keys`: 200 when valid, 401 otherwise; the first `warmup` requests get 503.
+/// An HTTP service on a loopback port answering `/orders` with the router `make_app` builds (on
+/// the service's own runtime); stops when dropped.
 struct Service {
     url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Service {
-    fn start(keys: impl FnOnce() -> Keys + Send + 'static, issuer: &str, warmup: usize) -> Self {
+    fn spawn(make_app: impl FnOnce() -> axum::Router + Send + 'static) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}/orders", listener.local_addr().unwrap());
-        let issuer = issuer.to_owned();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {
             let runtime =
                 tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             runtime.block_on(async move {
-                let policy = Policy::builder().issuer(issuer).audience(AUD).build().unwrap();
-                let verifier = Verifier::builder().keys(keys()).policy(policy).build().unwrap();
-                let seen = Arc::new(AtomicUsize::new(0));
-                let app = axum::Router::new().route(
-                    "/orders",
-                    axum::routing::get(move |headers: axum::http::HeaderMap| {
-                        let verifier = verifier.clone();
-                        let seen = Arc::clone(&seen);
-                        async move {
-                            if seen.fetch_add(1, Ordering::SeqCst) < warmup {
-                                return axum::http::StatusCode::SERVICE_UNAVAILABLE;
-                            }
-                            let token = headers
-                                .get("authorization")
-                                .and_then(|v| v.to_str().ok())
-                                .and_then(|v| v.strip_prefix("Bearer "))
-                                .unwrap_or_default()
-                                .to_owned();
-                            match verifier.verify(&token).await {
-                                Ok(_) => axum::http::StatusCode::OK,
-                                Err(_) => axum::http::StatusCode::UNAUTHORIZED,
-                            }
-                        }
-                    }),
-                );
+                let app = make_app();
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
@@ -69,6 +44,44 @@ impl Service {
             });
         });
         Self { url, shutdown: Some(shutdown) }
+    }
+
+    /// Checks `Authorization: Bearer` with a verifier over `keys`: 200 when valid, 401
+    /// otherwise; the first `warmup` requests get 503.
+    fn start(keys: impl FnOnce() -> Keys + Send + 'static, issuer: &str, warmup: usize) -> Self {
+        let issuer = issuer.to_owned();
+        Self::spawn(move || {
+            let policy = Policy::builder().issuer(issuer).audience(AUD).build().unwrap();
+            let verifier = Verifier::builder().keys(keys()).policy(policy).build().unwrap();
+            let seen = Arc::new(AtomicUsize::new(0));
+            axum::Router::new().route(
+                "/orders",
+                axum::routing::get(move |headers: axum::http::HeaderMap| {
+                    let verifier = verifier.clone();
+                    let seen = Arc::clone(&seen);
+                    async move {
+                        if seen.fetch_add(1, Ordering::SeqCst) < warmup {
+                            return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        let token = headers
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.strip_prefix("Bearer "))
+                            .unwrap_or_default()
+                            .to_owned();
+                        match verifier.verify(&token).await {
+                            Ok(_) => axum::http::StatusCode::OK,
+                            Err(_) => axum::http::StatusCode::UNAUTHORIZED,
+                        }
+                    }
+                }),
+            )
+        })
+    }
+
+    /// Lets every request through: what a verifier that checks nothing looks like.
+    fn accept_all() -> Self {
+        Self::spawn(|| axum::Router::new().fallback(|| async { axum::http::StatusCode::OK }))
     }
 }
 
@@ -301,46 +314,10 @@ fn the_fleet_simulation_takes_the_idps_rate_limit() {
     assert!(out.stderr.contains("--jwks-rate-limit"), "{out:?}");
 }
 
-/// A target that lets every request through: what a verifier that checks nothing looks like.
-struct AcceptAll {
-    url: String,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl AcceptAll {
-    fn start() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}/orders", listener.local_addr().unwrap());
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let app = axum::Router::new().fallback(|| async { axum::http::StatusCode::OK });
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.await;
-                    })
-                    .await;
-            });
-        });
-        Self { url, shutdown: Some(shutdown) }
-    }
-}
-
-impl Drop for AcceptAll {
-    fn drop(&mut self) {
-        if let Some(stop) = self.shutdown.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
 #[test]
 fn a_target_that_accepts_everything_fails_wherever_it_is_tested() {
     let idp = RunningIdp::spawn(&["--alg", "ES256"]);
-    let target = AcceptAll::start();
+    let target = Service::accept_all();
     let mut args = vec!["drill", "--idp", &idp.base, "--target-url", &target.url, "--audience", AUD];
     args.extend(["--window", "1", "--json"]);
     for s in ["steady", "replace", "429-storm", "wrong-key-set", "flapping"] {
