@@ -1049,8 +1049,16 @@ fn mint_token(shared: &Shared, fields: &[(String, String)]) -> Result<Value, Pro
     let mut claims = Map::new();
     claims.insert("iss".into(), json!(shared.issuer));
     claims.insert("sub".into(), json!(sub));
-    if let Some(aud) = field(fields, "aud") {
-        claims.insert("aud".into(), json!(aud));
+    // One `aud` is a string; repeated (several resources), an array of them.
+    let audiences: Vec<&str> = fields.iter().filter(|(k, _)| k == "aud").map(|(_, v)| v.as_str()).collect();
+    match audiences.as_slice() {
+        [] => {}
+        [one] => {
+            claims.insert("aud".into(), json!(one));
+        }
+        many => {
+            claims.insert("aud".into(), json!(many));
+        }
     }
     if let Some(scope) = field(fields, "scope") {
         claims.insert("scope".into(), json!(scope));
@@ -1071,10 +1079,12 @@ fn mint_token(shared: &Shared, fields: &[(String, String)]) -> Result<Value, Pro
             claims.insert(claim.to_owned(), parsed);
         }
     }
+    // A `claim.exp` given as a number decides the lifetime the answer reports too.
+    let expires_in = claims.get("exp").and_then(Value::as_i64).map_or(ttl, |exp| exp.saturating_sub(now));
     let header = json!({"alg": key.alg().as_str(), "kid": key.kid(), "typ": typ});
     let token = key.sign_with_header(&header, &Value::Object(claims))?;
     shared.log(format!("token: sub {sub}, kid {}, ttl {ttl} s", key.kid()));
-    Ok(json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl}))
+    Ok(json!({"access_token": token, "token_type": "Bearer", "expires_in": expires_in}))
 }
 
 async fn token_endpoint(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
@@ -1403,6 +1413,27 @@ mod tests {
         let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
         assert!(read.is_ok(), "the connection was neither answered twice nor closed within 5 s");
         String::from_utf8_lossy(&answer).matches("HTTP/1.1 200").count()
+    }
+
+    #[tokio::test]
+    async fn the_token_endpoint_takes_several_audiences_and_reports_an_overridden_exp() {
+        let provider =
+            Provider::start(SocketAddr::from(([127, 0, 0, 1], 0)), ProviderConfig::default()).await.unwrap();
+        let field = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let payload = |answer: &Value| -> Value {
+            let token = answer["access_token"].as_str().unwrap();
+            let part = token.split('.').nth(1).unwrap();
+            serde_json::from_slice(&base64_simd::URL_SAFE_NO_PAD.decode_to_vec(part).unwrap()).unwrap()
+        };
+        let two = provider.mint_from_form(&[field("aud", "orders"), field("aud", "billing")]).unwrap();
+        assert_eq!(payload(&two)["aud"], json!(["orders", "billing"]));
+        let one = provider.mint_from_form(&[field("aud", "orders")]).unwrap();
+        assert_eq!(payload(&one)["aud"], json!("orders"));
+        let soon = unix_now() + 120;
+        let short = provider.mint_from_form(&[field("claim.exp", &soon.to_string())]).unwrap();
+        assert_eq!(payload(&short)["exp"], json!(soon));
+        let left = short["expires_in"].as_i64().unwrap();
+        assert!((118..=120).contains(&left), "expires_in follows the exp claim: {left}");
     }
 
     #[tokio::test]
