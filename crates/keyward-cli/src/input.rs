@@ -16,6 +16,8 @@ pub(crate) struct Token {
     pub(crate) notes: Vec<String>,
     /// The input was not UTF-8 text: it cannot be a token.
     pub(crate) not_utf8: bool,
+    /// The input's length in bytes when it was not UTF-8 (the size bound is judged first).
+    pub(crate) not_utf8_len: usize,
 }
 
 impl Token {
@@ -23,7 +25,7 @@ impl Token {
     pub(crate) fn from_bytes(bytes: Vec<u8>) -> Self {
         match String::from_utf8(bytes) {
             Ok(text) => Self::from_text(&text),
-            Err(_) => Self { not_utf8: true, ..Self::default() },
+            Err(e) => Self { not_utf8: true, not_utf8_len: e.as_bytes().len(), ..Self::default() },
         }
     }
 
@@ -45,7 +47,7 @@ impl Token {
                 text = rest.trim_start();
             }
         }
-        Self { text: text.to_owned(), notes, not_utf8: false }
+        Self { text: text.to_owned(), notes, ..Self::default() }
     }
 }
 

@@ -33,6 +33,25 @@ pub(crate) fn load(path: &str) -> Result<KeyFile> {
     // document is not JSON or not a key set. Only then is the document looked at for what else
     // it may be.
     let not_keys = match JwkSet::from_json(&bytes) {
+        Ok(set) if set.is_empty() => {
+            // Every token would fail, for a reason that is really the file's.
+            let aside: Vec<String> = set
+                .set_aside()
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{}: {} ({})",
+                        a.kid.as_deref().unwrap_or("(no kid)"),
+                        a.detail,
+                        a.problem.as_str()
+                    )
+                })
+                .collect();
+            if aside.is_empty() {
+                bail!("cannot use {path} as a key set: it holds no keys");
+            }
+            bail!("cannot use {path} as a key set: none of its keys is usable: {}", aside.join("; "));
+        }
         Ok(set) => {
             warn_about(&set, None);
             return Ok(KeyFile::Set(set));

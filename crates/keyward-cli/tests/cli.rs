@@ -16,6 +16,7 @@ mod cli {
     mod doctor_edges;
     mod doctor_more;
     mod drill;
+    mod edges;
     mod guarantees;
     mod idp;
     pub(crate) mod idp_support;

@@ -35,8 +35,11 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode> {
         return stream(&runtime, &checker, workers);
     }
     let token = input::token(args.token.as_deref())?;
-    let outcome =
-        if token.not_utf8 { Err(not_utf8()) } else { runtime.block_on(checker.verify(&token.text)) };
+    let outcome = if token.not_utf8 {
+        Err(not_utf8(token.not_utf8_len))
+    } else {
+        runtime.block_on(checker.verify(&token.text))
+    };
     let report = Report::new(&token, &checker, outcome);
     let mut out = Vec::new();
     if args.json {
@@ -51,7 +54,16 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode> {
     Ok(report.exit_code())
 }
 
-fn not_utf8() -> Error {
+/// The verdict on input that is not UTF-8: too large first (the size bound is judged before
+/// anything else, as for text), else malformed.
+fn not_utf8(len: usize) -> Error {
+    if len > keyward::DEFAULT_MAX_TOKEN_LEN {
+        let max = keyward::DEFAULT_MAX_TOKEN_LEN;
+        return Error::new(
+            Reason::TokenTooLarge,
+            format!("the input is {len} bytes, above the {max}-byte limit"),
+        );
+    }
     Error::new(Reason::Malformed, "the input is not UTF-8 text, so it cannot be a token")
 }
 
@@ -557,9 +569,9 @@ fn read_token_line(input: &mut impl BufRead, bytes: &mut Vec<u8>) -> Result<Opti
     // Tidied from the reused buffer: the token's text is its only allocation.
     let token = match std::str::from_utf8(bytes) {
         Ok(text) => Token::from_text(text),
-        Err(_) => Token { not_utf8: true, ..Token::default() },
+        Err(_) => Token { not_utf8: true, not_utf8_len: bytes.len(), ..Token::default() },
     };
-    let early = token.not_utf8.then(not_utf8);
+    let early = token.not_utf8.then(|| not_utf8(token.not_utf8_len));
     Ok(Some(Line { token, early }))
 }
 
