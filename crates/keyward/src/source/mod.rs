@@ -380,6 +380,9 @@ impl JwksSource {
             Ok((key, grace)) => {
                 inner.control().unresolved.resolved(kid);
                 evidence.grace = grace;
+                // The kid was known before the fetch, and what verifies now is other material.
+                evidence.material_changed =
+                    !old_material.is_empty() && !old_material.contains(key.thumbprint());
                 Ok((Arc::clone(key), evidence))
             }
             Err(second) => {

@@ -226,6 +226,7 @@ async fn same_kid_rotation_is_found_at_once() {
         verified.keys().unwrap().fetch,
         FetchDecision::Made { trigger: Trigger::SignatureRetry, succeeded: true }
     );
+    assert!(verified.keys().unwrap().material_changed, "the verdict says the kid's material changed");
     assert_eq!(server.hits(KEYS), 2);
     // The old material under the same kid is gone at once: the IdP replaced it.
     let err = rejected(v.verify(&token(&old)).await, Reason::InvalidSignature, "old material");
