@@ -137,6 +137,13 @@ impl JwkSet {
                 return Ok(Self::from_entries(pem_map::parse_pem_map(&document)));
             }
             None => {
+                // A discovery document where a key set was expected: name where the keys are.
+                if let Some(jwks_uri) = document.get("jwks_uri").and_then(Value::as_str) {
+                    return Err(JwksError::NotAKeySet(format!(
+                        "this is an OpenID discovery document (it has \"jwks_uri\"), not a key set; the keys \
+                         are at {jwks_uri}"
+                    )));
+                }
                 return Err(JwksError::NotAKeySet(
                     "no \"keys\" member, and not a {kid: PEM certificate} map".to_owned(),
                 ));
@@ -325,4 +332,27 @@ fn first_to_verify<'k>(
             format!("signature does not verify under any of {tried} candidate keys"),
         )
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_discovery_document_names_where_the_keys_are() {
+        let discovery =
+            br#"{"issuer": "https://idp.example.com", "jwks_uri": "https://idp.example.com/keys"}"#;
+        match JwkSet::from_json(discovery) {
+            Err(JwksError::NotAKeySet(why)) => {
+                assert!(
+                    why.contains("discovery document") && why.contains("https://idp.example.com/keys"),
+                    "{why}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(JwkSet::from_json(br#"{"other": 1}"#), Err(JwksError::NotAKeySet(why)) if why.contains("no \"keys\""))
+        );
+    }
 }
