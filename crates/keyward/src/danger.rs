@@ -47,3 +47,47 @@ pub fn decode_unverified(token: &str, max_len: usize) -> Result<Unverified, Erro
     let header_problem = UnverifiedToken::parse(token, max_len).err();
     Ok(Unverified { header, claims, signature_len, header_problem })
 }
+
+/// The `iss` a token claims, read WITHOUT verifying anything, to choose which issuer's keys may
+/// verify it (as the multi-issuer [`crate::Verifier`] does, with the same strict reading: size
+/// bound, three canonical base64url segments, a JSON object payload, a string `iss`).
+/// `Ok(None)` when the payload has no `iss`.
+pub fn unverified_issuer(token: &str, max_len: usize) -> Result<Option<String>, Error> {
+    let [_, payload, _] = compact::split(token, max_len)?;
+    let bytes = base64url::decode(payload).map_err(|_| {
+        Error::malformed(format!(
+            "payload segment is not canonical unpadded base64url: {}",
+            base64url::defect(payload)
+        ))
+    })?;
+    Ok(crate::jose::peek::peek_issuer(&bytes)?.iss)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Reason;
+
+    fn token(payload: &str) -> String {
+        format!("{}.{}.c2ln", base64url::encode(br#"{"alg":"RS256"}"#), base64url::encode(payload.as_bytes()))
+    }
+
+    #[test]
+    fn the_unverified_issuer_is_read_strictly() {
+        assert_eq!(
+            unverified_issuer(&token(r#"{"iss":"https://a","sub":"x"}"#), 4096).unwrap(),
+            Some("https://a".into())
+        );
+        assert_eq!(unverified_issuer(&token(r#"{"sub":"x"}"#), 4096).unwrap(), None);
+        assert_eq!(
+            unverified_issuer(&token(r#"{"iss":7}"#), 4096).unwrap_err().reason(),
+            Reason::InvalidClaim
+        );
+        assert_eq!(unverified_issuer(&token("[]"), 4096).unwrap_err().reason(), Reason::Malformed);
+        assert_eq!(unverified_issuer("a.b*.c", 4096).unwrap_err().reason(), Reason::Malformed);
+        assert_eq!(
+            unverified_issuer(&token(r#"{"iss":"x"}"#), 10).unwrap_err().reason(),
+            Reason::TokenTooLarge
+        );
+    }
+}
