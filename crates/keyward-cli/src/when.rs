@@ -115,6 +115,18 @@ pub(crate) fn relative(at: i64, now: i64) -> String {
     }
 }
 
+/// A NumericDate claim in whole seconds, as the verifier reads it: integers as they are,
+/// fractions rounded (`exp` down, `nbf` and `iat` up); `None` when absent or not a number in range.
+pub(crate) fn numeric_date(claims: &serde_json::Map<String, serde_json::Value>, name: &str) -> Option<i64> {
+    let value = claims.get(name)?;
+    if let Some(whole) = value.as_i64() {
+        return Some(whole);
+    }
+    let seconds = value.as_f64().filter(|f| f.is_finite() && f.abs() < 9.0e15)?;
+    // Finite and bounded above, so the conversion is exact.
+    Some(if name == "exp" { seconds.floor() } else { seconds.ceil() } as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

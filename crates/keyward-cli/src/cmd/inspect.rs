@@ -95,20 +95,8 @@ fn print(report: &InspectReport<'_>) {
     }
 }
 
-/// A NumericDate claim in whole seconds, as the verifier reads it: integers as they are,
-/// fractions rounded (`exp` down, `nbf` and `iat` up); `None` when absent or not a number in range.
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Option<i64> {
-    let value = claims.get(name)?;
-    if let Some(whole) = value.as_i64() {
-        return Some(whole);
-    }
-    let seconds = value.as_f64().filter(|f| f.is_finite() && f.abs() < 9.0e15)?;
-    // Finite and bounded above, so the conversion is exact.
-    Some(if name == "exp" { seconds.floor() } else { seconds.ceil() } as i64)
-}
-
 fn validity(claims: &Map<String, Value>, now: i64) -> Validity {
-    let time = |name: &str| numeric_date(claims, name);
+    let time = |name: &str| when::numeric_date(claims, name);
     Validity {
         now,
         expired: time("exp").is_some_and(|exp| exp <= now),
@@ -121,15 +109,15 @@ fn time_notes(claims: &Map<String, Value>, now: i64) -> Vec<String> {
     let mut lines: Vec<String> = ["iat", "nbf", "exp"]
         .into_iter()
         .filter_map(|name| {
-            let t = numeric_date(claims, name)?;
+            let t = when::numeric_date(claims, name)?;
             Some(format!("  {name} = {} ({})", format_rfc3339(t), when::relative(t, now).split(" (").next()?))
         })
         .collect();
     let state = validity(claims, now);
-    if let Some(exp) = numeric_date(claims, "exp").filter(|_| state.expired) {
+    if let Some(exp) = when::numeric_date(claims, "exp").filter(|_| state.expired) {
         lines.push(format!("EXPIRED {} (without leeway)", when::relative(exp, now)));
     }
-    if let Some(nbf) = numeric_date(claims, "nbf").filter(|_| state.not_yet_valid) {
+    if let Some(nbf) = when::numeric_date(claims, "nbf").filter(|_| state.not_yet_valid) {
         lines.push(format!("NOT YET VALID: valid from {} (without leeway)", when::relative(nbf, now)));
     }
     lines

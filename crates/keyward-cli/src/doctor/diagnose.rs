@@ -81,11 +81,6 @@ fn string_list(value: Option<&Value>) -> Vec<String> {
 }
 
 /// A NumericDate claim in whole seconds (a fraction is cut off); `None` when absent or not a number.
-fn numeric(claims: Option<&Map<String, Value>>, name: &str) -> Option<i64> {
-    let value = claims?.get(name)?;
-    value.as_i64().or_else(|| value.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-}
-
 /// Diagnoses one token against the live set and the cached copy.
 pub(crate) fn diagnose(
     token: &Token,
@@ -516,7 +511,7 @@ fn claim_checks(
     }
     let now = settings.now;
     let leeway = i64::try_from(settings.leeway).unwrap_or(i64::MAX);
-    match numeric(Some(claims), "exp") {
+    match when::numeric_date(claims, "exp") {
         Some(exp) => {
             let over = now.saturating_sub(exp).saturating_sub(leeway);
             // As the verifier judges it: valid while now < exp + leeway (RFC 7519 4.1.4).
@@ -537,7 +532,7 @@ fn claim_checks(
         None => list.check("exp", Status::Warn, "the token has no exp"),
     }
     for (name, what) in [("nbf", "not valid before"), ("iat", "issued")] {
-        let Some(at) = numeric(Some(claims), name) else { continue };
+        let Some(at) = when::numeric_date(claims, name) else { continue };
         let ahead = at.saturating_sub(now).saturating_sub(leeway);
         if ahead > 0 {
             let why = format!(
