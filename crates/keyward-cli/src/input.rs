@@ -14,10 +14,9 @@ pub(crate) struct Token {
     pub(crate) text: String,
     /// What keyward removed from the input (quotes, a `Bearer ` prefix), for the output.
     pub(crate) notes: Vec<String>,
-    /// The input was not UTF-8 text: it cannot be a token.
-    pub(crate) not_utf8: bool,
-    /// The input's length in bytes when it was not UTF-8 (the size bound is judged first).
-    pub(crate) not_utf8_len: usize,
+    /// The input was not UTF-8 text (it cannot be a token): its length in bytes, since the size
+    /// bound is still judged first.
+    pub(crate) not_utf8: Option<usize>,
 }
 
 impl Token {
@@ -25,7 +24,7 @@ impl Token {
     pub(crate) fn from_bytes(bytes: Vec<u8>) -> Self {
         match String::from_utf8(bytes) {
             Ok(text) => Self::from_text(&text),
-            Err(e) => Self { not_utf8: true, not_utf8_len: e.as_bytes().len(), ..Self::default() },
+            Err(e) => Self { not_utf8: Some(e.as_bytes().len()), ..Self::default() },
         }
     }
 
@@ -124,6 +123,6 @@ mod tests {
             assert_eq!(token.text, text, "{raw:?}");
             assert_eq!(token.notes.len(), notes, "{raw:?}: {:?}", token.notes);
         }
-        assert!(Token::from_bytes(vec![0xff, b'a']).not_utf8);
+        assert_eq!(Token::from_bytes(vec![0xff, b'a']).not_utf8, Some(2));
     }
 }

@@ -27,7 +27,7 @@ pub(crate) fn run(args: &InspectArgs) -> Result<ExitCode> {
             eprintln!("keyward: note: {note}");
         }
     }
-    let decoded = if token.not_utf8 {
+    let decoded = if token.not_utf8.is_some() {
         Err(Error::new(Reason::Malformed, "the input is not UTF-8 text, so it cannot be a token"))
     } else {
         decode_unverified(&token.text, MAX_INSPECT_LEN)

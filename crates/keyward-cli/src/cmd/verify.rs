@@ -35,8 +35,8 @@ pub(crate) fn run(args: VerifyArgs) -> Result<ExitCode> {
         return stream(&runtime, &checker, workers);
     }
     let token = input::token(args.token.as_deref())?;
-    let outcome = if token.not_utf8 {
-        Err(not_utf8(token.not_utf8_len))
+    let outcome = if let Some(len) = token.not_utf8 {
+        Err(not_utf8(len))
     } else {
         runtime.block_on(checker.verify(&token.text))
     };
@@ -569,9 +569,9 @@ fn read_token_line(input: &mut impl BufRead, bytes: &mut Vec<u8>) -> Result<Opti
     // Tidied from the reused buffer: the token's text is its only allocation.
     let token = match std::str::from_utf8(bytes) {
         Ok(text) => Token::from_text(text),
-        Err(_) => Token { not_utf8: true, not_utf8_len: bytes.len(), ..Token::default() },
+        Err(_) => Token { not_utf8: Some(bytes.len()), ..Token::default() },
     };
-    let early = token.not_utf8.then(|| not_utf8(token.not_utf8_len));
+    let early = token.not_utf8.map(not_utf8);
     Ok(Some(Line { token, early }))
 }
 

@@ -98,7 +98,7 @@ pub(crate) fn diagnose(
     };
 
     // 1. The token.
-    let decoded = if token.not_utf8 {
+    let decoded = if token.not_utf8.is_some() {
         Err("the input is not UTF-8 text, so it cannot be a token".to_owned())
     } else if token.text.is_empty() {
         Err("the token is empty".to_owned())

@@ -70,7 +70,7 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<ExitCode> {
         None => None,
     };
     let token = if args.audit || args.stream { None } else { Some(input::token(args.token.as_deref())?) };
-    if token.as_ref().is_some_and(|t| t.text.is_empty() && !t.not_utf8) {
+    if token.as_ref().is_some_and(|t| t.text.is_empty() && t.not_utf8.is_none()) {
         // Nothing to diagnose is a usage error, not a tampered token.
         anyhow::bail!("no token: give it as an argument, as @FILE, or on stdin (`-`)");
     }
@@ -133,7 +133,7 @@ fn stream(live: &Live, cached: Option<&Cached>, settings: &Settings, json: bool)
             skip_rest_of_line(&mut input)?;
         }
         let token = Token::from_bytes(bytes);
-        if token.text.is_empty() && !token.not_utf8 {
+        if token.text.is_empty() && token.not_utf8.is_none() {
             continue;
         }
         tokens = tokens.saturating_add(1);
